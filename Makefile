@@ -1,0 +1,46 @@
+# entropy-lab: `make help` lists the targets.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(abspath $(VENV))/bin
+STAMP := $(VENV)/.installed-from-lock
+export PATH := $(BIN):$(PATH)
+
+.DEFAULT_GOAL := help
+.PHONY: help install repro test test-all lint bench lock
+
+help: ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[36m%-9s\033[0m %s\n", $$1, $$2}'
+
+install: $(STAMP) ## Create .venv if missing and install the exact versions in requirements.lock
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $@
+
+repro: install ## Run the DVC pipeline on the default (offline, CPU) profile
+	dvc repro
+
+# pytest exits 5 when a marker selects nothing: that is not a failure.
+PYTEST = pytest $(1); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests selected"; rc=0; fi; exit $$rc
+
+test: install ## Fast test suite (no slow or GPU tests)
+	@$(call PYTEST,-q)
+
+test-all: install ## Every test, slow and GPU-marked too (GPU tests skip without CUDA)
+	@$(call PYTEST,-q -m "")
+
+lint: install ## ruff, hadolint and file hygiene through pre-commit
+	pre-commit run --all-files --show-diff-on-failure
+
+bench: install ## Benchmarks: ratios measured side by side in one run
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+lock: ## Re-resolve pyproject.toml's dependencies into requirements.lock (needs the registry)
+	rm -rf .lock-venv && python3 -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet --disable-pip-version-check '.[dev]'
+	{ echo "# Every transitive version, from 'make lock'. torch==2.13.0 is the CPU build here."; \
+	  .lock-venv/bin/pip freeze --all --exclude pip --exclude entropy_lab | sed 's/+cpu$$//'; } > requirements.lock
+	rm -rf .lock-venv

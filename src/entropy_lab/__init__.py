@@ -1,0 +1,3 @@
+"""entropy-lab: does the source of randomness change what a language model writes?"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,61 @@
+"""`entropy-lab`: one subcommand per DVC stage. Bad input exits 2 with one line on stderr."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from entropy_lab.config import PARAMS_FILE, load_params
+from entropy_lab.errors import UserError
+
+params_option = click.option(
+    "--params",
+    "params_path",
+    type=click.Path(path_type=Path),
+    default=PARAMS_FILE,
+    show_default=True,
+    help="Parameters file.",
+)
+
+
+def user_errors(fn):
+    """Turn a `UserError` into one line on stderr and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except UserError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+def main(verbose: bool) -> None:
+    """Reproducible experiments on randomness in language models."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@main.command("models")
+@params_option
+@user_errors
+def models_cmd(params_path: Path) -> None:
+    """Stage `models`: train the offline default LM and resolve every model in models.use."""
+    from entropy_lab.models import run_stage
+
+    run_stage(load_params(params_path).models)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,199 @@
+"""Resolve and load causal LMs: local first, hub last, safetensors only, no remote code.
+
+Resolution order for a name: an explicit local directory, then `models/<name>/`, then
+the Hugging Face cache, then the hub (a download into the cache). An unknown model is
+a one-line error that lists every place looked in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from entropy_lab.config import ModelProfile, ModelsSection
+from entropy_lab.errors import UserError
+
+MODELS_DIR = Path("models")
+# What a causal LM needs from a repo: weights as safetensors, config, tokenizer files.
+ALLOW_PATTERNS = ["*.safetensors", "*.json", "tokenizer.model", "*.txt", "*.jinja"]
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    name: str
+    path: Path
+    source: str  # "path" | "models-dir" | "hf-cache" | "hub"
+    repo: str | None = None
+    revision: str | None = None
+
+
+def _is_model_dir(path: Path) -> bool:
+    return path.is_dir() and (path / "config.json").is_file()
+
+
+def _snapshot_revision(path: Path) -> str | None:
+    """The commit hash of a hub snapshot directory (`.../snapshots/<commit>`)."""
+    return path.name if path.parent.name == "snapshots" else None
+
+
+def resolve(
+    name: str,
+    repo: str | None = None,
+    revision: str | None = None,
+    models_dir: Path = MODELS_DIR,
+) -> ResolvedModel:
+    """Find `name` locally, then in the HF cache, then on the hub (as `repo`, default `name`)."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    looked: list[str] = []
+    explicit = Path(name).expanduser()
+    if _is_model_dir(explicit):
+        return ResolvedModel(name, explicit, "path")
+    looked.append(f"path {explicit}")
+    local = models_dir / name
+    if _is_model_dir(local):
+        return ResolvedModel(name, local, "models-dir")
+    looked.append(f"{local}/")
+
+    repo_id = repo or name
+    kwargs: dict[str, Any] = {"revision": revision, "allow_patterns": ALLOW_PATTERNS}
+    try:
+        path = Path(snapshot_download(repo_id, local_files_only=True, **kwargs))
+        if _is_model_dir(path):
+            return ResolvedModel(name, path, "hf-cache", repo_id, _snapshot_revision(path))
+        looked.append(f"HF cache {repo_id} (incomplete snapshot)")
+    except (LocalEntryNotFoundError, ValueError, OSError):
+        looked.append(f"HF cache {repo_id}")
+    try:
+        path = Path(snapshot_download(repo_id, etag_timeout=5, **kwargs))
+        if _is_model_dir(path):
+            return ResolvedModel(name, path, "hub", repo_id, _snapshot_revision(path))
+        looked.append(f"hub {repo_id} (no config.json)")
+    except (HfHubHTTPError, LocalEntryNotFoundError, ValueError, OSError) as exc:
+        reason = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
+        looked.append(f"hub {repo_id} ({reason})")
+    raise UserError(f"model {name!r} not found; looked in: " + "; ".join(looked))
+
+
+def resolve_profile(
+    name: str, section: ModelsSection, models_dir: Path = MODELS_DIR
+) -> ResolvedModel:
+    profile = section.profiles[name]
+    return resolve(name, profile.repo, profile.revision, models_dir)
+
+
+def pick_device(requested: str) -> str:
+    import torch
+
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise UserError(
+            "models.device = 'cuda': no CUDA device on this machine; allowed: auto, cpu"
+        )
+    return requested
+
+
+def pick_dtype(requested: str, device: str):
+    import torch
+
+    if requested == "auto":
+        return torch.bfloat16 if device == "cuda" else torch.float32
+    return getattr(torch, requested)
+
+
+def check_quantization(name: str, profile: ModelProfile, device: str) -> None:
+    """8-bit/4-bit loading needs bitsandbytes on CUDA; never fall back to full precision."""
+    if profile.quantization != "none" and device != "cuda":
+        raise UserError(
+            f"models.profiles.{name}.quantization = {profile.quantization!r} needs CUDA "
+            f"(bitsandbytes), but the device is {device}; set it to 'none' or run on a GPU"
+        )
+
+
+def _quantization_config(quantization: str, compute_dtype):
+    from transformers import BitsAndBytesConfig
+
+    if quantization == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_compute_dtype=compute_dtype,
+        bnb_4bit_use_double_quant=True,
+    )
+
+
+def load(
+    resolved: ResolvedModel,
+    device: str = "auto",
+    dtype: str = "auto",
+    quantization: str = "none",
+):
+    """Load (model, tokenizer) from a resolved directory: safetensors only, no remote code."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    dev = pick_device(device)
+    check_quantization(resolved.name, ModelProfile(quantization=quantization), dev)
+    if not any(resolved.path.glob("*.safetensors")):
+        raise UserError(
+            f"model {resolved.name!r} at {resolved.path} has no .safetensors weights; "
+            "pickled checkpoints (.bin, .pt) are refused"
+        )
+    torch_dtype = pick_dtype(dtype, dev)
+    kwargs: dict[str, Any] = {
+        "trust_remote_code": False,
+        "use_safetensors": True,
+        "dtype": torch_dtype,
+    }
+    if quantization != "none":
+        kwargs["quantization_config"] = _quantization_config(quantization, torch_dtype)
+        kwargs["device_map"] = {"": dev}
+    model = AutoModelForCausalLM.from_pretrained(resolved.path, **kwargs)
+    if quantization == "none":
+        model = model.to(dev)
+    tokenizer = AutoTokenizer.from_pretrained(resolved.path, trust_remote_code=False)
+    return model.eval(), tokenizer
+
+
+def load_profile(name: str, section: ModelsSection, models_dir: Path = MODELS_DIR):
+    """Resolve and load a profile with the section's device and dtype."""
+    profile = section.profiles[name]
+    check_quantization(name, profile, pick_device(section.device))
+    resolved = resolve_profile(name, section, models_dir)
+    return load(resolved, section.device, section.dtype, profile.quantization)
+
+
+def weight_hashes(path: Path) -> dict[str, str]:
+    from entropy_lab.provenance import sha256_file
+
+    return {p.name: sha256_file(p) for p in sorted(path.glob("*.safetensors"))}
+
+
+def run_stage(
+    section: ModelsSection, models_dir: Path = MODELS_DIR, reports: Path = Path("reports/models")
+) -> None:
+    """Stage `models`: train the offline default LM, then resolve every model in `use`.
+
+    Quantisation requests are checked before any work, so a CPU run asking for 8-bit
+    fails at once and writes nothing.
+    """
+    from entropy_lab.provenance import write_json
+    from entropy_lab.training.pretrain import build_default_model
+
+    device = pick_device(section.device)
+    for name in section.use:
+        check_quantization(name, section.profiles[name], device)
+    build_default_model(section.tiny, models_dir / section.tiny.name, reports)
+    resolved = {}
+    for name in section.use:
+        r = resolve_profile(name, section, models_dir)
+        resolved[name] = {
+            "source": r.source,
+            "repo": r.repo,
+            "revision": r.revision,
+            "weights": weight_hashes(r.path),
+        }
+    write_json(models_dir / "resolved.json", resolved)

@@ -1,0 +1,192 @@
+"""Run manifests and atomic outputs.
+
+Every stage writes `manifest.json` beside its outputs: the params it read and their
+digest, the sha256 of each input and output, seeds and pool ranges, package versions,
+the git commit and the device. `digest` covers only what determines the result
+(params read, inputs, seeds, pool ranges), so it changes when and only when one of
+those changes. Nothing time-dependent goes in: two runs of a deterministic stage
+write byte-identical manifests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator, Mapping
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+MANIFEST = "manifest.json"
+TRACKED_PACKAGES = (
+    "entropy_lab",
+    "torch",
+    "transformers",
+    "tokenizers",
+    "safetensors",
+    "peft",
+    "datasets",
+    "numpy",
+    "scipy",
+    "statsmodels",
+)
+
+
+def canonical_json(obj: Any) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def sha256_tree(path: Path, exclude: frozenset[str] = frozenset()) -> dict[str, str]:
+    """Relative path -> sha256 for every file under `path` (or the file itself), sorted."""
+    path = Path(path)
+    if path.is_file():
+        return {path.name: sha256_file(path)}
+    files = sorted(p for p in path.rglob("*") if p.is_file() and p.name not in exclude)
+    return {p.relative_to(path).as_posix(): sha256_file(p) for p in files}
+
+
+def sha256_path(path: Path) -> str:
+    """One hash for a file or a directory (over its sorted relative paths and file hashes)."""
+    path = Path(path)
+    if path.is_file():
+        return sha256_file(path)
+    if not path.exists():
+        raise FileNotFoundError(path)
+    return sha256_bytes(canonical_json(sha256_tree(path)))
+
+
+def digest(
+    params: Mapping[str, Any],
+    inputs: Mapping[str, str],
+    seeds: Mapping[str, Any] | None = None,
+    pool_ranges: Mapping[str, Any] | None = None,
+) -> str:
+    """The provenance digest: a function of what determines a stage's result, nothing else."""
+    return sha256_bytes(
+        canonical_json(
+            {
+                "params": dict(params),
+                "inputs": dict(inputs),
+                "seeds": dict(seeds or {}),
+                "pool_ranges": dict(pool_ranges or {}),
+            }
+        )
+    )
+
+
+def package_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in TRACKED_PACKAGES:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            out[name] = metadata.version(name)
+    return out
+
+
+def git_state(cwd: Path | None = None) -> dict[str, Any]:
+    """The commit the code came from and whether tracked files differed from it."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=cwd, capture_output=True, text=True, check=True
+        ).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": None, "dirty": None}
+    return {"commit": commit, "dirty": dirty}
+
+
+def device_description() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        return f"cuda:{torch.cuda.get_device_name(0)}"
+    return f"cpu:{platform.machine()}"
+
+
+def build_manifest(
+    stage: str,
+    params: Mapping[str, Any],
+    inputs: Mapping[str, Path],
+    outputs: Path,
+    seeds: Mapping[str, Any] | None = None,
+    pool_ranges: Mapping[str, Any] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The manifest of a stage whose outputs are the files under `outputs`."""
+    input_hashes = {name: sha256_path(Path(p)) for name, p in sorted(inputs.items())}
+    return {
+        "stage": stage,
+        "digest": digest(params, input_hashes, seeds, pool_ranges),
+        "params": dict(sorted(params.items())),
+        "inputs": input_hashes,
+        "outputs": sha256_tree(outputs, exclude=frozenset({MANIFEST})),
+        "seeds": dict(seeds or {}),
+        "pool_ranges": dict(pool_ranges or {}),
+        "versions": package_versions(),
+        "git": git_state(),
+        "device": device_description(),
+        **dict(extra or {}),
+    }
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Write JSON atomically (temp file in the same directory, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(obj, fh, indent=2, sort_keys=True)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_dir(final: Path) -> Iterator[Path]:
+    """Yield an empty temp directory beside `final`; on success it replaces `final`.
+
+    A stage killed or failing inside the block leaves `final` as it was (or absent)
+    and removes the temp directory, so DVC never sees a partial output.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    os.chmod(tmp, 0o777 & ~_umask())
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = final.with_name(f".{final.name}.old-{os.getpid()}")
+    if final.exists():
+        os.replace(final, old)
+    os.replace(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,1 @@
+"""Training: the default LM from scratch (pretrain)."""

@@ -1,0 +1,95 @@
+"""Shared fixtures: tiny models of each architecture the study uses, built from config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+ARCHS = ("gpt2", "gpt_neox", "llama")
+
+
+def pytest_collection_modifyitems(config, items):
+    """GPU-marked tests skip cleanly on machines without CUDA (CI never has one)."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs CUDA")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+def tiny_config(arch: str):
+    """A ~100k-parameter causal LM config over the 257-token byte vocabulary."""
+    from transformers import GPT2Config, GPTNeoXConfig, LlamaConfig
+
+    common = {"vocab_size": 257, "bos_token_id": 256, "eos_token_id": 256, "pad_token_id": 256}
+    if arch == "gpt2":
+        return GPT2Config(n_embd=32, n_layer=2, n_head=2, n_positions=64, **common)
+    if arch == "gpt_neox":
+        return GPTNeoXConfig(
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+            max_position_embeddings=64,
+            **common,
+        )
+    if arch == "llama":
+        return LlamaConfig(
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+            intermediate_size=64,
+            max_position_embeddings=64,
+            **common,
+        )
+    raise ValueError(arch)
+
+
+def save_tiny_model(arch: str, path: Path, seed: int = 0) -> Path:
+    from transformers import AutoModelForCausalLM
+
+    from entropy_lab.training.pretrain import byte_tokenizer
+
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(tiny_config(arch))
+    model.save_pretrained(path, safe_serialization=True)
+    byte_tokenizer().save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session", params=ARCHS)
+def tiny_model_dir(request, tmp_path_factory) -> Path:
+    """A saved tiny model (safetensors + byte tokenizer) for each architecture."""
+    return save_tiny_model(request.param, tmp_path_factory.mktemp(request.param) / "model")
+
+
+@pytest.fixture
+def params_data() -> dict:
+    """The repository's params.yaml as plain data, to be edited by a test."""
+    return yaml.safe_load((REPO / "params.yaml").read_text())
+
+
+@pytest.fixture
+def fast_params(params_data, tmp_path) -> Path:
+    """params.yaml with a model small enough to train in a few seconds, in a temp dir."""
+    params_data["models"]["tiny"].update(
+        n_layer=1,
+        n_head=2,
+        n_embd=16,
+        context=32,
+        steps=6,
+        batch_size=4,
+        warmup_steps=1,
+        eval_every=3,
+        eval_batches=1,
+        threads=1,
+    )
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params_data))
+    return path
