@@ -36,7 +36,6 @@ def repo_copy(tmp_path, fast_params) -> Path:
     (dst / "dvc.lock").unlink(missing_ok=True)
     shutil.copy(fast_params, dst / "params.yaml")
     run(["git", "init", "-q"], dst)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "init", "--allow-empty"], dst)
     run(["git", "add", "-A"], dst)
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "files"], dst)
     return dst
