@@ -45,6 +45,8 @@ def main(verbose: bool) -> None:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # bitsandbytes warns at import about CPU kernels it cannot use; quantisation is refused on CPU anyway.
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
 
 
 @main.command("models")
