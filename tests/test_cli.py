@@ -1,12 +1,21 @@
-"""The CLI surface: only real subcommands."""
+"""The CLI surface: one subcommand per DVC stage, nothing else."""
 
+import yaml
 from click.testing import CliRunner
 
 from entropy_lab.cli import main
+from tests.conftest import REPO
 
 
-def test_help_lists_only_real_stages():
+def test_subcommands_are_exactly_the_dvc_stages():
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    assert set(main.commands) == set(stages)
+    for name, stage in stages.items():
+        assert stage["cmd"].startswith(f"entropy-lab {name}")
+
+
+def test_help_lists_the_subcommands():
     result = CliRunner().invoke(main, ["--help"])
     assert result.exit_code == 0
-    commands = result.output.split("Commands:")[1].split()
-    assert [c for c in commands if c.islower() and c.isalpha()] == ["models"]
+    listed = [line.split()[0] for line in result.output.split("Commands:")[1].strip().splitlines()]
+    assert listed == sorted(main.commands)

@@ -59,5 +59,15 @@ def models_cmd(params_path: Path) -> None:
     run_stage(load_params(params_path).models)
 
 
+@main.command("tasks")
+@params_option
+@user_errors
+def tasks_cmd(params_path: Path) -> None:
+    """Stage `tasks`: randomness tasks with exact targets, as a DatasetDict in data/tasks."""
+    from entropy_lab.tasks.dataset import run_stage
+
+    run_stage(load_params(params_path))
+
+
 if __name__ == "__main__":
     main()

@@ -11,40 +11,13 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from entropy_lab.errors import UserError
+from entropy_lab.schema import PositiveInt, Quantization, Section, bad_value
+from entropy_lab.tasks.builder import TasksSection
 
 PARAMS_FILE = Path("params.yaml")
-
-PositiveInt = Annotated[int, Field(ge=1)]
-Quantization = Literal["none", "8bit", "4bit"]
-
-
-def bad_value(key: str, value: Any, allowed: str) -> PydanticCustomError:
-    """An error about `key` (relative to the section that raises it) that lists what is allowed."""
-    return PydanticCustomError(
-        "bad_value", "{allowed}", {"key": key, "value": value, "allowed": allowed}
-    )
-
-
-class Section(BaseModel):
-    """A strict, immutable block of params; unknown keys are errors that list the known ones."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _known_keys(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            allowed = sorted(cls.model_fields)
-            for key in data:
-                if key not in cls.model_fields:
-                    raise bad_value(
-                        str(key), data[key], f"unknown key; allowed: {', '.join(allowed)}"
-                    )
-        return data
 
 
 class ModelProfile(Section):
@@ -115,6 +88,15 @@ class Params(Section):
     """The whole `params.yaml`."""
 
     models: ModelsSection
+    tasks: TasksSection
+
+    @model_validator(mode="after")
+    def _model_names_exist(self) -> Params:
+        name = self.tasks.paraphrase.model
+        if name is not None and name not in self.models.profiles:
+            known = ", ".join(sorted(self.models.profiles))
+            raise bad_value("tasks.paraphrase.model", name, f"unknown model; allowed: {known}")
+        return self
 
 
 def _dotted(loc: tuple[int | str, ...]) -> str:

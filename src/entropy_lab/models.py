@@ -159,11 +159,11 @@ def load(
 
 
 def load_profile(name: str, section: ModelsSection, models_dir: Path = MODELS_DIR):
-    """Resolve and load a profile with the section's device and dtype."""
+    """Resolve and load a profile with the section's device and dtype: (model, tokenizer, resolved)."""
     profile = section.profiles[name]
     check_quantization(name, profile, pick_device(section.device))
     resolved = resolve_profile(name, section, models_dir)
-    return load(resolved, section.device, section.dtype, profile.quantization)
+    return (*load(resolved, section.device, section.dtype, profile.quantization), resolved)
 
 
 def weight_hashes(path: Path) -> dict[str, str]:

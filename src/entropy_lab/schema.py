@@ -1,0 +1,37 @@
+"""The strict base every params section is built on (kept apart from config.py so that
+strand packages can define their own sections without importing the whole config)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+PositiveInt = Annotated[int, Field(ge=1)]
+Quantization = Literal["none", "8bit", "4bit"]
+
+
+def bad_value(key: str, value: Any, allowed: str) -> PydanticCustomError:
+    """An error about `key` (relative to the section that raises it) that lists what is allowed."""
+    return PydanticCustomError(
+        "bad_value", "{allowed}", {"key": key, "value": value, "allowed": allowed}
+    )
+
+
+class Section(BaseModel):
+    """A strict, immutable block of params; unknown keys are errors that list the known ones."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            allowed = sorted(cls.model_fields)
+            for key in data:
+                if key not in cls.model_fields:
+                    raise bad_value(
+                        str(key), data[key], f"unknown key; allowed: {', '.join(allowed)}"
+                    )
+        return data

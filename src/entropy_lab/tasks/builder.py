@@ -1,0 +1,239 @@
+"""Build the task dataset: records with exact targets, splits for generalisation, a card.
+
+Splits:
+  train, validation  seen families, seen templates (disjoint prompts)
+  test_template      seen families, held-out templates (the last `heldout_templates` of each)
+  test_family        held-out families, all their templates
+
+Every record draws from its own generator, seeded by (seed, split, attempt), so a record
+is reproducible from its own `seed` field. Near-duplicates (the same family and the same
+prompt once case, punctuation and spacing are removed) are dropped across all splits, so
+no evaluation prompt repeats a training prompt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable
+from fractions import Fraction
+from typing import Annotated, Any
+
+import numpy as np
+from pydantic import Field, create_model, model_validator
+
+from entropy_lab.errors import UserError
+from entropy_lab.schema import PositiveInt, Section, bad_value
+from entropy_lab.tasks import FAMILIES
+from entropy_lab.tasks.base import Family, Target
+from entropy_lab.tasks.grammar import expand, normalise
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "validation", "test_template", "test_family")
+MAX_ATTEMPTS_PER_RECORD = 20
+
+FamiliesSection = create_model(
+    "FamiliesSection",
+    __base__=Section,
+    **{name: (cls.Config | None, None) for name, cls in FAMILIES.items()},
+)
+
+
+class Counts(Section):
+    train: PositiveInt
+    validation: PositiveInt
+    test_template: PositiveInt
+    test_family: PositiveInt
+
+
+class Paraphrase(Section):
+    model: str | None  # a profile in models.profiles, or null for no paraphrasing
+    max_new_tokens: Annotated[int, Field(ge=8, le=512)]
+
+
+class TasksSection(Section):
+    seed: Annotated[int, Field(ge=0)]
+    counts: Counts
+    draws: Annotated[int, Field(ge=0, le=1000)]  # samples from the target per record
+    words: Annotated[list[str], Field(min_length=6)]
+    heldout_families: list[str]
+    heldout_templates: Annotated[int, Field(ge=1, le=3)]
+    paraphrase: Paraphrase
+    families: FamiliesSection  # type: ignore[valid-type]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TasksSection:
+        enabled = self.enabled()
+        if not enabled:
+            raise bad_value("families", {}, f"enable at least one of: {', '.join(FAMILIES)}")
+        for i, name in enumerate(self.heldout_families):
+            if name not in enabled:
+                raise bad_value(
+                    f"heldout_families[{i}]",
+                    name,
+                    f"not an enabled family; allowed: {', '.join(enabled)}",
+                )
+        if set(enabled) <= set(self.heldout_families) or not self.heldout_families:
+            raise bad_value(
+                "heldout_families",
+                self.heldout_families,
+                "hold out at least one family and keep at least one",
+            )
+        if len(set(self.words)) != len(self.words):
+            raise bad_value("words", self.words, "words must be distinct")
+        return self
+
+    def enabled(self) -> list[str]:
+        return [name for name in FAMILIES if getattr(self.families, name) is not None]
+
+    def instantiate(self) -> dict[str, Family]:
+        return {
+            n: FAMILIES[n](getattr(self.families, n), tuple(self.words)) for n in self.enabled()
+        }
+
+
+def exact_string(p: Fraction | float) -> str:
+    """'p/q' for an exact probability, '' for a float one."""
+    return f"{p.numerator}/{p.denominator}" if isinstance(p, Fraction) else ""
+
+
+def target_columns(t: Target) -> dict[str, Any]:
+    return {
+        "support": list(t.support),
+        "probs": [float(p) for p in t.probs],
+        "probs_exact": [exact_string(p) for p in t.probs],
+        "marginals": [
+            {
+                "label": m.label,
+                "values": list(m.values),
+                "probs": [float(p) for p in m.probs],
+                "probs_exact": [exact_string(p) for p in m.probs],
+            }
+            for m in t.marginals
+        ],
+    }
+
+
+class Builder:
+    """Generates the records of every split."""
+
+    def __init__(self, section: TasksSection):
+        self.section = section
+        self.families = section.instantiate()
+        self.seen_keys: set[tuple[str, str]] = set()
+
+    def templates(self, family: Family, split: str) -> list[tuple[int, str]]:
+        indexed = list(enumerate(family.templates))
+        h = self.section.heldout_templates
+        if split == "test_template":
+            return indexed[-h:]
+        return indexed if split == "test_family" else indexed[:-h]
+
+    def pool(self, split: str) -> list[str]:
+        held = set(self.section.heldout_families)
+        return [n for n in self.families if (n in held) == (split == "test_family")]
+
+    def record(self, split: str, attempt: int, name: str) -> dict[str, Any] | None:
+        family = self.families[name]
+        seed = [self.section.seed, SPLITS.index(split), attempt]
+        rng = np.random.default_rng(seed)
+        inst = family.instance(rng)
+        templates = self.templates(family, split)
+        t_index, template = templates[int(rng.integers(len(templates)))]
+        body = expand(template, family.slots(inst), rng)
+        key = (name, normalise(body))
+        if key in self.seen_keys:
+            return None
+        self.seen_keys.add(key)
+        hint = family.format_hint(inst)
+        return {
+            "split": split,
+            "family": name,
+            "category": family.category,
+            "level": family.level,
+            "template_id": f"{name}/{t_index}",
+            "prompt": f"{body} {hint}",
+            "answer_format": hint,
+            "instance": json.dumps(inst, sort_keys=True),
+            **target_columns(family.target(inst)),
+            "draws": family.sample(inst, rng, self.section.draws) if self.section.draws else [],
+            "seed": seed,
+            "paraphrased": False,
+        }
+
+    def split(self, split: str, n: int) -> list[dict[str, Any]]:
+        pool = self.pool(split)
+        out: list[dict[str, Any]] = []
+        attempt = 0
+        while len(out) < n:
+            if attempt >= MAX_ATTEMPTS_PER_RECORD * n:
+                raise UserError(
+                    f"tasks.counts.{split} = {n}: only {len(out)} distinct prompts after {attempt} attempts; "
+                    "lower the count or widen the families' params"
+                )
+            rec = self.record(split, attempt, pool[attempt % len(pool)])
+            attempt += 1
+            if rec is not None:
+                rec["id"] = f"{split}/{len(out):06d}"
+                out.append(rec)
+        return out
+
+    def build(self) -> dict[str, list[dict[str, Any]]]:
+        counts = self.section.counts
+        return {split: self.split(split, getattr(counts, split)) for split in SPLITS}
+
+
+def build_records(section: TasksSection) -> dict[str, list[dict[str, Any]]]:
+    return Builder(section).build()
+
+
+# --- paraphrasing -------------------------------------------------------------------------
+
+NUMBER = r"\d+(?:\.\d+)?(?:/\d+)?"
+
+
+def entities(record: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """(words, numbers) a paraphrase must keep: list items and every number in the prompt."""
+    inst = json.loads(record["instance"])
+    words = [w for w in inst.get("items", []) if isinstance(w, str)]
+    return words, sorted(re.findall(NUMBER, record["prompt"]))
+
+
+def keeps_entities(record: dict[str, Any], paraphrase: str) -> bool:
+    """True iff every item survives verbatim and the numbers are exactly those of the original."""
+    words, numbers = entities(record)
+    if sorted(re.findall(NUMBER, paraphrase)) != numbers:
+        return False
+    return all(re.search(rf"\b{re.escape(w)}\b", paraphrase, re.IGNORECASE) for w in words)
+
+
+Paraphraser = Callable[[list[str]], list[str]]
+
+
+def apply_paraphrases(records: list[dict[str, Any]], paraphrase: Paraphraser) -> int:
+    """Replace a record's prompt by its paraphrase where the paraphrase keeps every entity."""
+    bodies = [r["prompt"].removesuffix(" " + r["answer_format"]) for r in records]
+    kept = 0
+    for record, body, new in zip(records, bodies, paraphrase(bodies), strict=True):
+        new = " ".join(new.split())
+        if new and new != body and keeps_entities({**record, "prompt": body}, new):
+            record["prompt"] = f"{new} {record['answer_format']}"
+            record["paraphrased"] = True
+            kept += 1
+    return kept
+
+
+def family_counts(records: Iterable[dict[str, Any]]) -> dict[str, int]:
+    return dict(sorted(Counter(r["family"] for r in records).items()))
+
+
+def records_fingerprint(records: list[dict[str, Any]]) -> str:
+    """A content hash of a split: identical across runs and machines for the same params."""
+    h = hashlib.sha256()
+    for r in records:
+        h.update(json.dumps(r, sort_keys=True, ensure_ascii=False).encode())
+    return h.hexdigest()[:16]

@@ -1,0 +1,218 @@
+"""Contextual tasks (level 4): answers that must be deterministic, and structured random strings.
+
+Passwords, UUIDs and lottery lines have supports far too large to enumerate; their targets
+are exact per-position marginals (counted, not sampled) plus a strict validity check.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import string
+import uuid
+from fractions import Fraction
+from typing import Annotated
+
+from pydantic import Field, model_validator
+
+from entropy_lab.schema import Section, bad_value
+from entropy_lab.tasks.base import Family, Marginal, Target, parse_integer, parse_list
+
+
+class DeterministicConfig(Section):
+    max_operand: Annotated[int, Field(ge=1, le=10**6)]
+
+
+class Deterministic(Family):
+    """Randomness vocabulary around a question with one right answer: the target is a point mass."""
+
+    name, category, level = "deterministic", "contextual", 4
+    Config = DeterministicConfig
+    answer_format = "Answer with the number only."
+    templates = (
+        "No randomness needed here: what is {a} plus {b}?",
+        "Coins and dice are random, but sums are not. What is {a} + {b}?",
+        "[Pick|Choose] the number equal to {a} + {b}.",
+        "Randomly or not, the total of {a} and {b} is what?",
+    )
+
+    def instance(self, rng):
+        return {
+            "a": int(rng.integers(0, self.config.max_operand + 1)),
+            "b": int(rng.integers(0, self.config.max_operand + 1)),
+        }
+
+    def target(self, inst):
+        return Target((str(inst["a"] + inst["b"]),), (Fraction(1),))
+
+    def slots(self, inst):
+        return {"a": str(inst["a"]), "b": str(inst["b"])}
+
+    def parse(self, text, inst):
+        n = parse_integer(text)
+        return None if n is None else str(n)
+
+
+class PasswordConfig(Section):
+    lengths: Annotated[list[Annotated[int, Field(ge=2, le=64)]], Field(min_length=1)]
+
+
+PASSWORD_ALPHABET = string.ascii_lowercase + string.digits
+
+
+class Password(Family):
+    """Lowercase letters and digits, at least one digit, uniform over all valid strings."""
+
+    name, category, level = "password", "contextual", 4
+    Config = PasswordConfig
+    answer_format = "Answer with the password only."
+    templates = (
+        "Generate a random {n}-character password using lowercase letters and digits, with at least one digit.",
+        "Make up a password of length {n}: only a-z and 0-9, and it must contain a digit. Every valid one equally likely.",
+        "Create a uniformly random {n}-character password (lowercase letters and digits, one digit at least).",
+        "I need a fresh random password: {n} characters from a-z0-9, including at least one number.",
+    )
+
+    def instance(self, rng):
+        return {"n": self.config.lengths[int(rng.integers(len(self.config.lengths)))]}
+
+    def target(self, inst):
+        n = inst["n"]
+        total = 36**n - 26**n
+        digit = Fraction(36 ** (n - 1), total)
+        letter = Fraction(36 ** (n - 1) - 26 ** (n - 1), total)
+        probs = tuple(letter if c.isalpha() else digit for c in PASSWORD_ALPHABET)
+        return Target(
+            marginals=tuple(
+                Marginal(f"char[{i}]", tuple(PASSWORD_ALPHABET), probs) for i in range(n)
+            )
+        )
+
+    def slots(self, inst):
+        return {"n": str(inst["n"])}
+
+    def parse(self, text, inst):
+        s = text.strip()
+        ok = re.fullmatch(rf"[a-z0-9]{{{inst['n']}}}", s) and any(c.isdigit() for c in s)
+        return s if ok else None
+
+    def sample(self, inst, rng, k):
+        """Uniform over valid passwords: uniform strings, rejecting those without a digit."""
+        out: list[str] = []
+        while len(out) < k:
+            s = "".join(PASSWORD_ALPHABET[i] for i in rng.integers(0, 36, inst["n"]))
+            if any(c.isdigit() for c in s):
+                out.append(s)
+        return out
+
+
+UUID4_PATTERN = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+HEX = tuple("0123456789abcdef")
+
+
+class UUIDConfig(Section):
+    pass
+
+
+class UUID4(Family):
+    """Random (version 4) UUIDs: 122 random bits; nibble 12 is 4, nibble 16 is one of 8, 9, a, b."""
+
+    name, category, level = "uuid", "contextual", 4
+    Config = UUIDConfig
+    answer_format = "Answer with the UUID only, in the usual 8-4-4-4-12 lowercase hex form."
+    templates = (
+        "Generate a random UUID (version 4).",
+        "Give me a fresh random v4 UUID.",
+        "I need a new random identifier in UUID4 format.",
+        "Create a version-4 UUID, as random as a proper generator would make it.",
+    )
+
+    def instance(self, rng):
+        return {}
+
+    def target(self, inst):
+        uniform = (Fraction(1, 16),) * 16
+        variant = tuple(Fraction(1, 4) if h in "89ab" else Fraction(0) for h in HEX)
+        version = tuple(Fraction(int(h == "4")) for h in HEX)
+        nibbles = [version if i == 12 else variant if i == 16 else uniform for i in range(32)]
+        return Target(marginals=tuple(Marginal(f"hex[{i}]", HEX, p) for i, p in enumerate(nibbles)))
+
+    def slots(self, inst):
+        return {}
+
+    def parse(self, text, inst):
+        s = text.strip().lower()
+        return s if UUID4_PATTERN.fullmatch(s) else None
+
+    def sample(self, inst, rng, k):
+        return [str(uuid.UUID(bytes=rng.bytes(16), version=4)) for _ in range(k)]
+
+
+class LotteryConfig(Section):
+    games: Annotated[
+        list[
+            Annotated[list[Annotated[int, Field(ge=1, le=100)]], Field(min_length=2, max_length=2)]
+        ],
+        Field(min_length=1),
+    ]
+
+    @model_validator(mode="after")
+    def _k_le_n(self) -> LotteryConfig:
+        for i, (n, k) in enumerate(self.games):
+            if k > n:
+                raise bad_value(
+                    f"games[{i}]", [n, k], f"k = {k} > n = {n}; need [n, k] with k <= n"
+                )
+        return self
+
+
+class Lottery(Family):
+    """k distinct numbers from 1..n, reported in ascending order; marginals of each sorted position."""
+
+    name, category, level = "lottery", "contextual", 4
+    Config = LotteryConfig
+    answer_format = "Answer with the numbers in ascending order, separated by commas."
+    templates = (
+        "Pick a random lottery line: {k} different numbers from 1 to {n}.",
+        "Generate {k} distinct random numbers between 1 and {n} for a lottery ticket.",
+        "Quick pick: choose {k} of the numbers 1-{n} at random, no repeats.",
+        "Fill in a lottery ticket with {k} random numbers from 1 to {n}, all different.",
+    )
+
+    def instance(self, rng):
+        n, k = self.config.games[int(rng.integers(len(self.config.games)))]
+        return {"n": n, "k": k}
+
+    def target(self, inst):
+        n, k = inst["n"], inst["k"]
+        values = tuple(map(str, range(1, n + 1)))
+        total = math.comb(n, k)
+        marginals = tuple(
+            Marginal(
+                f"sorted[{j}]",
+                values,
+                tuple(
+                    Fraction(math.comb(x - 1, j) * math.comb(n - x, k - 1 - j), total)
+                    for x in range(1, n + 1)
+                ),
+            )
+            for j in range(k)
+        )
+        return Target(marginals=marginals)
+
+    def slots(self, inst):
+        return {"n": str(inst["n"]), "k": str(inst["k"])}
+
+    def parse(self, text, inst):
+        nums = [parse_integer(p) for p in parse_list(text)]
+        if None in nums or len(nums) != inst["k"] or len(set(nums)) != inst["k"]:
+            return None
+        if not all(1 <= x <= inst["n"] for x in nums):
+            return None
+        return ", ".join(map(str, sorted(nums)))
+
+    def sample(self, inst, rng, k):
+        return [
+            ", ".join(map(str, sorted(rng.choice(inst["n"], inst["k"], replace=False) + 1)))
+            for _ in range(k)
+        ]
