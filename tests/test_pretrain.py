@@ -93,3 +93,8 @@ def test_models_stage_writes_model_manifest_and_metrics(fast_params, tmp_path, m
         tmp_path / "reports" / "models" / "live" / "plots" / "metrics" / "val_loss.tsv"
     ).exists()
     assert not list(tmp_path.glob("**/.*tmp-*"))
+
+    weights = manifest["outputs"]["model.safetensors"]
+    assert CliRunner().invoke(main, ["models", "--params", str(fast_params)]).exit_code == 0
+    again = json.loads((model_dir / "manifest.json").read_text())
+    assert again == manifest and again["outputs"]["model.safetensors"] == weights

@@ -264,3 +264,11 @@ def skew(t: Target) -> Target:
         return Target(t.support, skewed(t.probs))
     m = t.marginals[0]
     return Target(marginals=(type(m)(m.label, m.values, skewed(m.probs)), *t.marginals[1:]))
+
+
+def test_curriculum_covers_levels_one_to_four():
+    levels = {cls.level for cls in FAMILIES.values()}
+    assert levels == {1, 2, 3, 4}
+    categories = {cls.category for cls in FAMILIES.values()}
+    assert categories == {"basic", "combinatorial", "game", "statistical", "contextual"}
+    assert all(len(cls.templates) >= 4 for cls in FAMILIES.values())

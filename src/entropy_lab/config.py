@@ -93,9 +93,9 @@ class Params(Section):
     @model_validator(mode="after")
     def _model_names_exist(self) -> Params:
         name = self.tasks.paraphrase.model
-        if name is not None and name not in self.models.profiles:
-            known = ", ".join(sorted(self.models.profiles))
-            raise bad_value("tasks.paraphrase.model", name, f"unknown model; allowed: {known}")
+        if name is not None and name not in self.models.use:
+            known = ", ".join(self.models.use)
+            raise bad_value("tasks.paraphrase.model", name, f"not in models.use; allowed: {known}")
         return self
 
 

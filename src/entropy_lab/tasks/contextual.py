@@ -173,9 +173,9 @@ class Lottery(Family):
     Config = LotteryConfig
     answer_format = "Answer with the numbers in ascending order, separated by commas."
     templates = (
-        "Pick a random lottery line: {k} different numbers from 1 to {n}.",
-        "Generate {k} distinct random numbers between 1 and {n} for a lottery ticket.",
-        "Quick pick: choose {k} of the numbers 1-{n} at random, no repeats.",
+        "[Pick|Choose|Give me] a random lottery line: {k} different numbers from 1 to {n}.",
+        "[Generate|Draw] {k} distinct random numbers between 1 and {n} for a lottery [ticket|draw].",
+        "Quick pick: [choose|select] {k} of the numbers 1-{n} at random, no repeats.",
         "Fill in a lottery ticket with {k} random numbers from 1 to {n}, all different.",
     )
 

@@ -138,7 +138,7 @@ class CardsConfig(Section):
 
 
 class Cards(Family):
-    name, category, level = "cards", "game", 2
+    name, category, level = "cards", "game", 1
     Config = CardsConfig
     answer_format = "Answer with the card's name, e.g. Queen of Hearts."
     templates = (

@@ -105,10 +105,10 @@ class Geometric(Family):
     Config = GeometricConfig
     answer_format = "Answer with the number of trials only."
     templates = (
-        "Each attempt succeeds with probability {p}. How many attempts until the first success (counting it)?",
-        "Sample from a geometric distribution with success probability {p} (support 1, 2, 3, ...).",
-        "Roll until success, where success has probability {p}; report the number of rolls.",
-        "Draw the trial number of the first success when each trial succeeds with chance {p}.",
+        "Each [attempt|try] succeeds with probability {p}. How many [attempts|tries] until the first success ([counting it|including it])?",
+        "[Sample|Draw a value] from a geometric distribution with success probability {p} (support 1, 2, 3, ...).",
+        "[Roll|Keep trying] until success, where success has probability {p}; report the number of [rolls|tries].",
+        "[Draw|Simulate] the trial number of the first success when each trial succeeds with [chance|probability] {p}.",
     )
 
     def instance(self, rng):
