@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-from-lock
 export PATH := $(BIN):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help install repro test test-all lint bench lock
+.PHONY: help install install-reference repro test test-all lint bench lock
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[36m%-9s\033[0m %s\n", $$1, $$2}'
@@ -19,6 +19,10 @@ $(STAMP): requirements.lock pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
+
+install-reference: install ## Independent tools for cross-checks (needs root): Debian's ent, NIST's SP 800-90B code
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ent build-essential libbz2-dev libdivsufsort-dev
+	$(PY) -m pip install --quiet --disable-pip-version-check sp800-90b==0.1.1
 
 repro: install ## Run the DVC pipeline on the default (offline, CPU) profile
 	dvc repro
@@ -35,7 +39,7 @@ test-all: install ## Every test, slow and GPU-marked too (GPU tests skip without
 lint: install ## ruff, hadolint and file hygiene through pre-commit
 	pre-commit run --all-files --show-diff-on-failure
 
-bench: install ## Benchmarks: ratios measured side by side in one run
+bench: install ## Benchmarks: ratios measured side by side in one run (references: make install-reference)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 lock: ## Re-resolve pyproject.toml's dependencies into requirements.lock (needs the registry)

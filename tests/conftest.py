@@ -90,6 +90,21 @@ def fast_params(params_data, tmp_path) -> Path:
         eval_batches=1,
         threads=1,
     )
+    params_data["harvest"]["sources"] = [
+        {"name": "kernel", "bytes": 16384, "claimed_h": 6.0},
+        {"name": "jitter", "bytes": 16384, "claimed_h": 2.0},
+    ]
+    params_data["harvest"]["assessment"] = {
+        "samples": 20_000,
+        "sts_sequence_bits": 10_000,
+        "margin_bits": 64,
+    }
+    params_data["tasks"]["counts"] = {
+        "train": 200,
+        "validation": 40,
+        "test_template": 40,
+        "test_family": 40,
+    }
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(params_data))
     return path

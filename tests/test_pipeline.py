@@ -41,13 +41,22 @@ def repo_copy(tmp_path, fast_params) -> Path:
     return dst
 
 
-def test_dvc_repro_end_to_end_and_status_clean(repo_copy):
+def test_dvc_repro_end_to_end_freeze_harvest_and_rerun(repo_copy):
     run(["dvc", "repro"], repo_copy)
     assert "up to date" in run(["dvc", "status"], repo_copy)
     lock = yaml.safe_load((repo_copy / "dvc.lock").read_text())
-    assert "models" in lock["stages"]
-    weights = repo_copy / "models" / "kjv-tiny" / "model.safetensors"
-    first = sha256_path(weights.parent)
+    assert set(lock["stages"]) == {"harvest", "models", "tasks"}
+    pool = sha256_path(repo_copy / "data" / "entropy")
+    deterministic = {p: sha256_path(repo_copy / p) for p in ("models/kjv-tiny", "data/tasks")}
+
+    # Harvesting is the one non-deterministic stage: freeze it, and everything reruns the same.
+    run(["dvc", "freeze", "harvest"], repo_copy)
     run(["dvc", "repro", "--force"], repo_copy)
-    assert sha256_path(weights.parent) == first  # deterministic on one machine
+    assert sha256_path(repo_copy / "data" / "entropy") == pool
+    assert {p: sha256_path(repo_copy / p) for p in deterministic} == deterministic
     assert "up to date" in run(["dvc", "status"], repo_copy)
+
+    # Unfrozen, a forced rerun harvests new entropy.
+    run(["dvc", "unfreeze", "harvest"], repo_copy)
+    run(["dvc", "repro", "--force", "harvest"], repo_copy)
+    assert sha256_path(repo_copy / "data" / "entropy") != pool

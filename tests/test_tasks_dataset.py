@@ -101,7 +101,9 @@ def test_heldout_family_must_be_enabled(params_data):
 
 def test_paraphrase_model_must_be_a_profile(params_data):
     params_data["tasks"]["paraphrase"]["model"] = "gpt5"
-    assert "tasks.paraphrase.model = 'gpt5': not in models.use; allowed: kjv-tiny" in error_for(params_data)
+    assert "tasks.paraphrase.model = 'gpt5': not in models.use; allowed: kjv-tiny" in error_for(
+        params_data
+    )
 
 
 def test_grammar_expands_every_alternative():

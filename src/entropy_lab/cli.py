@@ -49,6 +49,16 @@ def main(verbose: bool) -> None:
     logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
 
 
+@main.command("harvest")
+@params_option
+@user_errors
+def harvest_cmd(params_path: Path) -> None:
+    """Stage `harvest`: collect, health-test and assess entropy into data/entropy/pool.bin."""
+    from entropy_lab.entropy.harvest import run_stage
+
+    run_stage(load_params(params_path).harvest)
+
+
 @main.command("models")
 @params_option
 @user_errors

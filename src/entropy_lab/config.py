@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
+from entropy_lab.entropy.harvest import HarvestSection
 from entropy_lab.errors import UserError
 from entropy_lab.schema import PositiveInt, Quantization, Section, bad_value
 from entropy_lab.tasks.builder import TasksSection
@@ -87,6 +88,7 @@ class ModelsSection(Section):
 class Params(Section):
     """The whole `params.yaml`."""
 
+    harvest: HarvestSection
     models: ModelsSection
     tasks: TasksSection
 

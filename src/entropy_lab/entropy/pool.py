@@ -1,0 +1,151 @@
+"""The entropy pool: one file of conditioned bytes, handed out in disjoint, recorded ranges.
+
+Allocation is a pure function: an experiment declares (source, samples, streams, bytes per
+stream); experiments are laid out one after another inside their source's segment of the
+pool, in the order declared, and sample i's stream s gets a fixed slice of its experiment's
+block. So a sample's bytes are a function of the pool's hash and the sample's identity,
+and no two samples ever share a byte. A ledger records every range handed out;
+`check_ledger` proves there is no overlap.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from entropy_lab.errors import UserError
+
+POOL_DIR = Path("data/entropy")
+POOL_FILE = "pool.bin"
+CARD_FILE = "pool.json"
+
+
+@dataclass(frozen=True)
+class Segment:
+    source: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    source: str
+    samples: int
+    streams: int
+    bytes_per_stream: int
+
+    @property
+    def size(self) -> int:
+        return self.samples * self.streams * self.bytes_per_stream
+
+
+@dataclass(frozen=True)
+class Range:
+    experiment: str
+    sample: int
+    stream: int
+    start: int
+    end: int
+
+
+def base_offsets(experiments: Sequence[Experiment], segments: Sequence[Segment]) -> dict[str, int]:
+    """Where each experiment's block starts; fails before any work if a source runs out."""
+    seg = {s.source: s for s in segments}
+    cursor = {s.source: s.start for s in segments}
+    out: dict[str, int] = {}
+    for e in experiments:
+        if e.name in out:
+            raise UserError(f"experiment {e.name!r} is declared twice")
+        if e.source not in seg:
+            raise UserError(
+                f"experiment {e.name!r}: source {e.source!r} is not in the pool; pool has {', '.join(seg)}"
+            )
+        out[e.name] = cursor[e.source]
+        cursor[e.source] += e.size
+    for source, end in cursor.items():
+        have = seg[source].end - seg[source].start
+        need = end - seg[source].start
+        if need > have:
+            raise UserError(f"entropy pool source {source!r}: need {need} bytes, pool has {have}")
+    return out
+
+
+def allocate(
+    experiments: Sequence[Experiment],
+    segments: Sequence[Segment],
+    name: str,
+    sample: int,
+    stream: int,
+) -> Range:
+    """The byte range of (experiment, sample, stream): a pure function of the layout."""
+    bases = base_offsets(experiments, segments)
+    e = next((x for x in experiments if x.name == name), None)
+    if e is None:
+        raise UserError(
+            f"unknown experiment {name!r}; declared: {', '.join(x.name for x in experiments)}"
+        )
+    if not (0 <= sample < e.samples and 0 <= stream < e.streams):
+        raise UserError(
+            f"experiment {name!r}: sample {sample}, stream {stream} outside {e.samples} x {e.streams}"
+        )
+    start = bases[name] + (sample * e.streams + stream) * e.bytes_per_stream
+    return Range(name, sample, stream, start, start + e.bytes_per_stream)
+
+
+def check_ledger(ranges: Iterable[Range]) -> None:
+    """Raise if any two recorded ranges overlap, or one identity maps to two ranges."""
+    seen: dict[tuple[str, int, int], Range] = {}
+    ordered = []
+    for r in ranges:
+        key = (r.experiment, r.sample, r.stream)
+        if key in seen:
+            if seen[key] != r:
+                raise UserError(f"ledger: {key} recorded as two different ranges")
+            continue
+        seen[key] = r
+        ordered.append(r)
+    ordered.sort(key=lambda r: r.start)
+    for a, b in itertools.pairwise(ordered):
+        if b.start < a.end:
+            raise UserError(f"ledger: {a} overlaps {b}")
+
+
+def write_ledger(path: Path, ranges: Iterable[Range]) -> None:
+    from entropy_lab.provenance import write_json
+
+    write_json(path, [asdict(r) for r in ranges])
+
+
+def read_ledger(path: Path) -> list[Range]:
+    return [Range(**r) for r in json.loads(Path(path).read_text())]
+
+
+@dataclass(frozen=True)
+class Pool:
+    """A harvested pool: its bytes and the card that says where each source's bytes are."""
+
+    data: bytes
+    sha256: str
+    segments: tuple[Segment, ...]
+
+    @classmethod
+    def load(cls, directory: Path = POOL_DIR) -> Pool:
+        from entropy_lab.provenance import sha256_file
+
+        path = Path(directory) / POOL_FILE
+        if not path.is_file():
+            raise UserError(f"no entropy pool at {path}; run the harvest stage first")
+        card = json.loads((Path(directory) / CARD_FILE).read_text())
+        digest = sha256_file(path)
+        if digest != card["sha256"]:
+            raise UserError(
+                f"entropy pool {path} hashes to {digest}, its card says {card['sha256']}"
+            )
+        return cls(path.read_bytes(), digest, tuple(Segment(**s) for s in card["segments"]))
+
+    def read(self, r: Range) -> bytes:
+        return self.data[r.start : r.end]

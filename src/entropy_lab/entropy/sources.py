@@ -1,0 +1,100 @@
+"""Entropy sources. Each yields raw 8-bit samples in chunks; the harvest stage health-tests
+them as they arrive, assesses them, and conditions them with SHA-256.
+
+kernel    os.getrandom: the kernel's conditioned CSPRNG output (a baseline, already
+          conditioned, so its assessment measures the conditioner, not a noise source).
+jitter    CPU timing jitter: the low byte of the nanosecond duration of a small fixed
+          workload, unconditioned. The physical noise source of an ordinary machine.
+external  an imported dump (a QRNG file, a commercial entropy engine's output), validated,
+          hashed and read in order, so outside entropy enters through the same door.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from entropy_lab.errors import UserError
+
+CHUNK = 1 << 16
+
+
+def kernel() -> Iterator[np.ndarray]:
+    while True:
+        yield np.frombuffer(os.getrandom(CHUNK), dtype=np.uint8)
+
+
+def _workload(state: int) -> int:
+    # A short, data-dependent integer loop: its duration varies with cache, branch and
+    # scheduler state, which is the jitter being sampled.
+    for i in range(16):
+        state = (state * 6364136223846793005 + i) & 0xFFFFFFFFFFFFFFFF
+    return state
+
+
+def jitter() -> Iterator[np.ndarray]:
+    """Low 8 bits of successive workload durations (ns), unconditioned."""
+    clock = time.perf_counter_ns
+    state = 1
+    while True:
+        out = np.empty(CHUNK, dtype=np.uint8)
+        for i in range(CHUNK):
+            t0 = clock()
+            state = _workload(state)
+            out[i] = (clock() - t0) & 0xFF
+        yield out
+
+
+def external(path: Path, expected_sha256: str | None) -> Iterator[np.ndarray]:
+    """Bytes of an imported dump, in order, after checking that it exists and matches its hash."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"harvest.sources.external.path = '{path}': no such file")
+    digest = file_sha256(path)
+    if expected_sha256 is not None and digest != expected_sha256:
+        raise UserError(
+            f"harvest.sources.external.sha256 = '{expected_sha256}': file {path} hashes to {digest}"
+        )
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            yield np.frombuffer(chunk, dtype=np.uint8)
+
+
+def file_sha256(path: Path) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def condition(
+    raw: bytes, min_entropy_per_byte: float, out_bytes: int, margin_bits: int = 64
+) -> tuple[bytes, int]:
+    """SHA-256 conditioning at a ratio justified by the assessed min-entropy.
+
+    Each 32-byte output block hashes enough raw bytes to carry 256 + `margin_bits` bits of
+    assessed min-entropy (SP 800-90B 3.1.5.1.2: a vetted conditioner's output has full
+    entropy when its input carries at least n_out + 64 bits). Returns (output, raw bytes
+    per block).
+    """
+    per_block = raw_per_block(min_entropy_per_byte, margin_bits)
+    blocks = -(-out_bytes // 32)
+    if blocks * per_block > len(raw):
+        raise UserError(
+            f"need {blocks * per_block} raw bytes to condition {out_bytes} bytes, have {len(raw)}"
+        )
+    out = b"".join(
+        hashlib.sha256(raw[i * per_block : (i + 1) * per_block]).digest() for i in range(blocks)
+    )
+    return out[:out_bytes], per_block
+
+
+def raw_per_block(min_entropy_per_byte: float, margin_bits: int = 64) -> int:
+    """Raw bytes hashed into one 32-byte block: enough for 256 + margin bits of min-entropy."""
+    if min_entropy_per_byte <= 0:
+        raise UserError("assessed min-entropy is 0 bits/sample: nothing to condition")
+    return math.ceil((256 + margin_bits) / min_entropy_per_byte)

@@ -1,0 +1,88 @@
+"""Pool allocation: disjoint, deterministic ranges; capacity errors; the ledger check."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from entropy_lab.entropy.pool import (
+    Experiment,
+    Range,
+    Segment,
+    allocate,
+    base_offsets,
+    check_ledger,
+)
+from entropy_lab.errors import UserError
+
+SEGMENTS = (Segment("kernel", 0, 10**6), Segment("jitter", 10**6, 2 * 10**6))
+
+experiments = st.lists(
+    st.builds(
+        Experiment,
+        name=st.text("abcdef", min_size=1, max_size=4),
+        source=st.sampled_from(["kernel", "jitter"]),
+        samples=st.integers(1, 12),
+        streams=st.integers(1, 3),
+        bytes_per_stream=st.integers(1, 64),
+    ),
+    min_size=1,
+    max_size=5,
+    unique_by=lambda e: e.name,
+)
+
+
+def every_range(exps):
+    return [
+        allocate(exps, SEGMENTS, e.name, i, s)
+        for e in exps
+        for i in range(e.samples)
+        for s in range(e.streams)
+    ]
+
+
+@settings(max_examples=200, deadline=None)
+@given(experiments)
+def test_ranges_are_disjoint_inside_their_source_and_stable(exps):
+    ranges = every_range(exps)
+    check_ledger(ranges)
+    seg = {s.source: s for s in SEGMENTS}
+    owners = [e for e in exps for _ in range(e.samples * e.streams)]
+    for r, e in zip(ranges, owners, strict=True):
+        assert seg[e.source].start <= r.start < r.end <= seg[e.source].end
+        assert r.end - r.start == e.bytes_per_stream
+    assert every_range(exps) == ranges  # a pure function: identical across runs
+
+
+@settings(max_examples=100, deadline=None)
+@given(experiments, st.data())
+def test_adding_an_experiment_never_moves_earlier_ones(exps, data):
+    extra = Experiment("zz", data.draw(st.sampled_from(["kernel", "jitter"])), 3, 2, 8)
+    assert every_range(exps) == [r for r in every_range([*exps, extra]) if r.experiment != "zz"]
+
+
+def test_capacity_error_before_any_work():
+    big = [Experiment("ab", "jitter", 1000, 2, 600)]
+    with pytest.raises(
+        UserError, match="entropy pool source 'jitter': need 1200000 bytes, pool has 1000000"
+    ):
+        base_offsets(big, SEGMENTS)
+
+
+def test_unknown_source_experiment_or_sample():
+    with pytest.raises(UserError, match="source 'qrng' is not in the pool"):
+        base_offsets([Experiment("a", "qrng", 1, 1, 1)], SEGMENTS)
+    exps = [Experiment("a", "kernel", 2, 1, 4)]
+    with pytest.raises(UserError, match="unknown experiment 'b'"):
+        allocate(exps, SEGMENTS, "b", 0, 0)
+    with pytest.raises(UserError, match="outside 2 x 1"):
+        allocate(exps, SEGMENTS, "a", 2, 0)
+
+
+def test_ledger_catches_overlap_and_reuse():
+    check_ledger([Range("a", 0, 0, 0, 8), Range("a", 1, 0, 8, 16), Range("a", 0, 0, 0, 8)])
+    with pytest.raises(UserError, match="overlaps"):
+        check_ledger([Range("a", 0, 0, 0, 8), Range("b", 0, 0, 7, 9)])
+    with pytest.raises(UserError, match="two different ranges"):
+        check_ledger([Range("a", 0, 0, 0, 8), Range("a", 0, 0, 8, 16)])
