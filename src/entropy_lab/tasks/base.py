@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
 from entropy_lab.schema import Section
 
 Prob = Fraction | float
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,11 @@ def normalise(weights: dict[str, Prob]) -> Target:
     """Target from non-negative weights, in the given order; exact if the weights are."""
     total = sum(weights.values())
     return Target(tuple(weights), tuple(w / total for w in weights.values()))
+
+
+def pick(rng: np.random.Generator, options: Sequence[T]) -> T:
+    """One of `options`, uniformly, from the record's own generator."""
+    return options[int(rng.integers(len(options)))]
 
 
 INTEGER = re.compile(r"[+-]?\d+")

@@ -9,7 +9,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from entropy_lab.schema import PositiveInt, Section, bad_value
-from entropy_lab.tasks.base import Family, Target, normalise, parse_choice, parse_integer
+from entropy_lab.tasks.base import Family, Target, normalise, parse_choice, parse_integer, pick
 
 
 def draw_words(rng: np.random.Generator, words: tuple[str, ...], n: int) -> list[str]:
@@ -113,7 +113,7 @@ class WeightedChoice(ListItem):
     )
 
     def instance(self, rng):
-        weights = self.config.weights[int(rng.integers(len(self.config.weights)))]
+        weights = pick(rng, self.config.weights)
         return {"items": draw_words(rng, self.words, len(weights)), "weights": list(weights)}
 
     def target(self, inst):

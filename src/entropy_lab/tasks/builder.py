@@ -28,7 +28,7 @@ from pydantic import Field, create_model, model_validator
 from entropy_lab.errors import UserError
 from entropy_lab.schema import PositiveInt, Section, bad_value
 from entropy_lab.tasks import FAMILIES
-from entropy_lab.tasks.base import Family, Target
+from entropy_lab.tasks.base import Family, Target, pick
 from entropy_lab.tasks.grammar import expand, normalise
 
 log = logging.getLogger(__name__)
@@ -143,7 +143,7 @@ class Builder:
         rng = np.random.default_rng(seed)
         inst = family.instance(rng)
         templates = self.templates(family, split)
-        t_index, template = templates[int(rng.integers(len(templates)))]
+        t_index, template = pick(rng, templates)
         body = expand(template, family.slots(inst), rng)
         key = (name, normalise(body))
         if key in self.seen_keys:

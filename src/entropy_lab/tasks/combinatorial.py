@@ -10,7 +10,7 @@ from typing import Annotated
 from pydantic import Field, model_validator
 
 from entropy_lab.schema import PositiveInt, Section, bad_value
-from entropy_lab.tasks.base import Family, Target, parse_choice, parse_list
+from entropy_lab.tasks.base import Family, Target, parse_choice, parse_list, pick
 from entropy_lab.tasks.basic import draw_words
 
 MAX_OUTCOMES = 720  # 6! : beyond this a support is too large to score exactly
@@ -32,7 +32,7 @@ class Shuffle(Family):
     )
 
     def instance(self, rng):
-        n = self.config.sizes[int(rng.integers(len(self.config.sizes)))]
+        n = pick(rng, self.config.sizes)
         return {"items": draw_words(rng, self.words, n)}
 
     def target(self, inst):
@@ -81,7 +81,7 @@ class KOfN(Family):
     )
 
     def instance(self, rng):
-        n, k = self.config.pairs[int(rng.integers(len(self.config.pairs)))]
+        n, k = pick(rng, self.config.pairs)
         return {"items": draw_words(rng, self.words, n), "k": k}
 
     def target(self, inst):

@@ -16,7 +16,7 @@ from typing import Annotated
 from pydantic import Field, model_validator
 
 from entropy_lab.schema import Section, bad_value
-from entropy_lab.tasks.base import Family, Marginal, Target, parse_integer, parse_list
+from entropy_lab.tasks.base import Family, Marginal, Target, parse_integer, parse_list, pick
 
 
 class DeterministicConfig(Section):
@@ -74,7 +74,7 @@ class Password(Family):
     )
 
     def instance(self, rng):
-        return {"n": self.config.lengths[int(rng.integers(len(self.config.lengths)))]}
+        return {"n": pick(rng, self.config.lengths)}
 
     def target(self, inst):
         n = inst["n"]
@@ -180,7 +180,7 @@ class Lottery(Family):
     )
 
     def instance(self, rng):
-        n, k = self.config.games[int(rng.integers(len(self.config.games)))]
+        n, k = pick(rng, self.config.games)
         return {"n": n, "k": k}
 
     def target(self, inst):

@@ -10,7 +10,7 @@ import numpy as np
 from pydantic import AfterValidator, Field, model_validator
 
 from entropy_lab.schema import Section, bad_value
-from entropy_lab.tasks.base import Family, Target, normalise, parse_choice, parse_integer
+from entropy_lab.tasks.base import Family, Target, normalise, parse_choice, parse_integer, pick
 from entropy_lab.tasks.basic import ListItem, draw_words
 
 
@@ -43,8 +43,8 @@ class Dice(Family):
         c = self.config
         return {
             "n": int(rng.integers(1, c.max_dice + 1)),
-            "sides": c.sides[int(rng.integers(len(c.sides)))],
-            "modifier": c.modifiers[int(rng.integers(len(c.modifiers)))],
+            "sides": pick(rng, c.sides),
+            "modifier": pick(rng, c.modifiers),
         }
 
     def target(self, inst):
@@ -99,7 +99,7 @@ class Coins(Family):
         c = self.config
         return {
             "n": int(rng.integers(1, c.max_flips + 1)),
-            "p": c.heads_probability[int(rng.integers(len(c.heads_probability)))],
+            "p": pick(rng, c.heads_probability),
         }
 
     def target(self, inst):
@@ -149,7 +149,7 @@ class Cards(Family):
     )
 
     def instance(self, rng):
-        return {"deck": self.config.decks[int(rng.integers(len(self.config.decks)))]}
+        return {"deck": pick(rng, self.config.decks)}
 
     def target(self, inst):
         return normalise({card: Fraction(1) for card in DECKS[inst["deck"]]})
@@ -189,7 +189,7 @@ class Spinner(ListItem):
     )
 
     def instance(self, rng):
-        angles = self.config.sectors[int(rng.integers(len(self.config.sectors)))]
+        angles = pick(rng, self.config.sectors)
         return {"items": draw_words(rng, self.words, len(angles)), "angles": list(angles)}
 
     def target(self, inst):

@@ -11,6 +11,8 @@ import re
 
 import numpy as np
 
+from entropy_lab.tasks.base import pick
+
 ALTERNATIVES = re.compile(r"\[([^\[\]]*)\]")
 SLOT = re.compile(r"\{(\w+)\}")
 
@@ -18,11 +20,10 @@ SLOT = re.compile(r"\{(\w+)\}")
 def expand(template: str, slots: dict[str, str], rng: np.random.Generator) -> str:
     """One surface form of `template`, with its slots filled."""
 
-    def pick(match: re.Match) -> str:
-        options = match.group(1).split("|")
-        return options[int(rng.integers(len(options)))]
+    def choose(match: re.Match) -> str:
+        return pick(rng, match.group(1).split("|"))
 
-    text = ALTERNATIVES.sub(pick, template)
+    text = ALTERNATIVES.sub(choose, template)
     text = SLOT.sub(lambda m: slots[m.group(1)], text)
     return re.sub(r"\s+", " ", text).strip()
 

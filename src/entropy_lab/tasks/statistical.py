@@ -18,7 +18,7 @@ from pydantic import Field, model_validator
 from scipy import stats
 
 from entropy_lab.schema import Section, bad_value
-from entropy_lab.tasks.base import Family, Target, parse_integer
+from entropy_lab.tasks.base import Family, Target, parse_integer, pick
 from entropy_lab.tasks.game import Probability
 
 MAX_SUPPORT = 400
@@ -48,7 +48,7 @@ class Binomial(Family):
 
     def instance(self, rng):
         c = self.config
-        return {"n": c.n[int(rng.integers(len(c.n)))], "p": c.p[int(rng.integers(len(c.p)))]}
+        return {"n": pick(rng, c.n), "p": pick(rng, c.p)}
 
     def target(self, inst):
         n, p = inst["n"], Fraction(inst["p"])
@@ -79,7 +79,7 @@ class Poisson(Family):
     )
 
     def instance(self, rng):
-        return {"rate": self.config.rates[int(rng.integers(len(self.config.rates)))]}
+        return {"rate": pick(rng, self.config.rates)}
 
     def target(self, inst):
         top = int(stats.poisson.isf(self.config.tail, inst["rate"]))
@@ -112,7 +112,7 @@ class Geometric(Family):
     )
 
     def instance(self, rng):
-        return {"p": self.config.p[int(rng.integers(len(self.config.p)))]}
+        return {"p": pick(rng, self.config.p)}
 
     def target(self, inst):
         p = Fraction(inst["p"])
@@ -184,8 +184,8 @@ class Normal(Family):
     def instance(self, rng):
         c = self.config
         return {
-            "mean": c.means[int(rng.integers(len(c.means)))],
-            "sd": c.sds[int(rng.integers(len(c.sds)))],
+            "mean": pick(rng, c.means),
+            "sd": pick(rng, c.sds),
             "decimals": c.decimals,
         }
 
@@ -235,7 +235,7 @@ class Exponential(Family):
 
     def instance(self, rng):
         c = self.config
-        return {"mean": c.means[int(rng.integers(len(c.means)))], "decimals": c.decimals}
+        return {"mean": pick(rng, c.means), "decimals": c.decimals}
 
     def target(self, inst):
         m, d = inst["mean"], inst["decimals"]
