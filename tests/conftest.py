@@ -22,20 +22,20 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
-def tiny_config(arch: str):
+def tiny_config(arch: str, positions: int = 64):
     """A ~100k-parameter causal LM config over the 257-token byte vocabulary."""
     from transformers import GPT2Config, GPTNeoXConfig, LlamaConfig
 
     common = {"vocab_size": 257, "bos_token_id": 256, "eos_token_id": 256, "pad_token_id": 256}
     if arch == "gpt2":
-        return GPT2Config(n_embd=32, n_layer=2, n_head=2, n_positions=64, **common)
+        return GPT2Config(n_embd=32, n_layer=2, n_head=2, n_positions=positions, **common)
     if arch == "gpt_neox":
         return GPTNeoXConfig(
             hidden_size=32,
             num_hidden_layers=2,
             num_attention_heads=2,
             intermediate_size=64,
-            max_position_embeddings=64,
+            max_position_embeddings=positions,
             **common,
         )
     if arch == "llama":
@@ -45,19 +45,19 @@ def tiny_config(arch: str):
             num_attention_heads=2,
             num_key_value_heads=1,
             intermediate_size=64,
-            max_position_embeddings=64,
+            max_position_embeddings=positions,
             **common,
         )
     raise ValueError(arch)
 
 
-def save_tiny_model(arch: str, path: Path, seed: int = 0) -> Path:
+def save_tiny_model(arch: str, path: Path, seed: int = 0, positions: int = 64) -> Path:
     from transformers import AutoModelForCausalLM
 
     from entropy_lab.training.pretrain import byte_tokenizer
 
     torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_config(tiny_config(arch))
+    model = AutoModelForCausalLM.from_config(tiny_config(arch, positions))
     model.save_pretrained(path, safe_serialization=True)
     byte_tokenizer().save_pretrained(path)
     return path

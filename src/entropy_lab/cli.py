@@ -79,5 +79,16 @@ def tasks_cmd(params_path: Path) -> None:
     run_stage(load_params(params_path))
 
 
+@main.command("train")
+@params_option
+@click.option("--variant", required=True, help="A loss in training.variants.")
+@user_errors
+def train_cmd(params_path: Path, variant: str) -> None:
+    """Stage `train@<variant>`: LoRA SFT with that loss; the adapter goes to adapters/<variant>/."""
+    from entropy_lab.training.sft import run_stage
+
+    run_stage(load_params(params_path), variant)
+
+
 if __name__ == "__main__":
     main()

@@ -17,6 +17,7 @@ from entropy_lab.entropy.harvest import HarvestSection
 from entropy_lab.errors import UserError
 from entropy_lab.schema import PositiveInt, Quantization, Section, bad_value
 from entropy_lab.tasks.builder import TasksSection
+from entropy_lab.training.sft import TrainingSection
 
 PARAMS_FILE = Path("params.yaml")
 
@@ -91,6 +92,7 @@ class Params(Section):
     harvest: HarvestSection
     models: ModelsSection
     tasks: TasksSection
+    training: TrainingSection
 
     @model_validator(mode="after")
     def _model_names_exist(self) -> Params:
@@ -98,6 +100,11 @@ class Params(Section):
         if name is not None and name not in self.models.use:
             known = ", ".join(self.models.use)
             raise bad_value("tasks.paraphrase.model", name, f"not in models.use; allowed: {known}")
+        if self.training.model not in self.models.use:
+            known = ", ".join(self.models.use)
+            raise bad_value(
+                "training.model", self.training.model, f"not in models.use; allowed: {known}"
+            )
         return self
 
 

@@ -1,0 +1,66 @@
+"""Training step time of ce_kl vs ce_multisample on the same batch (target: at most 1.15x,
+the support scored in one packed forward pass), and training tokens/s.
+
+    python benchmarks/bench_train.py [--repeats 5]
+
+Uses the default model (models/kjv-tiny, from `dvc repro models`) and data/tasks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+from datasets import load_from_disk
+
+from entropy_lab.config import load_params
+from entropy_lab.models import load_profile
+from entropy_lab.training.scoring import make_item
+from entropy_lab.training.sft import batch_for, loss_on, with_lora
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeats", type=int, default=5)
+    args = ap.parse_args()
+    params = load_params()
+    t = params.training
+    model, tok, _ = load_profile(t.model, params.models)
+    model = with_lora(model, t.lora, t.seed).train()
+    records = [r for r in load_from_disk("data/tasks")["train"] if r["draws"]]
+    batch = batch_for(0, records, t)
+    positions = model.config.max_position_embeddings
+    times = {}
+    for kind in ("ce_multisample", "ce_kl"):
+        exact = kind != "ce_multisample"
+        tokens = sum(
+            len(
+                make_item(
+                    tok, r, d, exact, t.max_prompt_tokens, t.max_support_tokens, positions
+                ).packed.input_ids
+            )
+            for r, d in batch
+        )
+
+        def step(kind=kind) -> None:
+            model.zero_grad(set_to_none=True)
+            loss_on(model, tok, batch, kind, t)["loss"].backward()
+
+        step()  # warm-up
+        runs = []
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            step()
+            runs.append(time.perf_counter() - t0)
+        times[kind] = statistics.median(runs)
+        print(
+            f"{kind:15s} step {times[kind] * 1e3:7.1f} ms, {tokens} tokens in the packed batch, {tokens / times[kind]:,.0f} tokens/s"
+        )
+    print(
+        f"ratio ce_kl / ce_multisample step time: {times['ce_kl'] / times['ce_multisample']:.2f}x (target <= 1.15x)"
+    )
+
+
+if __name__ == "__main__":
+    main()

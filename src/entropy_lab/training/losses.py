@@ -1,0 +1,179 @@
+"""Exact answer distributions and the SFT losses, as pure tensor functions.
+
+A record's support (its answers, tokenised, each followed by EOS) is packed as a prefix
+trie after the prompt: answers that share a prefix share its tokens, every trie node
+attends to the prompt and its own ancestors only (a 4-D attention mask), and its position
+continues the prompt's. One forward pass then gives every answer's summed token
+log-probability: the first token is scored at the prompt's last position, each later token
+at its parent node, and EOS at the answer's last node. No loop over support elements.
+
+Losses, per record, averaged over the batch:
+  ce_multisample  CE of an answer drawn from the target (mean NLL over its tokens and EOS)
+  ce_kl           CE + lambda * KL(target || model), the model's distribution exact over the
+                  support (summed log-probs, renormalised over the support)
+  kl              KL alone
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+LOSSES = ("ce_multisample", "ce_kl", "kl")
+
+
+@dataclass(frozen=True)
+class Trie:
+    """Answers as a token trie. Node i holds `tokens[i]`; `parents[i]` is -1 for a child of
+    the prompt. `ends[k]` is the last node of answer k; `paths[k]` its nodes, root first."""
+
+    tokens: tuple[int, ...]
+    parents: tuple[int, ...]
+    ends: tuple[int, ...]
+    paths: tuple[tuple[int, ...], ...]
+
+
+def build_trie(answers: list[list[int]]) -> Trie:
+    tokens: list[int] = []
+    parents: list[int] = []
+    children: dict[tuple[int, int], int] = {}
+    ends, paths = [], []
+    for answer in answers:
+        if not answer:
+            raise ValueError("an answer must have at least one token")
+        node, path = -1, []
+        for tok in answer:
+            key = (node, tok)
+            if key not in children:
+                children[key] = len(tokens)
+                tokens.append(tok)
+                parents.append(node)
+            node = children[key]
+            path.append(node)
+        ends.append(node)
+        paths.append(tuple(path))
+    return Trie(tuple(tokens), tuple(parents), tuple(ends), tuple(paths))
+
+
+@dataclass(frozen=True)
+class Packed:
+    input_ids: list[int]
+    position_ids: list[int]
+    parents: list[int]  # absolute index of each position's attention parent (-1: none)
+    prompt_len: int
+
+
+def pack(prompt: list[int], trie: Trie) -> Packed:
+    """Prompt then trie nodes; node depth d sits at position prompt_len + d - 1."""
+    p = len(prompt)
+    depth: list[int] = []
+    for parent in trie.parents:
+        depth.append(1 if parent < 0 else depth[parent] + 1)
+    return Packed(
+        input_ids=list(prompt) + list(trie.tokens),
+        position_ids=list(range(p)) + [p + d - 1 for d in depth],
+        parents=list(range(-1, p - 1)) + [p - 1 if q < 0 else p + q for q in trie.parents],
+        prompt_len=p,
+    )
+
+
+def batch_tensors(
+    packed: list[Packed], pad_id: int, row_length: int = 0
+) -> tuple[dict[str, torch.Tensor], list[tuple[int, int]]]:
+    """Pack sequences into rows (first fit, longest first) with a block-diagonal tree mask.
+
+    Several records share a row when they fit in `row_length` (at least the longest), so the
+    batch carries little padding; positions restart for each record. Returns the model
+    inputs and each sequence's (row, offset).
+    """
+    length = max(row_length, max(len(x.input_ids) for x in packed))
+    order = sorted(range(len(packed)), key=lambda i: -len(packed[i].input_ids))
+    fill: list[int] = []
+    place: list[tuple[int, int]] = [(0, 0)] * len(packed)
+    for i in order:
+        n = len(packed[i].input_ids)
+        row = next((r for r, used in enumerate(fill) if used + n <= length), None)
+        if row is None:
+            fill.append(0)
+            row = len(fill) - 1
+        place[i] = (row, fill[row])
+        fill[row] += n
+    ids = torch.full((len(fill), length), pad_id, dtype=torch.long)
+    pos = torch.zeros((len(fill), length), dtype=torch.long)
+    allow = torch.zeros((len(fill), 1, length, length), dtype=torch.bool)
+    causal = torch.ones(length, length, dtype=torch.bool).tril()
+    for x, (row, off) in zip(packed, place, strict=True):
+        n, p = len(x.input_ids), x.prompt_len
+        ids[row, off : off + n] = torch.tensor(x.input_ids)
+        pos[row, off : off + n] = torch.tensor(x.position_ids)
+        allow[row, 0, off : off + p, off : off + p] = causal[:p, :p]  # the prompt is causal
+        allow[row, 0, off + p : off + n, off : off + p] = True  # every trie node sees the prompt
+        for i in range(p, n):
+            j = i
+            while j >= p:  # ... and itself and its ancestors in the trie
+                allow[row, 0, off + i, off + j] = True
+                j = x.parents[j]
+    for row, used in enumerate(fill):
+        idx = torch.arange(used, length)
+        allow[row, 0, idx, idx] = True  # padding sees only itself (no all-masked rows)
+    return {"input_ids": ids, "position_ids": pos, "attention_mask": allow}, place
+
+
+def scoring_plan(packed: Packed, trie: Trie, eos: int) -> tuple[list[int], list[int], list[int]]:
+    """Where each answer's tokens (then EOS) are scored: (positions, token ids, tokens per answer).
+
+    The first token is scored at the prompt's last position, each later token at its
+    parent node, and EOS at the answer's last node."""
+    p = packed.prompt_len
+    positions, targets, lengths = [], [], []
+    for path, end in zip(trie.paths, trie.ends, strict=True):
+        positions += [p - 1 if trie.parents[n] < 0 else p + trie.parents[n] for n in path] + [
+            p + end
+        ]
+        targets += [trie.tokens[n] for n in path] + [eos]
+        lengths.append(len(path) + 1)
+    return positions, targets, lengths
+
+
+def answer_token_logprobs(
+    logprobs: torch.Tensor, packed: Packed, trie: Trie, eos: int
+) -> list[torch.Tensor]:
+    """Per answer: the log-probabilities of its tokens and of the EOS that ends it, from one
+    gather over `logprobs` ((L, V) log-softmax of one packed sequence)."""
+    positions, targets, lengths = scoring_plan(packed, trie, eos)
+    return list(torch.split(logprobs[positions, targets], lengths))
+
+
+def support_log_probs(token_logprobs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(log q over the support, renormalised; log of the mass the model puts on the support)."""
+    flat = torch.cat(token_logprobs)
+    owner = torch.repeat_interleave(
+        torch.arange(len(token_logprobs), device=flat.device),
+        torch.tensor([t.numel() for t in token_logprobs], device=flat.device),
+    )
+    scores = torch.zeros(len(token_logprobs), dtype=flat.dtype, device=flat.device).index_add(
+        0, owner, flat
+    )
+    mass = torch.logsumexp(scores, dim=0)
+    return scores - mass, mass
+
+
+def kl_target_model(target: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
+    """KL(target || model) = sum p (log p - log q), terms with p = 0 omitted."""
+    keep = target > 0
+    p = target[keep]
+    return torch.sum(p * (torch.log(p) - log_q[keep]))
+
+
+def total_variation(target: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
+    return 0.5 * torch.sum(torch.abs(target - log_q.exp()))
+
+
+def record_loss(kind: str, lam: float, ce: torch.Tensor, kl: torch.Tensor | None) -> torch.Tensor:
+    """One record's loss; records without an exact support contribute CE only."""
+    if kind == "ce_multisample" or kl is None:
+        return ce
+    if kind == "ce_kl":
+        return ce + lam * kl
+    return kl

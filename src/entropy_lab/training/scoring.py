@@ -1,0 +1,113 @@
+"""Turn task records into packed model inputs and score them: the exact model distribution
+over each record's support in one batched forward pass (see training.losses)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from entropy_lab.training.losses import (
+    Packed,
+    Trie,
+    answer_token_logprobs,
+    batch_tensors,
+    build_trie,
+    pack,
+    support_log_probs,
+)
+
+
+def prompt_ids(tokenizer, prompt: str, max_tokens: int) -> list[int]:
+    """The prompt as the model sees it (its chat template when it has one), left-truncated."""
+    if getattr(tokenizer, "chat_template", None):
+        ids = tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=True
+        )
+        ids = list(ids["input_ids"] if isinstance(ids, dict) else ids)
+    else:
+        ids = tokenizer(f"{prompt}\nAnswer: ", add_special_tokens=False).input_ids
+    return ids[-max_tokens:]
+
+
+def answer_ids(tokenizer, answers: list[str]) -> list[list[int]]:
+    return [tokenizer(a, add_special_tokens=False).input_ids for a in answers]
+
+
+@dataclass(frozen=True)
+class Item:
+    """One record ready to score: its packed trie, the target over it (None: CE only), and
+    which trie answer is the sampled one."""
+
+    packed: Packed
+    trie: Trie
+    target: torch.Tensor | None
+    sampled: int
+
+
+def make_item(
+    tokenizer,
+    record: dict[str, Any],
+    draw: str,
+    exact: bool,
+    max_prompt: int,
+    max_support: int,
+    max_positions: int,
+) -> Item:
+    """`exact`: score the whole support (when the record has one that fits); else only `draw`.
+
+    The prompt is left-truncated so that prompt, deepest answer and EOS fit the model's positions."""
+    support = record["support"]
+    trie = build_trie(answer_ids(tokenizer, support)) if exact and support else None
+    if trie is None or len(trie.tokens) > max_support:
+        trie, target, sampled = build_trie(answer_ids(tokenizer, [draw])), None, 0
+    else:
+        target, sampled = torch.tensor(record["probs"], dtype=torch.float32), support.index(draw)
+    depth = max(len(p) for p in trie.paths) + 1
+    prompt = prompt_ids(tokenizer, record["prompt"], min(max_prompt, max_positions - depth))
+    return Item(pack(prompt, trie), trie, target, sampled)
+
+
+def score(model, items: list[Item], pad_id: int, eos: int) -> list[list[torch.Tensor]]:
+    """Per item, per trie answer: token log-probs (answer tokens then EOS), one forward pass
+    over rows packed up to the model's context length."""
+    batch, place = batch_tensors(
+        [i.packed for i in items], pad_id, model.config.max_position_embeddings
+    )
+    logits = model(**{k: v.to(model.device) for k, v in batch.items()}).logits.float()
+    logprobs = torch.log_softmax(logits, dim=-1)
+    return [
+        answer_token_logprobs(
+            logprobs[row, off : off + len(item.packed.input_ids)], item.packed, item.trie, eos
+        )
+        for item, (row, off) in zip(items, place, strict=True)
+    ]
+
+
+@torch.no_grad()
+def exact_distributions(
+    model,
+    tokenizer,
+    records: list[dict[str, Any]],
+    max_prompt: int,
+    max_support: int,
+    batch_size: int = 8,
+):
+    """For each record with a scorable support: (target, log q renormalised, log support mass)."""
+    eos = tokenizer.eos_token_id
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
+    positions = model.config.max_position_embeddings
+    items = [
+        make_item(tokenizer, r, r["support"][0], True, max_prompt, max_support, positions)
+        for r in records
+        if r["support"]
+    ]
+    items = [i for i in items if i.target is not None]
+    out = []
+    for start in range(0, len(items), batch_size):
+        chunk = items[start : start + batch_size]
+        for item, toks in zip(chunk, score(model, chunk, pad, eos), strict=True):
+            log_q, mass = support_log_probs(toks)
+            out.append((item.target, log_q.cpu(), mass.cpu()))
+    return out

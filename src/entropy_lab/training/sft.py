@@ -1,0 +1,348 @@
+"""LoRA SFT on the task dataset with the losses of training.losses; the `train` stage.
+
+Every draw is keyed by (seed, step): the batch, the answer drawn for CE, and torch's RNG
+(LoRA dropout) are re-derived at each step, so a run killed after a checkpoint and
+restarted ends with the same adapter as an uninterrupted one (on CPU, fixed seed).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+import torch
+from pydantic import Field
+
+from entropy_lab.errors import UserError
+from entropy_lab.schema import PositiveInt, Section
+from entropy_lab.training.losses import (
+    kl_target_model,
+    record_loss,
+    support_log_probs,
+    total_variation,
+)
+from entropy_lab.training.scoring import exact_distributions, make_item, score
+
+log = logging.getLogger(__name__)
+
+# peft's usual LoRA targets per architecture (model_type); `training.lora.target_modules` overrides.
+DEFAULT_TARGETS = {
+    "gpt2": ["c_attn"],
+    "gpt_neox": ["query_key_value"],
+    "llama": ["q_proj", "v_proj"],
+    "mistral": ["q_proj", "v_proj"],
+}
+
+
+class LoraSection(Section):
+    r: PositiveInt
+    alpha: Annotated[float, Field(gt=0)]
+    dropout: Annotated[float, Field(ge=0, lt=1)]
+    target_modules: list[str] | Literal["auto"]
+
+
+class TrainingSection(Section):
+    model: str  # a profile in models.use
+    variants: Annotated[list[Literal["ce_multisample", "ce_kl", "kl"]], Field(min_length=1)]
+    lambda_kl: Annotated[float, Field(ge=0)]
+    lora: LoraSection
+    seed: Annotated[int, Field(ge=0)]
+    steps: PositiveInt
+    batch_size: PositiveInt
+    lr: Annotated[float, Field(gt=0, le=1)]
+    warmup_steps: Annotated[int, Field(ge=0)]
+    eval_every: PositiveInt
+    eval_records: PositiveInt
+    checkpoint_every: PositiveInt
+    max_prompt_tokens: Annotated[int, Field(ge=8)]
+    max_support_tokens: Annotated[int, Field(ge=1)]
+    gradient_checkpointing: Literal["auto", "on", "off"]
+
+
+def target_modules(model, lora: LoraSection) -> list[str]:
+    """The LoRA targets: by architecture, or as given; every one must exist in the model."""
+    kind = model.config.model_type
+    if lora.target_modules == "auto":
+        if kind not in DEFAULT_TARGETS:
+            raise UserError(
+                f"training.lora.target_modules = 'auto': no default for model type {kind!r}; list them"
+            )
+        return DEFAULT_TARGETS[kind]
+    names = {
+        n.rsplit(".", 1)[-1]
+        for n, m in model.named_modules()
+        if isinstance(m, torch.nn.Module) and n
+    }
+    for t in lora.target_modules:
+        if t not in names:
+            linear = sorted(
+                {
+                    n.rsplit(".", 1)[-1]
+                    for n, m in model.named_modules()
+                    if hasattr(m, "weight") and n
+                }
+            )
+            raise UserError(
+                f"training.lora.target_modules = {lora.target_modules}: {t!r} is not a module of this {kind} model; modules with weights: {', '.join(linear)}"
+            )
+    return list(lora.target_modules)
+
+
+def with_lora(model, lora: LoraSection, seed: int):
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(seed)  # LoRA A matrices are initialised from torch's RNG
+    config = LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=target_modules(model, lora),
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, config)
+
+
+def step_rng(seed: int, step: int) -> np.random.Generator:
+    return np.random.default_rng([seed, step])
+
+
+def batch_for(
+    step: int, records: list[dict[str, Any]], t: TrainingSection
+) -> list[tuple[dict[str, Any], str]]:
+    """The records of a step and the target draw each is trained on: a function of (seed, step)."""
+    rng = step_rng(t.seed, step)
+    idx = rng.choice(len(records), size=min(t.batch_size, len(records)), replace=False)
+    out = []
+    for i in idx:
+        r = records[int(i)]
+        out.append((r, r["draws"][int(rng.integers(len(r["draws"])))]))
+    return out
+
+
+def loss_on(model, tokenizer, batch, kind: str, t: TrainingSection) -> dict[str, torch.Tensor]:
+    eos = tokenizer.eos_token_id
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
+    positions = model.config.max_position_embeddings
+    items = [
+        make_item(
+            tokenizer,
+            r,
+            draw,
+            kind != "ce_multisample",
+            t.max_prompt_tokens,
+            t.max_support_tokens,
+            positions,
+        )
+        for r, draw in batch
+    ]
+    losses, ces, kls = [], [], []
+    for item, toks in zip(items, score(model, items, pad, eos), strict=True):
+        ce = -toks[item.sampled].mean()
+        kl = None
+        if item.target is not None:
+            log_q, _ = support_log_probs(toks)
+            kl = kl_target_model(item.target.to(log_q.device), log_q)
+            kls.append(kl.detach())
+        ces.append(ce.detach())
+        losses.append(record_loss(kind, t.lambda_kl, ce, kl))
+    return {
+        "loss": torch.stack(losses).mean(),
+        "ce": torch.stack(ces).mean(),
+        "kl": torch.stack(kls).mean() if kls else torch.tensor(float("nan")),
+    }
+
+
+def evaluate(
+    model, tokenizer, records: list[dict[str, Any]], t: TrainingSection
+) -> dict[str, float]:
+    """Mean KL(target || model), total variation and support mass over validation records."""
+    was_training = model.training
+    model.eval()
+    dists = exact_distributions(
+        model, tokenizer, records, t.max_prompt_tokens, t.max_support_tokens
+    )
+    model.train(was_training)
+    if not dists:
+        raise UserError("no validation record has a support that fits training.max_support_tokens")
+    return {
+        "val_kl": float(np.mean([kl_target_model(p, lq).item() for p, lq, _ in dists])),
+        "val_tvd": float(np.mean([total_variation(p, lq).item() for p, lq, _ in dists])),
+        "val_support_mass": float(np.mean([m.exp().item() for _, _, m in dists])),
+        "val_records": len(dists),
+    }
+
+
+def adapter_state(model) -> dict[str, torch.Tensor]:
+    from peft import get_peft_model_state_dict
+
+    return {k: v.detach().cpu().contiguous() for k, v in get_peft_model_state_dict(model).items()}
+
+
+def save_checkpoint(directory: Path, model, opt, step: int, curve: list[dict], digest: str) -> None:
+    from safetensors.torch import save_file
+
+    from entropy_lab.provenance import atomic_dir, write_json
+
+    with atomic_dir(directory) as tmp:
+        save_file(adapter_state(model), tmp / "adapter.safetensors")
+        torch.save(opt.state_dict(), tmp / "optimizer.pt")
+        write_json(tmp / "state.json", {"step": step, "curve": curve, "digest": digest})
+
+
+def load_checkpoint(directory: Path, model, opt, digest: str) -> tuple[int, list[dict]]:
+    """Resume from `directory` if it holds a checkpoint of this same run; else start at 0."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    state_path = directory / "state.json"
+    if not state_path.is_file():
+        return 0, []
+    state = json.loads(state_path.read_text())
+    if state["digest"] != digest:
+        log.info("checkpoint in %s is from other params; starting afresh", directory)
+        shutil.rmtree(directory)
+        return 0, []
+    set_peft_model_state_dict(model, load_file(directory / "adapter.safetensors"))
+    opt.load_state_dict(torch.load(directory / "optimizer.pt", weights_only=True))
+    log.info("resuming from step %d", state["step"])
+    return state["step"], state["curve"]
+
+
+def train(
+    model,
+    tokenizer,
+    records: list[dict],
+    val: list[dict],
+    kind: str,
+    t: TrainingSection,
+    checkpoints: Path,
+    digest: str,
+):
+    """The loop. Returns the evaluation curve; the model is trained in place."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=t.lr, weight_decay=0.0)
+    start, curve = load_checkpoint(checkpoints, model, opt, digest)
+    if start == 0:
+        curve = [{"step": 0, **evaluate(model, tokenizer, val, t)}]
+    model.train()
+    for step in range(start, t.steps):
+        torch.manual_seed(t.seed * 1_000_003 + step)  # LoRA dropout, keyed by step
+        for group in opt.param_groups:
+            group["lr"] = t.lr * min(1.0, (step + 1) / max(1, t.warmup_steps))
+        out = loss_on(model, tokenizer, batch_for(step, records, t), kind, t)
+        opt.zero_grad(set_to_none=True)
+        out["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        done = step + 1
+        if done % t.eval_every == 0 or done == t.steps:
+            point = {
+                "step": done,
+                "loss": out["loss"].item(),
+                "ce": out["ce"].item(),
+                "kl": out["kl"].item(),
+                **evaluate(model, tokenizer, val, t),
+            }
+            curve.append(point)
+            log.info(
+                "%s step %d: loss %.4f, val KL %.4f, TVD %.4f",
+                kind,
+                done,
+                point["loss"],
+                point["val_kl"],
+                point["val_tvd"],
+            )
+        if done % t.checkpoint_every == 0 and done < t.steps:
+            save_checkpoint(checkpoints, model, opt, done, curve, digest)
+    return curve
+
+
+def write_curve(directory: Path, curve: list[dict]) -> None:
+    """DVCLive logs of the evaluation curve, written in one go (so a resumed run's are whole)."""
+    from dvclive import Live
+
+    from entropy_lab.provenance import atomic_dir
+
+    with atomic_dir(directory) as tmp:
+        live = Live(str(tmp), save_dvc_exp=False, dvcyaml=False, report=None)
+        for point in curve:
+            live.step = point["step"]
+            for key, value in point.items():
+                if key != "step" and isinstance(value, float) and np.isfinite(value):
+                    live.log_metric(key, value)
+        live.end()
+
+
+def run_stage(
+    params, variant: str, tasks_dir: Path = Path("data/tasks"), root: Path = Path(".")
+) -> None:
+    """Stage `train@<variant>`: LoRA SFT of `training.model`, adapter to adapters/<variant>/."""
+    from datasets import load_from_disk
+    from peft import prepare_model_for_kbit_training
+
+    from entropy_lab.config import flatten
+    from entropy_lab.models import load_profile, pick_device
+    from entropy_lab.provenance import (
+        MANIFEST,
+        atomic_dir,
+        build_manifest,
+        digest,
+        sha256_path,
+        write_json,
+    )
+
+    t: TrainingSection = params.training
+    if variant not in t.variants:
+        raise UserError(
+            f"--variant {variant!r}: not in training.variants; allowed: {', '.join(t.variants)}"
+        )
+    if not (tasks_dir / "dataset_dict.json").is_file():
+        raise UserError(f"no task dataset at {tasks_dir}; run the tasks stage first")
+    ds = load_from_disk(str(tasks_dir))
+    records = [r for r in ds["train"] if r["draws"]]
+    val = [r for r in ds["validation"] if r["support"]][: t.eval_records]
+
+    model, tokenizer, resolved = load_profile(t.model, params.models)
+    cuda = pick_device(params.models.device) == "cuda"
+    checkpointing = t.gradient_checkpointing == "on" or (
+        t.gradient_checkpointing == "auto" and cuda
+    )
+    if params.models.profiles[t.model].quantization != "none":  # QLoRA
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=checkpointing)
+    elif checkpointing:
+        model.gradient_checkpointing_enable()
+    model = with_lora(model, t.lora, t.seed)
+
+    read = flatten(t, "training")
+    inputs = {"tasks": tasks_dir, "base_model": resolved.path}
+    run_digest = digest(
+        read | {"variant": variant},
+        {k: sha256_path(v) for k, v in inputs.items()},
+        {"training": t.seed},
+    )
+    checkpoints = root / "checkpoints" / variant
+    curve = train(model, tokenizer, records, val, variant, t, checkpoints, run_digest)
+
+    with atomic_dir(root / "adapters" / variant) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        manifest = build_manifest(
+            "train", read | {"variant": variant}, inputs, tmp, seeds={"training": t.seed}
+        )
+        write_json(tmp / MANIFEST, manifest)
+    reports = root / "reports" / "train" / variant
+    write_curve(reports / "live", curve)
+    base, final = curve[0], curve[-1]
+    write_json(
+        reports / "metrics.json",
+        {
+            "base": {k: base[k] for k in ("val_kl", "val_tvd", "val_support_mass")},
+            "final": {k: final[k] for k in ("val_kl", "val_tvd", "val_support_mass")},
+            "steps": t.steps,
+            "val_records": final["val_records"],
+        },
+    )
+    shutil.rmtree(checkpoints, ignore_errors=True)  # only needed to resume an interrupted run

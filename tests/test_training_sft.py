@@ -1,0 +1,208 @@
+"""LoRA SFT: the KL loss beats multi-sample CE at equal steps, resume after a kill is exact,
+bad LoRA configs are one-line errors."""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from click.testing import CliRunner
+from transformers import AutoModelForCausalLM
+
+from entropy_lab.cli import main
+from entropy_lab.config import parse_params
+from entropy_lab.errors import UserError
+from entropy_lab.provenance import sha256_file
+from entropy_lab.tasks.builder import Builder
+from entropy_lab.training.pretrain import byte_tokenizer
+from entropy_lab.training.sft import batch_for, evaluate, loss_on, train, with_lora
+from tests.conftest import save_tiny_model, tiny_config
+
+FAMILIES = ("integer_range", "weighted_choice", "coins", "dice", "cards")
+
+
+def small_params(params_data: dict) -> dict:
+    data = copy.deepcopy(params_data)
+    t = data["tasks"]
+    t["families"] = {k: v for k, v in t["families"].items() if k in FAMILIES}
+    t["heldout_families"] = ["cards"]
+    t["counts"] = {"train": 300, "validation": 60, "test_template": 20, "test_family": 20}
+    data["training"].update(
+        steps=60, batch_size=8, lr=0.01, warmup_steps=5, eval_every=30, eval_records=40,
+        checkpoint_every=10, max_support_tokens=128,
+    )  # fmt: skip
+    return data
+
+
+def test_a_kl_step_lowers_the_kl_of_its_batch(params_data):
+    params = parse_params(small_params(params_data))
+    batch = batch_for(0, Builder(params.tasks).build()["train"], params.training)
+    torch.manual_seed(0)
+    model = with_lora(
+        AutoModelForCausalLM.from_config(tiny_config("gpt2", 256)), params.training.lora, 0
+    )
+    model.eval()  # no dropout: the two evaluations must differ only by the step
+    tok = byte_tokenizer()
+    before = loss_on(model, tok, batch, "kl", params.training)
+    before["loss"].backward()
+    trainable = [p for p in model.parameters() if p.grad is not None]
+    norm = torch.sqrt(sum((p.grad**2).sum() for p in trainable))
+    with torch.no_grad():
+        for p in trainable:
+            p -= 1e-3 * p.grad / norm  # a small step down the gradient
+    after = loss_on(model, tok, batch, "kl", params.training)
+    assert after["kl"].item() < before["kl"].item()
+    assert torch.isnan(
+        loss_on(model, tok, batch, "ce_multisample", params.training)["kl"]
+    )  # CE never scores the support
+
+
+@pytest.mark.slow
+def test_default_profile_ce_kl_beats_ce_multisample_and_base(params_data, tmp_path):
+    """The default model (shortened pretraining) and training params: equal steps per loss."""
+    from entropy_lab.training.pretrain import corpus_path, load_verses, split_corpus
+    from entropy_lab.training.pretrain import train as pretrain
+
+    params = parse_params(params_data)
+    tiny = params.models.tiny.model_copy(update={"steps": 300, "eval_every": 300})
+    base = pretrain(tiny, *split_corpus(load_verses(corpus_path()), tiny.val_fraction)).model
+    records = Builder(params.tasks).build()
+    val = [r for r in records["validation"] if r["support"]][: params.training.eval_records]
+    t = params.training.model_copy(update={"steps": 100})
+    results = {}
+    for kind in ("ce_multisample", "ce_kl"):
+        model = with_lora(copy.deepcopy(base), t.lora, t.seed)
+        curve = train(
+            model, byte_tokenizer(), records["train"], val, kind, t, tmp_path / kind, kind
+        )
+        results["base"], results[kind] = curve[0]["val_kl"], curve[-1]["val_kl"]
+    assert results["ce_kl"] < 0.7 * results["ce_multisample"], results
+    assert results["ce_kl"] < 0.5 * results["base"], results
+
+
+def stage_dir(params_data: dict, root: Path) -> Path:
+    """A working directory with a tiny 'kjv-tiny', the task dataset and small params."""
+    root.mkdir()
+    save_tiny_model("gpt2", root / "models" / "kjv-tiny", seed=0, positions=256)
+    (root / "params.yaml").write_text(yaml.safe_dump(small_params(params_data) | {}))
+    data = yaml.safe_load((root / "params.yaml").read_text())
+    data["training"].update(steps=400, checkpoint_every=20, eval_every=200)
+    (root / "params.yaml").write_text(yaml.safe_dump(data))
+    cwd = os.getcwd()
+    try:
+        os.chdir(root)
+        assert CliRunner().invoke(main, ["tasks"]).exit_code == 0
+    finally:
+        os.chdir(cwd)
+    return root
+
+
+def run_train(root: Path, kill_after_checkpoint: bool = False) -> int:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "entropy_lab.cli", "train", "--variant", "ce_kl"]
+    proc = subprocess.Popen(
+        cmd, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    if kill_after_checkpoint:
+        state = root / "checkpoints" / "ce_kl" / "state.json"
+        while proc.poll() is None and not state.exists():
+            time.sleep(0.02)
+        assert proc.poll() is None, "training finished before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return proc.returncode
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_the_same_adapter(params_data, tmp_path):
+    whole = stage_dir(params_data, tmp_path / "whole")
+    assert run_train(whole) == 0
+    resumed = stage_dir(params_data, tmp_path / "resumed")
+    assert run_train(resumed, kill_after_checkpoint=True) == -signal.SIGKILL
+    assert not (resumed / "adapters" / "ce_kl").exists()  # nothing DVC could take for a result
+    assert (resumed / "checkpoints" / "ce_kl" / "state.json").exists()
+    assert run_train(resumed) == 0
+    name = "adapter_model.safetensors"
+    assert sha256_file(resumed / "adapters" / "ce_kl" / name) == sha256_file(
+        whole / "adapters" / "ce_kl" / name
+    )
+    assert not (resumed / "checkpoints" / "ce_kl").exists()
+
+
+def test_unknown_target_module_and_rank_zero(params_data):
+    params = parse_params(params_data)
+    model = AutoModelForCausalLM.from_config(tiny_config("gpt2"))
+    bad = params.training.lora.model_copy(update={"target_modules": ["c_attn", "q_proj"]})
+    with pytest.raises(
+        UserError,
+        match=r"training.lora.target_modules = \['c_attn', 'q_proj'\]: 'q_proj' is not a module",
+    ) as info:
+        with_lora(model, bad, 0)
+    assert "\n" not in str(info.value) and "c_proj" in str(info.value)
+    data = copy.deepcopy(params_data)
+    data["training"]["lora"]["r"] = 0
+    with pytest.raises(
+        UserError,
+        match=re.escape("training.lora.r = 0: Input should be greater than or equal to 1"),
+    ):
+        parse_params(data)
+    data = copy.deepcopy(params_data)
+    data["training"]["variants"] = ["ce_kl", "dpo"]
+    with pytest.raises(UserError, match=re.escape("training.variants[1] = 'dpo'")):
+        parse_params(data)
+
+
+def test_unknown_variant_and_missing_dataset(params_data, tmp_path, monkeypatch):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params_data))
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["train", "--variant", "kl"])
+    assert result.exit_code == 2 and "--variant 'kl': not in training.variants" in result.stderr
+    result = CliRunner().invoke(main, ["train", "--variant", "ce_kl"])
+    assert result.exit_code == 2 and "no task dataset at data/tasks" in result.stderr
+
+
+def test_evaluate_reports_exact_distribution_metrics(params_data):
+    params = parse_params(small_params(params_data))
+    val = [r for r in Builder(params.tasks).build()["validation"] if r["support"]]
+    model = AutoModelForCausalLM.from_config(tiny_config("llama", 256)).eval()
+    m = evaluate(model, byte_tokenizer(), val, params.training)
+    assert (
+        m["val_records"] == len(val)
+        and m["val_kl"] > 0
+        and 0 < m["val_tvd"] <= 1
+        and 0 < m["val_support_mass"] < 1
+    )
+
+
+@pytest.mark.gpu
+def test_qlora_4bit_step_on_cuda(tmp_path, params_data):
+    from peft import prepare_model_for_kbit_training
+
+    from entropy_lab.models import load, resolve
+
+    path = save_tiny_model("llama", tmp_path / "m", positions=256)
+    model, tok = load(resolve(str(path)), device="cuda", quantization="4bit")
+    model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True)
+    params = parse_params(small_params(params_data))
+    model = with_lora(model, params.training.lora, 0)
+    records = Builder(params.tasks).build()
+    curve = train(
+        model,
+        tok,
+        records["train"],
+        records["validation"][:10],
+        "ce_kl",
+        params.training.model_copy(update={"steps": 3}),
+        tmp_path / "ck",
+        "d",
+    )
+    assert len(curve) >= 2
