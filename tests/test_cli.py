@@ -11,7 +11,8 @@ def test_subcommands_are_exactly_the_dvc_stages():
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     assert set(main.commands) == set(stages)
     for name, stage in stages.items():
-        assert stage["cmd"].startswith(f"entropy-lab {name}")
+        cmd = stage["do"]["cmd"] if "foreach" in stage else stage["cmd"]  # foreach: one per item
+        assert cmd.startswith(f"entropy-lab {name}")
 
 
 def test_help_lists_the_subcommands():
