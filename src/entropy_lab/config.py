@@ -17,7 +17,7 @@ from entropy_lab.entropy.harvest import HarvestSection
 from entropy_lab.errors import UserError
 from entropy_lab.schema import PositiveInt, Quantization, Section, bad_value
 from entropy_lab.tasks.builder import TasksSection
-from entropy_lab.training.sft import TrainingSection
+from entropy_lab.training.params import TrainingSection
 
 PARAMS_FILE = Path("params.yaml")
 

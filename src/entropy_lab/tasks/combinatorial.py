@@ -10,7 +10,7 @@ from typing import Annotated
 from pydantic import Field, model_validator
 
 from entropy_lab.schema import PositiveInt, Section, bad_value
-from entropy_lab.tasks.base import Family, Target, parse_choice, parse_list, pick
+from entropy_lab.tasks.base import Family, Target, check_n_k, parse_choice, parse_list, pick
 from entropy_lab.tasks.basic import draw_words
 
 MAX_OUTCOMES = 720  # 6! : beyond this a support is too large to score exactly
@@ -56,11 +56,8 @@ class KOfNConfig(Section):
 
     @model_validator(mode="after")
     def _k_le_n(self) -> KOfNConfig:
+        check_n_k("pairs", self.pairs)
         for i, (n, k) in enumerate(self.pairs):
-            if k > n:
-                raise bad_value(
-                    f"pairs[{i}]", [n, k], f"k = {k} > n = {n}; need [n, k] with k <= n"
-                )
             if math.perm(n, k) > MAX_OUTCOMES:
                 raise bad_value(f"pairs[{i}]", [n, k], f"more than {MAX_OUTCOMES} ordered outcomes")
         return self

@@ -15,8 +15,16 @@ from typing import Annotated
 
 from pydantic import Field, model_validator
 
-from entropy_lab.schema import Section, bad_value
-from entropy_lab.tasks.base import Family, Marginal, Target, parse_integer, parse_list, pick
+from entropy_lab.schema import Section
+from entropy_lab.tasks.base import (
+    Family,
+    Marginal,
+    Target,
+    check_n_k,
+    parse_integer,
+    parse_list,
+    pick,
+)
 
 
 class DeterministicConfig(Section):
@@ -158,11 +166,7 @@ class LotteryConfig(Section):
 
     @model_validator(mode="after")
     def _k_le_n(self) -> LotteryConfig:
-        for i, (n, k) in enumerate(self.games):
-            if k > n:
-                raise bad_value(
-                    f"games[{i}]", [n, k], f"k = {k} > n = {n}; need [n, k] with k <= n"
-                )
+        check_n_k("games", self.games)
         return self
 
 

@@ -20,8 +20,6 @@ from dataclasses import dataclass
 
 import torch
 
-LOSSES = ("ce_multisample", "ce_kl", "kl")
-
 
 @dataclass(frozen=True)
 class Trie:

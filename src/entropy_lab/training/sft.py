@@ -11,20 +11,19 @@ import json
 import logging
 import shutil
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
-from pydantic import Field
 
 from entropy_lab.errors import UserError
-from entropy_lab.schema import PositiveInt, Section
 from entropy_lab.training.losses import (
     kl_target_model,
     record_loss,
     support_log_probs,
     total_variation,
 )
+from entropy_lab.training.params import LoraSection, TrainingSection
 from entropy_lab.training.scoring import exact_distributions, make_item, score
 
 log = logging.getLogger(__name__)
@@ -36,31 +35,6 @@ DEFAULT_TARGETS = {
     "llama": ["q_proj", "v_proj"],
     "mistral": ["q_proj", "v_proj"],
 }
-
-
-class LoraSection(Section):
-    r: PositiveInt
-    alpha: Annotated[float, Field(gt=0)]
-    dropout: Annotated[float, Field(ge=0, lt=1)]
-    target_modules: list[str] | Literal["auto"]
-
-
-class TrainingSection(Section):
-    model: str  # a profile in models.use
-    variants: Annotated[list[Literal["ce_multisample", "ce_kl", "kl"]], Field(min_length=1)]
-    lambda_kl: Annotated[float, Field(ge=0)]
-    lora: LoraSection
-    seed: Annotated[int, Field(ge=0)]
-    steps: PositiveInt
-    batch_size: PositiveInt
-    lr: Annotated[float, Field(gt=0, le=1)]
-    warmup_steps: Annotated[int, Field(ge=0)]
-    eval_every: PositiveInt
-    eval_records: PositiveInt
-    checkpoint_every: PositiveInt
-    max_prompt_tokens: Annotated[int, Field(ge=8)]
-    max_support_tokens: Annotated[int, Field(ge=1)]
-    gradient_checkpointing: Literal["auto", "on", "off"]
 
 
 def target_modules(model, lora: LoraSection) -> list[str]:
