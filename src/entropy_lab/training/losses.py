@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 
@@ -76,6 +77,18 @@ def pack(prompt: list[int], trie: Trie) -> Packed:
     )
 
 
+def _ancestry(x: Packed) -> np.ndarray:
+    """(T, T) trie-node mask: each node, itself and its ancestors (parents precede children)."""
+    p, t = x.prompt_len, len(x.input_ids) - x.prompt_len
+    anc = np.zeros((t, t), dtype=bool)
+    for i in range(t):
+        parent = x.parents[p + i] - p
+        if parent >= 0:
+            anc[i] = anc[parent]
+        anc[i, i] = True
+    return anc
+
+
 def batch_tensors(
     packed: list[Packed], pad_id: int, row_length: int = 0
 ) -> tuple[dict[str, torch.Tensor], list[tuple[int, int]]]:
@@ -107,11 +120,7 @@ def batch_tensors(
         pos[row, off : off + n] = torch.tensor(x.position_ids)
         allow[row, 0, off : off + p, off : off + p] = causal[:p, :p]  # the prompt is causal
         allow[row, 0, off + p : off + n, off : off + p] = True  # every trie node sees the prompt
-        for i in range(p, n):
-            j = i
-            while j >= p:  # ... and itself and its ancestors in the trie
-                allow[row, 0, off + i, off + j] = True
-                j = x.parents[j]
+        allow[row, 0, off + p : off + n, off + p : off + n] = torch.from_numpy(_ancestry(x))
     for row, used in enumerate(fill):
         idx = torch.arange(used, length)
         allow[row, 0, idx, idx] = True  # padding sees only itself (no all-masked rows)
