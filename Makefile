@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-from-lock
 export PATH := $(BIN):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-reference repro test test-all lint bench lock
+.PHONY: help install install-reference repro test test-all lint bench lock docker-build docker-repro docker-exp
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[36m%-9s\033[0m %s\n", $$1, $$2}'
@@ -41,6 +41,18 @@ lint: install ## ruff, hadolint and file hygiene through pre-commit
 
 bench: install ## Benchmarks: ratios measured side by side in one run (references: make install-reference)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+COMPOSE = docker compose -f docker/compose.yaml
+SERVICE ?= lab
+
+docker-build: ## Build the container images (service lab: CUDA, lab-cpu: CPU)
+	$(COMPOSE) build
+
+docker-repro: ## dvc repro in the container (SERVICE=lab-cpu on hosts without a GPU)
+	$(COMPOSE) run --rm $(SERVICE) dvc repro
+
+docker-exp: ## dvc exp run in the container, e.g. make docker-exp ARGS="-S training.steps=300"
+	$(COMPOSE) run --rm $(SERVICE) dvc exp run $(ARGS)
 
 lock: ## Re-resolve pyproject.toml's dependencies into requirements.lock (needs the registry)
 	rm -rf .lock-venv && python3 -m venv .lock-venv
