@@ -82,13 +82,22 @@ def fast_params(params_data, tmp_path) -> Path:
         n_layer=1,
         n_head=2,
         n_embd=16,
-        context=32,
+        context=256,
         steps=6,
         batch_size=4,
         warmup_steps=1,
         eval_every=3,
         eval_batches=1,
         threads=1,
+    )
+    params_data["training"].update(
+        steps=4,
+        batch_size=4,
+        warmup_steps=1,
+        eval_every=2,
+        eval_records=10,
+        checkpoint_every=2,
+        max_support_tokens=64,
     )
     params_data["harvest"]["sources"] = [
         {"name": "kernel", "bytes": 16384, "claimed_h": 6.0},

@@ -45,9 +45,10 @@ def test_dvc_repro_end_to_end_freeze_harvest_and_rerun(repo_copy):
     run(["dvc", "repro"], repo_copy)
     assert "up to date" in run(["dvc", "status"], repo_copy)
     lock = yaml.safe_load((repo_copy / "dvc.lock").read_text())
-    assert set(lock["stages"]) == {"harvest", "models", "tasks"}
+    assert set(lock["stages"]) == {"harvest", "models", "tasks", "train@ce_multisample", "train@ce_kl"}
     pool = sha256_path(repo_copy / "data" / "entropy")
-    deterministic = {p: sha256_path(repo_copy / p) for p in ("models/kjv-tiny", "data/tasks")}
+    outputs = ("models/kjv-tiny", "data/tasks", "adapters/ce_multisample", "adapters/ce_kl", "reports/train")
+    deterministic = {p: sha256_path(repo_copy / p) for p in outputs}
 
     # Harvesting is the one non-deterministic stage: freeze it, and everything reruns the same.
     run(["dvc", "freeze", "harvest"], repo_copy)

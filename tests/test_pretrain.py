@@ -88,7 +88,7 @@ def test_models_stage_writes_model_manifest_and_metrics(fast_params, tmp_path, m
         ]
     )
     metrics = json.loads((tmp_path / "reports" / "models" / "metrics.json").read_text())
-    assert metrics["val_loss"] > 0 and metrics["tokens_seen"] == 6 * 4 * 32
+    assert metrics["val_loss"] > 0 and metrics["tokens_seen"] == 6 * 4 * 256
     assert (
         tmp_path / "reports" / "models" / "live" / "plots" / "metrics" / "val_loss.tsv"
     ).exists()

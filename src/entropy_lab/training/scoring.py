@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from entropy_lab.errors import UserError
 from entropy_lab.training.losses import (
     Packed,
     Trie,
@@ -46,6 +47,11 @@ class Item:
     sampled: int
 
 
+def _depth(trie: Trie) -> int:
+    """Positions the deepest answer takes after the prompt, its EOS included."""
+    return max(len(p) for p in trie.paths) + 1
+
+
 def make_item(
     tokenizer,
     record: dict[str, Any],
@@ -60,12 +66,16 @@ def make_item(
     The prompt is left-truncated so that prompt, deepest answer and EOS fit the model's positions."""
     support = record["support"]
     trie = build_trie(answer_ids(tokenizer, support)) if exact and support else None
-    if trie is None or len(trie.tokens) > max_support:
+    if trie is None or len(trie.tokens) > max_support or _depth(trie) > max_positions // 2:
         trie, target, sampled = build_trie(answer_ids(tokenizer, [draw])), None, 0
     else:
         target, sampled = torch.tensor(record["probs"], dtype=torch.float32), support.index(draw)
-    depth = max(len(p) for p in trie.paths) + 1
-    prompt = prompt_ids(tokenizer, record["prompt"], min(max_prompt, max_positions - depth))
+    room = min(max_prompt, max_positions - _depth(trie))
+    if room < 1:
+        raise UserError(
+            f"an answer of {_depth(trie)} tokens does not fit the model's {max_positions} positions"
+        )
+    prompt = prompt_ids(tokenizer, record["prompt"], room)
     return Item(pack(prompt, trie), trie, target, sampled)
 
 
