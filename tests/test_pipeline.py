@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -37,17 +39,29 @@ def repo_copy(tmp_path, fast_params) -> Path:
     shutil.copy(fast_params, dst / "params.yaml")
     run(["git", "init", "-q"], dst)
     run(["git", "add", "-A"], dst)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "files"], dst)
     return dst
 
 
 def test_dvc_repro_end_to_end_freeze_harvest_and_rerun(repo_copy):
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "files"], repo_copy)
     run(["dvc", "repro"], repo_copy)
     assert "up to date" in run(["dvc", "status"], repo_copy)
     lock = yaml.safe_load((repo_copy / "dvc.lock").read_text())
-    assert set(lock["stages"]) == {"harvest", "models", "tasks", "train@ce_multisample", "train@ce_kl"}
+    assert set(lock["stages"]) == {
+        "harvest",
+        "models",
+        "tasks",
+        "train@ce_multisample",
+        "train@ce_kl",
+    }
     pool = sha256_path(repo_copy / "data" / "entropy")
-    outputs = ("models/kjv-tiny", "data/tasks", "adapters/ce_multisample", "adapters/ce_kl", "reports/train")
+    outputs = (
+        "models/kjv-tiny",
+        "data/tasks",
+        "adapters/ce_multisample",
+        "adapters/ce_kl",
+        "reports/train",
+    )
     deterministic = {p: sha256_path(repo_copy / p) for p in outputs}
 
     # Harvesting is the one non-deterministic stage: freeze it, and everything reruns the same.
@@ -61,3 +75,33 @@ def test_dvc_repro_end_to_end_freeze_harvest_and_rerun(repo_copy):
     run(["dvc", "unfreeze", "harvest"], repo_copy)
     run(["dvc", "repro", "--force", "harvest"], repo_copy)
     assert sha256_path(repo_copy / "data" / "entropy") != pool
+
+
+def test_queued_experiments_run_on_dvcs_queue_and_show_up(repo_copy):
+    """`dvc exp run --queue` twice, `dvc queue start`, both in `dvc exp show`.
+
+    Queue workers copy only what git tracks (the fixture commits everything) and commit
+    experiments with git, so the repository needs an identity."""
+    run(["git", "config", "user.name", "entropy-lab tests"], repo_copy)
+    run(["git", "config", "user.email", "tests@entropy-lab.invalid"], repo_copy)
+    run(["git", "commit", "-qm", "files"], repo_copy)
+    for seed in (11, 12):
+        run(["dvc", "exp", "run", "--queue", "-S", f"tasks.seed={seed}"], repo_copy)
+    run(["dvc", "queue", "start", "-j", "1"], repo_copy)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        status = run(["dvc", "queue", "status"], repo_copy)
+        if "Queued" not in status and "Running" not in status:
+            break
+        time.sleep(5)
+    run(["dvc", "queue", "stop"], repo_copy)
+    assert status.count("Success") == 2, status
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], repo_copy))
+    seeds = {
+        exp["data"]["params"]["params.yaml"]["data"]["tasks"]["seed"]
+        for commit in shown
+        for exp in commit.get("experiments") or []
+        for exp in exp["revs"]
+        if exp.get("data", {}).get("params")
+    }
+    assert {11, 12} <= seeds, seeds
