@@ -26,7 +26,7 @@ def main() -> None:
     args = ap.parse_args()
     params = load_params()
     t = params.training
-    model, tok, _ = load_profile(t.model, params.models)
+    model, tok, _ = load_profile(t.models[0], params.models)
     model = with_lora(model, t.lora, t.seed).train()
     records = [r for r in load_from_disk("data/tasks")["train"] if r["draws"]]
     batch = batch_for(0, records, t)

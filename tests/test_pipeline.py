@@ -51,15 +51,14 @@ def test_dvc_repro_end_to_end_freeze_harvest_and_rerun(repo_copy):
         "harvest",
         "models",
         "tasks",
-        "train@ce_multisample",
-        "train@ce_kl",
+        "train@kjv-tiny-ce_multisample",
+        "train@kjv-tiny-ce_kl",
     }
     pool = sha256_path(repo_copy / "data" / "entropy")
     outputs = (
         "models/kjv-tiny",
         "data/tasks",
-        "adapters/ce_multisample",
-        "adapters/ce_kl",
+        "adapters/kjv-tiny",
         "reports/train",
     )
     deterministic = {p: sha256_path(repo_copy / p) for p in outputs}

@@ -108,12 +108,21 @@ def stage_dir(params_data: dict, root: Path) -> Path:
 
 def run_train(root: Path, kill_after_checkpoint: bool = False) -> int:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "entropy_lab.cli", "train", "--variant", "ce_kl"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "entropy_lab.cli",
+        "train",
+        "--model",
+        "kjv-tiny",
+        "--variant",
+        "ce_kl",
+    ]
     proc = subprocess.Popen(
         cmd, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     if kill_after_checkpoint:
-        state = root / "checkpoints" / "ce_kl" / "state.json"
+        state = root / "checkpoints" / "kjv-tiny" / "ce_kl" / "state.json"
         while proc.poll() is None and not state.exists():
             time.sleep(0.02)
         assert proc.poll() is None, "training finished before it could be killed"
@@ -128,14 +137,14 @@ def test_killed_run_resumes_to_the_same_adapter(params_data, tmp_path):
     assert run_train(whole) == 0
     resumed = stage_dir(params_data, tmp_path / "resumed")
     assert run_train(resumed, kill_after_checkpoint=True) == -signal.SIGKILL
-    assert not (resumed / "adapters" / "ce_kl").exists()  # nothing DVC could take for a result
-    assert (resumed / "checkpoints" / "ce_kl" / "state.json").exists()
+    adapter = Path("adapters", "kjv-tiny", "ce_kl")
+    checkpoint = Path("checkpoints", "kjv-tiny", "ce_kl")
+    assert not (resumed / adapter).exists()  # nothing DVC could take for a result
+    assert (resumed / checkpoint / "state.json").exists()
     assert run_train(resumed) == 0
     name = "adapter_model.safetensors"
-    assert sha256_file(resumed / "adapters" / "ce_kl" / name) == sha256_file(
-        whole / "adapters" / "ce_kl" / name
-    )
-    assert not (resumed / "checkpoints" / "ce_kl").exists()
+    assert sha256_file(resumed / adapter / name) == sha256_file(whole / adapter / name)
+    assert not (resumed / checkpoint).exists()  # removed once the adapter is saved
 
 
 def test_unknown_target_module_and_rank_zero(params_data):
@@ -156,6 +165,13 @@ def test_unknown_target_module_and_rank_zero(params_data):
     ):
         parse_params(data)
     data = copy.deepcopy(params_data)
+    data["training"]["models"] = ["kjv-tiny", "gpt2"]
+    with pytest.raises(
+        UserError,
+        match=re.escape("training.models[1] = 'gpt2': not in models.use; allowed: kjv-tiny"),
+    ):
+        parse_params(data)
+    data = copy.deepcopy(params_data)
     data["training"]["variants"] = ["ce_kl", "dpo"]
     with pytest.raises(UserError, match=re.escape("training.variants[1] = 'dpo'")):
         parse_params(data)
@@ -164,9 +180,14 @@ def test_unknown_target_module_and_rank_zero(params_data):
 def test_unknown_variant_and_missing_dataset(params_data, tmp_path, monkeypatch):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params_data))
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(main, ["train", "--variant", "kl"])
+    result = CliRunner().invoke(main, ["train", "--model", "kjv-tiny", "--variant", "kl"])
     assert result.exit_code == 2 and "--variant 'kl': not in training.variants" in result.stderr
-    result = CliRunner().invoke(main, ["train", "--variant", "ce_kl"])
+    result = CliRunner().invoke(main, ["train", "--model", "gpt2", "--variant", "ce_kl"])
+    assert (
+        result.exit_code == 2
+        and "--model 'gpt2': not in training.models; allowed: kjv-tiny" in result.stderr
+    )
+    result = CliRunner().invoke(main, ["train", "--model", "kjv-tiny", "--variant", "ce_kl"])
     assert result.exit_code == 2 and "no task dataset at data/tasks" in result.stderr
 
 

@@ -81,13 +81,14 @@ def tasks_cmd(params_path: Path) -> None:
 
 @main.command("train")
 @params_option
+@click.option("--model", "model_name", required=True, help="A model in training.models.")
 @click.option("--variant", required=True, help="A loss in training.variants.")
 @user_errors
-def train_cmd(params_path: Path, variant: str) -> None:
-    """Stage `train@<variant>`: LoRA SFT with that loss; the adapter goes to adapters/<variant>/."""
+def train_cmd(params_path: Path, model_name: str, variant: str) -> None:
+    """Stage `train@<model>-<variant>`: LoRA SFT; the adapter goes to adapters/<model>/<variant>/."""
     from entropy_lab.training.sft import run_stage
 
-    run_stage(load_params(params_path), variant)
+    run_stage(load_params(params_path), model_name, variant)
 
 
 if __name__ == "__main__":

@@ -100,11 +100,12 @@ class Params(Section):
         if name is not None and name not in self.models.use:
             known = ", ".join(self.models.use)
             raise bad_value("tasks.paraphrase.model", name, f"not in models.use; allowed: {known}")
-        if self.training.model not in self.models.use:
-            known = ", ".join(self.models.use)
-            raise bad_value(
-                "training.model", self.training.model, f"not in models.use; allowed: {known}"
-            )
+        for i, model in enumerate(self.training.models):
+            if model not in self.models.use:
+                known = ", ".join(self.models.use)
+                raise bad_value(
+                    f"training.models[{i}]", model, f"not in models.use; allowed: {known}"
+                )
         return self
 
 

@@ -17,7 +17,7 @@ class LoraSection(Section):
 
 
 class TrainingSection(Section):
-    model: str  # a profile in models.use
+    models: Annotated[list[str], Field(min_length=1)]  # profiles in models.use
     variants: Annotated[list[Literal["ce_multisample", "ce_kl", "kl"]], Field(min_length=1)]
     lambda_kl: Annotated[float, Field(ge=0)]
     lora: LoraSection

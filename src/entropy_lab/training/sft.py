@@ -252,9 +252,14 @@ def write_curve(directory: Path, curve: list[dict]) -> None:
 
 
 def run_stage(
-    params, variant: str, tasks_dir: Path = Path("data/tasks"), root: Path = Path(".")
+    params,
+    model_name: str,
+    variant: str,
+    tasks_dir: Path = Path("data/tasks"),
+    root: Path = Path("."),
 ) -> None:
-    """Stage `train@<variant>`: LoRA SFT of `training.model`, adapter to adapters/<variant>/."""
+    """Stage `train@<model>-<variant>`: LoRA SFT of one model with one loss; the adapter goes
+    to adapters/<model>/<variant>/."""
     from datasets import load_from_disk
     from peft import prepare_model_for_kbit_training
 
@@ -270,6 +275,10 @@ def run_stage(
     )
 
     t: TrainingSection = params.training
+    if model_name not in t.models:
+        raise UserError(
+            f"--model {model_name!r}: not in training.models; allowed: {', '.join(t.models)}"
+        )
     if variant not in t.variants:
         raise UserError(
             f"--variant {variant!r}: not in training.variants; allowed: {', '.join(t.variants)}"
@@ -280,34 +289,32 @@ def run_stage(
     records = [r for r in ds["train"] if r["draws"]]
     val = [r for r in ds["validation"] if r["support"]][: t.eval_records]
 
-    model, tokenizer, resolved = load_profile(t.model, params.models)
+    model, tokenizer, resolved = load_profile(model_name, params.models)
     cuda = pick_device(params.models.device) == "cuda"
     checkpointing = t.gradient_checkpointing == "on" or (
         t.gradient_checkpointing == "auto" and cuda
     )
-    if params.models.profiles[t.model].quantization != "none":  # QLoRA
+    if params.models.profiles[model_name].quantization != "none":  # QLoRA
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=checkpointing)
     elif checkpointing:
         model.gradient_checkpointing_enable()
     model = with_lora(model, t.lora, t.seed)
 
-    read = flatten(t, "training")
+    read = flatten(t, "training") | {"model": model_name, "variant": variant}
     inputs = {"tasks": tasks_dir, "base_model": resolved.path}
     run_digest = digest(
-        read | {"variant": variant},
+        read,
         {k: sha256_path(v) for k, v in inputs.items()},
         {"training": t.seed},
     )
-    checkpoints = root / "checkpoints" / variant
+    checkpoints = root / "checkpoints" / model_name / variant
     curve = train(model, tokenizer, records, val, variant, t, checkpoints, run_digest)
 
-    with atomic_dir(root / "adapters" / variant) as tmp:
+    with atomic_dir(root / "adapters" / model_name / variant) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
-        manifest = build_manifest(
-            "train", read | {"variant": variant}, inputs, tmp, seeds={"training": t.seed}
-        )
+        manifest = build_manifest("train", read, inputs, tmp, seeds={"training": t.seed})
         write_json(tmp / MANIFEST, manifest)
-    reports = root / "reports" / "train" / variant
+    reports = root / "reports" / "train" / model_name / variant
     write_curve(reports / "live", curve)
     base, final = curve[0], curve[-1]
     write_json(
