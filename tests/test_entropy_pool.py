@@ -13,6 +13,8 @@ from entropy_lab.entropy.pool import (
     allocate,
     base_offsets,
     check_ledger,
+    read_ledger,
+    write_ledger,
 )
 from entropy_lab.errors import UserError
 
@@ -86,3 +88,11 @@ def test_ledger_catches_overlap_and_reuse():
         check_ledger([Range("a", 0, 0, 0, 8), Range("b", 0, 0, 7, 9)])
     with pytest.raises(UserError, match="two different ranges"):
         check_ledger([Range("a", 0, 0, 0, 8), Range("a", 0, 0, 8, 16)])
+
+
+def test_ledger_round_trip(tmp_path):
+    exps = [Experiment("ab", "kernel", 3, 2, 16)]
+    ranges = every_range(exps)
+    write_ledger(tmp_path / "ledger.json", ranges)
+    assert read_ledger(tmp_path / "ledger.json") == ranges
+    check_ledger(read_ledger(tmp_path / "ledger.json"))

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from entropy_lab.cli import main
 from entropy_lab.config import parse_params
 from entropy_lab.entropy.harvest import byte_statistics
-from entropy_lab.entropy.pool import Pool
+from entropy_lab.entropy.pool import Experiment, Pool, allocate
 from entropy_lab.errors import UserError
 
 
@@ -48,6 +48,8 @@ def test_harvest_writes_pool_card_manifest_and_metrics(params_data, tmp_path, mo
     pool = Pool.load(tmp_path / "data" / "entropy")
     assert len(pool.data) == 49152 and [s.source for s in pool.segments] == ["kernel", "jitter"]
     assert pool.sha256 == hashlib.sha256(pool.data).hexdigest()
+    r = allocate([Experiment("ab", "jitter", 4, 1, 32)], pool.segments, "ab", 2, 0)
+    assert pool.read(r) == pool.data[32768 + 64 : 32768 + 96]
     assert (tmp_path / "data" / "entropy" / "raw-jitter.bin").stat().st_size == 20_000
     metrics = json.loads((tmp_path / "reports" / "harvest" / "metrics.json").read_text())
     for name in ("kernel", "jitter"):

@@ -187,10 +187,6 @@ class Builder:
         return {split: self.split(split, getattr(counts, split)) for split in SPLITS}
 
 
-def build_records(section: TasksSection) -> dict[str, list[dict[str, Any]]]:
-    return Builder(section).build()
-
-
 # --- paraphrasing -------------------------------------------------------------------------
 
 NUMBER = r"\d+(?:\.\d+)?(?:/\d+)?"
