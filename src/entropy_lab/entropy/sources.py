@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from entropy_lab.errors import UserError
+from entropy_lab.provenance import sha256_file
 
 CHUNK = 1 << 16
 
@@ -56,7 +57,7 @@ def external(path: Path, expected_sha256: str | None) -> Iterator[np.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"harvest.sources.external.path = '{path}': no such file")
-    digest = file_sha256(path)
+    digest = sha256_file(path)
     if expected_sha256 is not None and digest != expected_sha256:
         raise UserError(
             f"harvest.sources.external.sha256 = '{expected_sha256}': file {path} hashes to {digest}"
@@ -64,11 +65,6 @@ def external(path: Path, expected_sha256: str | None) -> Iterator[np.ndarray]:
     with open(path, "rb") as fh:
         while chunk := fh.read(CHUNK):
             yield np.frombuffer(chunk, dtype=np.uint8)
-
-
-def file_sha256(path: Path) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def condition(

@@ -79,11 +79,13 @@ def make_item(
     return Item(pack(prompt, trie), trie, target, sampled)
 
 
-def score(model, items: list[Item], pad_id: int, eos: int) -> list[list[torch.Tensor]]:
+def score(model, tokenizer, items: list[Item]) -> list[list[torch.Tensor]]:
     """Per item, per trie answer: token log-probs (answer tokens then EOS), one forward pass
     over rows packed up to the model's context length."""
+    eos = tokenizer.eos_token_id
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
     batch, place = batch_tensors(
-        [i.packed for i in items], pad_id, model.config.max_position_embeddings
+        [i.packed for i in items], pad, model.config.max_position_embeddings
     )
     logits = model(**{k: v.to(model.device) for k, v in batch.items()}).logits.float()
     logprobs = torch.log_softmax(logits, dim=-1)
@@ -105,8 +107,6 @@ def exact_distributions(
     batch_size: int = 8,
 ):
     """For each record with a scorable support: (target, log q renormalised, log support mass)."""
-    eos = tokenizer.eos_token_id
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
     positions = model.config.max_position_embeddings
     items = [
         make_item(tokenizer, r, r["support"][0], True, max_prompt, max_support, positions)
@@ -117,7 +117,7 @@ def exact_distributions(
     out = []
     for start in range(0, len(items), batch_size):
         chunk = items[start : start + batch_size]
-        for item, toks in zip(chunk, score(model, chunk, pad, eos), strict=True):
+        for item, toks in zip(chunk, score(model, tokenizer, chunk), strict=True):
             log_q, mass = support_log_probs(toks)
             out.append((item.target, log_q.cpu(), mass.cpu()))
     return out

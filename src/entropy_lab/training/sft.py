@@ -98,8 +98,6 @@ def batch_for(
 
 
 def loss_on(model, tokenizer, batch, kind: str, t: TrainingSection) -> dict[str, torch.Tensor]:
-    eos = tokenizer.eos_token_id
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
     positions = model.config.max_position_embeddings
     items = [
         make_item(
@@ -114,7 +112,7 @@ def loss_on(model, tokenizer, batch, kind: str, t: TrainingSection) -> dict[str,
         for r, draw in batch
     ]
     losses, ces, kls = [], [], []
-    for item, toks in zip(items, score(model, items, pad, eos), strict=True):
+    for item, toks in zip(items, score(model, tokenizer, items), strict=True):
         ce = -toks[item.sampled].mean()
         kl = None
         if item.target is not None:
