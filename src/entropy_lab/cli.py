@@ -91,5 +91,44 @@ def train_cmd(params_path: Path, model_name: str, variant: str) -> None:
     run_stage(load_params(params_path), model_name, variant)
 
 
+def _model_length(fn):
+    fn = click.option("--length", type=int, required=True, help="A value in ab.lengths.")(fn)
+    return click.option("--model", "model_name", required=True, help="A model in ab.models.")(fn)
+
+
+@main.command("ab-generate")
+@params_option
+@_model_length
+@user_errors
+def ab_generate_cmd(params_path: Path, model_name: str, length: int) -> None:
+    """Stage `ab-generate@<model>-<length>`: every A/B sample, to data/ab/<model>/<length>/.
+
+    Under `torchrun --nproc-per-node N` the samples are split over N processes."""
+    from entropy_lab.generation.design import run_stage
+
+    run_stage(load_params(params_path), model_name, length)
+
+
+@main.command("ab-metrics")
+@params_option
+@_model_length
+@user_errors
+def ab_metrics_cmd(params_path: Path, model_name: str, length: int) -> None:
+    """Stage `ab-metrics@<model>-<length>`: text metrics, to data/ab_metrics/<model>/<length>/."""
+    from entropy_lab.generation.metrics import run_stage
+
+    run_stage(load_params(params_path), model_name, length)
+
+
+@main.command("ab-analyze")
+@params_option
+@user_errors
+def ab_analyze_cmd(params_path: Path) -> None:
+    """Stage `ab-analyze`: effect sizes, tests and verdicts per metric, to reports/ab/."""
+    from entropy_lab.stats.ab import run_stage
+
+    run_stage(load_params(params_path))
+
+
 if __name__ == "__main__":
     main()

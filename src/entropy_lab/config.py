@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from entropy_lab.entropy.harvest import HarvestSection
 from entropy_lab.errors import UserError
+from entropy_lab.generation.params import ABSection
 from entropy_lab.schema import PositiveInt, Quantization, Section, bad_value
 from entropy_lab.tasks.builder import TasksSection
 from entropy_lab.training.params import TrainingSection
@@ -93,19 +94,28 @@ class Params(Section):
     models: ModelsSection
     tasks: TasksSection
     training: TrainingSection
+    ab: ABSection
 
     @model_validator(mode="after")
-    def _model_names_exist(self) -> Params:
+    def _names_exist(self) -> Params:
+        known = ", ".join(self.models.use)
         name = self.tasks.paraphrase.model
         if name is not None and name not in self.models.use:
-            known = ", ".join(self.models.use)
             raise bad_value("tasks.paraphrase.model", name, f"not in models.use; allowed: {known}")
-        for i, model in enumerate(self.training.models):
-            if model not in self.models.use:
-                known = ", ".join(self.models.use)
-                raise bad_value(
-                    f"training.models[{i}]", model, f"not in models.use; allowed: {known}"
-                )
+        for key, models in (
+            ("training.models", self.training.models),
+            ("ab.models", self.ab.models),
+        ):
+            for i, model in enumerate(models):
+                if model not in self.models.use:
+                    raise bad_value(f"{key}[{i}]", model, f"not in models.use; allowed: {known}")
+        sources = [s.name for s in self.harvest.sources]
+        if self.ab.generate.source not in sources:
+            raise bad_value(
+                "ab.generate.source",
+                self.ab.generate.source,
+                f"not a harvest source; allowed: {', '.join(sources)}",
+            )
         return self
 
 

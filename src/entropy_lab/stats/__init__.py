@@ -1,0 +1,1 @@
+"""Statistics: two-arm inference and the A/B analysis."""

@@ -1,0 +1,135 @@
+"""The A/B chain end to end on a tiny model: ab-generate -> ab-metrics -> ab-analyze."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from entropy_lab.cli import main
+from entropy_lab.provenance import sha256_file
+from tests.conftest import REPO, save_tiny_model
+from tests.test_generation_design import fake_pool, small_ab
+
+
+@pytest.fixture(scope="module")
+def ab_repo(tmp_path_factory):
+    """A temp repo with a tiny kjv-tiny, a pool, and the three A/B stages run once."""
+    root = tmp_path_factory.mktemp("ab")
+    params = small_ab(yaml.safe_load((REPO / "params.yaml").read_text()))
+    params["ab"]["metrics"]["embedder"] = "tfidf"
+    params["ab"]["analysis"].update(bootstrap=200, permutations=200, aa_simulations=10)
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    save_tiny_model("gpt2", root / "models" / "kjv-tiny", seed=1, positions=128)
+    pool_dir = root / "data" / "entropy"
+    pool_dir.mkdir(parents=True)
+    pool = fake_pool()
+    (pool_dir / "pool.bin").write_bytes(pool.data)
+    card = {
+        "sha256": sha256_file(pool_dir / "pool.bin"),
+        "segments": [s.__dict__ for s in pool.segments],
+    }
+    (pool_dir / "pool.json").write_text(json.dumps(card))
+    return root
+
+
+def run(root, monkeypatch, *args):
+    monkeypatch.chdir(root)
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def test_chain(ab_repo, monkeypatch):
+    run(ab_repo, monkeypatch, "ab-generate", "--model", "kjv-tiny", "--length", "12")
+    samples = pd.read_parquet(ab_repo / "data/ab/kjv-tiny/12/samples.parquet")
+    assert len(samples) == 3 * (1 + 4 + 4 * 5)  # fixed42, listed seeds, five conditions x 4
+    pool_rows = samples[samples.condition.str.startswith("entropy")]
+    assert (
+        pool_rows.pool_start.notna().all()
+        and samples.loc[samples.seed.isna(), "prng_key"].notna().sum() == 24
+    )
+    ledger = json.loads((ab_repo / "data/ab/kjv-tiny/12/ledger.json").read_text())
+    assert len(ledger) == len(pool_rows)
+    manifest = json.loads((ab_repo / "data/ab/kjv-tiny/12/manifest.json").read_text())
+    assert manifest["inputs"]["pool"] == sha256_file(ab_repo / "data/entropy/pool.bin")
+
+    run(ab_repo, monkeypatch, "ab-metrics", "--model", "kjv-tiny", "--length", "12")
+    per = pd.read_parquet(ab_repo / "data/ab_metrics/kjv-tiny/12/samples.parquet")
+    assert per.accuracy.notna().sum() == (samples.prompt_id == "add").sum()
+    groups = pd.read_parquet(ab_repo / "data/ab_metrics/kjv-tiny/12/groups.parquet")
+    assert set(groups.condition) == set(samples.condition) - {"fixed42"}
+
+    run(ab_repo, monkeypatch, "ab-analyze")
+    tests = pd.read_csv(ab_repo / "reports/ab/tests.csv")
+    assert set(tests.verdict) <= {"difference", "equivalent", "inconclusive", "no variation"}
+    assert {"p_perm_adj", "p_tost_adj", "p_lmm", "mde_d", "ci_low", "ci_high"} <= set(tests.columns)
+    summary = json.loads((ab_repo / "reports/ab/metrics.json").read_text())
+    assert summary["aa_simulation"]["tests"] > 0
+    assert "entropy_stream_vs_prng_stream" in summary["verdicts"]
+
+
+def test_generate_is_byte_identical_when_rerun(ab_repo, monkeypatch):
+    path = ab_repo / "data/ab/kjv-tiny/12/samples.parquet"
+    if not path.exists():
+        run(ab_repo, monkeypatch, "ab-generate", "--model", "kjv-tiny", "--length", "12")
+    before = sha256_file(path)
+    run(ab_repo, monkeypatch, "ab-generate", "--model", "kjv-tiny", "--length", "12")
+    assert sha256_file(path) == before
+
+
+def test_bad_stage_arguments_are_one_line(ab_repo, monkeypatch):
+    monkeypatch.chdir(ab_repo)
+    r = CliRunner().invoke(main, ["ab-generate", "--model", "gpt2", "--length", "12"])
+    assert (
+        r.exit_code == 2
+        and r.output == "error: --model 'gpt2': not in ab.models; allowed: kjv-tiny\n"
+    )
+    r = CliRunner().invoke(main, ["ab-metrics", "--model", "kjv-tiny", "--length", "99"])
+    assert r.exit_code == 2 and "no samples at" in r.output
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_write_the_same_samples(ab_repo, monkeypatch):
+    """`torchrun --nproc-per-node 2` (gloo on CPU) splits the samples over two processes; rank 0
+    gathers them. Every token id and text equals the single-process run; the per-token
+    log-probs and entropies are float measurements of batched forward passes, equal to 1e-5."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    path = ab_repo / "data/ab/kjv-tiny/12/samples.parquet"
+    run(ab_repo, monkeypatch, "ab-generate", "--model", "kjv-tiny", "--length", "12")
+    single = pd.read_parquet(path)
+    bindir = os.path.dirname(sys.executable)
+    subprocess.run(
+        [
+            shutil.which("torchrun", path=bindir),
+            "--nproc-per-node",
+            "2",
+            "--no-python",
+            os.path.join(bindir, "entropy-lab"),
+            "ab-generate",
+            "--model",
+            "kjv-tiny",
+            "--length",
+            "12",
+        ],
+        cwd=ab_repo,
+        check=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    sharded = pd.read_parquet(path)
+    floats = ["logprobs", "entropies"]
+    exact = [c for c in single.columns if c not in floats]
+    assert single[exact].astype(str).equals(sharded[exact].astype(str))
+    for c in floats:
+        np.testing.assert_allclose(np.concatenate(single[c]), np.concatenate(sharded[c]), atol=1e-5)
+    manifest = json.loads((ab_repo / "data/ab/kjv-tiny/12/manifest.json").read_text())
+    assert manifest["world_size"] == 2
