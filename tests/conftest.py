@@ -114,6 +114,13 @@ def fast_params(params_data, tmp_path) -> Path:
         "test_template": 40,
         "test_family": 40,
     }
+    ab = params_data["ab"]
+    ab["prompts"] = ab["prompts"][:2] + ab["prompts"][-1:]
+    ab["lengths"] = [12]
+    ab["generate"].update(replicates=4, batch_size=8)
+    ab["metrics"].update(best_of_k=2, embedder="tfidf")
+    ab["analysis"].update(bootstrap=200, permutations=200, aa_simulations=10)
+    params_data["evaluate"].update(records=4, samples=16, batch_size=16, bootstrap=100)
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(params_data))
     return path

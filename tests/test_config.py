@@ -36,9 +36,9 @@ def test_unknown_key_lists_allowed(params_data):
 
 def test_unknown_section(params_data):
     params_data["harvset"] = {}
-    assert "harvset" in error_for(params_data) and "allowed: harvest, models, tasks" in error_for(
+    assert "harvset" in error_for(
         params_data
-    )
+    ) and "allowed: ab, evaluate, harvest, models, tasks, training" in error_for(params_data)
 
 
 @pytest.mark.parametrize(

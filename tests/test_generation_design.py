@@ -66,10 +66,13 @@ def test_comparison_of_an_absent_condition_is_rejected(params_data):
         parse_params(params_data)
 
 
-def test_ab_source_must_be_harvested(params_data):
+def test_ab_source_must_be_in_the_pool(params_data):
     params_data["ab"]["generate"]["source"] = "external"
-    with pytest.raises(UserError, match=r"ab.generate.source = 'external': not a harvest source"):
-        parse_params(params_data)
+    ab = parse_params(small_ab(params_data)).ab
+    with pytest.raises(
+        UserError, match="source 'external' is not in the pool; pool has kernel, jitter"
+    ):
+        design.plan(ab, "kjv-tiny", 12, fake_pool())
 
 
 @pytest.fixture(scope="module")

@@ -91,6 +91,17 @@ def train_cmd(params_path: Path, model_name: str, variant: str) -> None:
     run_stage(load_params(params_path), model_name, variant)
 
 
+@main.command("evaluate")
+@params_option
+@click.option("--model", "model_name", required=True, help="A model in training.models.")
+@user_errors
+def evaluate_cmd(params_path: Path, model_name: str) -> None:
+    """Stage `evaluate@<model>`: exact and sampled answer distributions, base and adapters."""
+    from entropy_lab.evaluation.evaluate import run_stage
+
+    run_stage(load_params(params_path), model_name)
+
+
 def _model_length(fn):
     fn = click.option("--length", type=int, required=True, help="A value in ab.lengths.")(fn)
     return click.option("--model", "model_name", required=True, help="A model in ab.models.")(fn)

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from entropy_lab.entropy.harvest import HarvestSection
 from entropy_lab.errors import UserError
+from entropy_lab.evaluation.params import EvaluateSection
 from entropy_lab.generation.params import ABSection
 from entropy_lab.schema import PositiveInt, Quantization, Section, bad_value
 from entropy_lab.tasks.builder import TasksSection
@@ -94,6 +95,7 @@ class Params(Section):
     models: ModelsSection
     tasks: TasksSection
     training: TrainingSection
+    evaluate: EvaluateSection
     ab: ABSection
 
     @model_validator(mode="after")
@@ -109,13 +111,6 @@ class Params(Section):
             for i, model in enumerate(models):
                 if model not in self.models.use:
                     raise bad_value(f"{key}[{i}]", model, f"not in models.use; allowed: {known}")
-        sources = [s.name for s in self.harvest.sources]
-        if self.ab.generate.source not in sources:
-            raise bad_value(
-                "ab.generate.source",
-                self.ab.generate.source,
-                f"not a harvest source; allowed: {', '.join(sources)}",
-            )
         return self
 
 

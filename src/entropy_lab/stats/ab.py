@@ -12,7 +12,6 @@ alpha, checked on the real A/A arm and by re-splitting the pooled PRNG arms many
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 
@@ -28,12 +27,6 @@ log = logging.getLogger(__name__)
 
 REPORT_DIR = Path("reports/ab")
 AA_SIM_PERMUTATIONS = 500  # per simulated A/A test: p to 0.002, enough to count p < alpha
-
-
-def keyed_rng(*key) -> np.random.Generator:
-    """A generator keyed by a test's identity, so results do not depend on the order of tests."""
-    digest = hashlib.sha256("/".join(map(str, key)).encode()).digest()
-    return np.random.default_rng(int.from_bytes(digest[:16], "little"))
 
 
 def compare(
@@ -70,7 +63,7 @@ def compare(
             )
             | {"lmm_converged": False}
         )
-    lo, hi = inf.bootstrap_ci(x, y, a.bootstrap, a.alpha, keyed_rng(a.seed, "bootstrap", *key))
+    lo, hi = inf.bootstrap_ci(x, y, a.bootstrap, a.alpha, inf.keyed_rng(a.seed, "bootstrap", *key))
     fit = inf.mixed_effects(x, y, sx, sy)
     margin = a.equivalence_margin_sd * sd
     return out | {
@@ -78,7 +71,7 @@ def compare(
         "ci_low": lo,
         "ci_high": hi,
         "p_perm": inf.stratified_permutation_p(
-            x, y, sx, sy, a.permutations, keyed_rng(a.seed, "permutation", *key)
+            x, y, sx, sy, a.permutations, inf.keyed_rng(a.seed, "permutation", *key)
         ),
         "lmm_coef": fit.coef,
         "lmm_se": fit.se,
@@ -149,7 +142,7 @@ def aa_simulation(samples: pd.DataFrame, a: AnalysisSection) -> dict:
     rejections = tests = 0
     for (model, length), s in arms.groupby(["model", "length"], sort=True):
         n_a = int((s.condition == AA_COMPARISON[0]).sum())
-        rng = keyed_rng(a.seed, "aa-simulation", model, length)
+        rng = inf.keyed_rng(a.seed, "aa-simulation", model, length)
         for _ in range(a.aa_simulations):
             label = np.zeros(len(s), bool)
             for _, idx in s.groupby("prompt_id").indices.items():
@@ -234,7 +227,7 @@ def summary(tests: pd.DataFrame, aa_obs: dict, aa_sim: dict) -> dict:
 def run_stage(params, root: Path = Path(".")) -> None:
     """Stage `ab-analyze`: reports/ab/{tests.csv, effects.csv, metrics.json, manifest.json}."""
     from entropy_lab.config import flatten
-    from entropy_lab.provenance import MANIFEST, atomic_file, build_manifest, write_json
+    from entropy_lab.provenance import MANIFEST, atomic_file, build_manifest, json_safe, write_json
 
     a: AnalysisSection = params.ab.analysis
     samples, groups, inputs = load_metrics(params, root)
@@ -283,15 +276,6 @@ def run_stage(params, root: Path = Path(".")) -> None:
         tests.to_csv(tmp, index=False, float_format="%.6g")
     with atomic_file(out / "effects.csv") as tmp:
         effects.to_csv(tmp, index=False, float_format="%.6g")
-    write_json(out / "metrics.json", _finite(summary(tests, aa_obs, aa_sim)))
+    write_json(out / "metrics.json", json_safe(summary(tests, aa_obs, aa_sim)))
     manifest = build_manifest("ab-analyze", read, inputs, out, seeds={"analysis": a.seed})
     write_json(out / MANIFEST, manifest)
-
-
-def _finite(obj):
-    """JSON has no NaN: write null instead."""
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return None
-    return obj

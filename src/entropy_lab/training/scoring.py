@@ -95,18 +95,20 @@ def exact_distributions(
     max_support: int,
     batch_size: int = 8,
 ):
-    """For each record with a scorable support: (target, log q renormalised, log support mass)."""
+    """For each record with a scorable support: (its index in `records`, target,
+    log q renormalised over the support, log support mass)."""
     positions = model.config.max_position_embeddings
     items = [
-        make_item(tokenizer, r, r["support"][0], True, max_prompt, max_support, positions)
-        for r in records
+        (i, make_item(tokenizer, r, r["support"][0], True, max_prompt, max_support, positions))
+        for i, r in enumerate(records)
         if r["support"]
     ]
-    items = [i for i in items if i.target is not None]
+    items = [(i, item) for i, item in items if item.target is not None]
     out = []
     for start in range(0, len(items), batch_size):
         chunk = items[start : start + batch_size]
-        for item, toks in zip(chunk, score(model, tokenizer, chunk), strict=True):
+        scored = score(model, tokenizer, [item for _, item in chunk])
+        for (i, item), toks in zip(chunk, scored, strict=True):
             log_q, mass = support_log_probs(toks)
-            out.append((item.target, log_q.cpu(), mass.cpu()))
+            out.append((i, item.target, log_q.cpu(), mass.cpu()))
     return out

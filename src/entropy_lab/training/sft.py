@@ -141,9 +141,9 @@ def evaluate(
     if not dists:
         raise UserError("no validation record has a support that fits training.max_support_tokens")
     return {
-        "val_kl": float(np.mean([kl_target_model(p, lq).item() for p, lq, _ in dists])),
-        "val_tvd": float(np.mean([total_variation(p, lq).item() for p, lq, _ in dists])),
-        "val_support_mass": float(np.mean([m.exp().item() for _, _, m in dists])),
+        "val_kl": float(np.mean([kl_target_model(p, lq).item() for _, p, lq, _ in dists])),
+        "val_tvd": float(np.mean([total_variation(p, lq).item() for _, p, lq, _ in dists])),
+        "val_support_mass": float(np.mean([m.exp().item() for _, _, _, m in dists])),
         "val_records": len(dists),
     }
 

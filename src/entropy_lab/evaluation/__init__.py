@@ -1,0 +1,1 @@
+"""Evaluation: exact and sampled answer distributions of base models and adapters."""

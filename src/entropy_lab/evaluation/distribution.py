@@ -1,0 +1,80 @@
+"""Distances and goodness-of-fit between a target distribution and a model's: pure functions.
+
+Two views of a model's answer distribution for one prompt: the exact one (teacher forcing
+over the support, `training.scoring`) and the empirical one (K sampled answers). Sampled
+answers that are not a support element followed by end-of-sequence fall in one `invalid`
+cell, whose exact probability is 1 - (mass on the support); so the two views can be
+compared cell by cell, and should agree within sampling error.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+
+def tvd(p: np.ndarray, q: np.ndarray) -> float:
+    return float(0.5 * np.abs(np.asarray(p) - np.asarray(q)).sum())
+
+
+def kl(p: np.ndarray, q: np.ndarray) -> float:
+    """KL(p || q) in nats; terms with p = 0 omitted, inf where q = 0 < p."""
+    p, q = np.asarray(p, float), np.asarray(q, float)
+    keep = p > 0
+    with np.errstate(divide="ignore"):
+        return float(np.sum(p[keep] * (np.log(p[keep]) - np.log(q[keep]))))
+
+
+def entropy(p: np.ndarray) -> float:
+    p = np.asarray(p, float)
+    p = p[p > 0]
+    return float(-(p * np.log(p)).sum())
+
+
+def counts(answers: list[str | None], support: list[str]) -> tuple[np.ndarray, int]:
+    """(count per support element, count of invalid answers)."""
+    index = {a: i for i, a in enumerate(support)}
+    c = np.zeros(len(support), dtype=np.int64)
+    invalid = 0
+    for a in answers:
+        if a in index:
+            c[index[a]] += 1
+        else:
+            invalid += 1
+    return c, invalid
+
+
+def gof_p(observed: np.ndarray, probs: np.ndarray, test: str = "pearson") -> float:
+    """Goodness of fit of counts to probabilities: Pearson chi-square or the G-test
+    (`test="log-likelihood"`). An observation in a zero-probability cell gives p = 0."""
+    observed, probs = np.asarray(observed, float), np.asarray(probs, float)
+    if observed[probs <= 0].sum() > 0:
+        return 0.0
+    keep = probs > 0
+    if keep.sum() < 2:
+        return 1.0
+    expected = probs[keep] / probs[keep].sum() * observed[keep].sum()
+    return float(stats.power_divergence(observed[keep], expected, lambda_=test).pvalue)
+
+
+def ks_discrete(
+    observed: np.ndarray,
+    values: np.ndarray,
+    probs: np.ndarray,
+    n_sim: int,
+    rng: np.random.Generator,
+) -> tuple[float, float]:
+    """KS distance between the empirical and target CDFs of an ordinal answer, with a Monte
+    Carlo p-value from samples of the same size drawn from the target (scipy's KS p-values
+    assume a continuous CDF, which is conservative for discrete answers)."""
+    order = np.argsort(values)
+    probs = np.asarray(probs, float)[order] / np.sum(probs)
+    observed = np.asarray(observed, float)[order]
+    n = int(observed.sum())
+    if n == 0:
+        return float("nan"), float("nan")
+    cdf = np.cumsum(probs)
+    d = float(np.abs(np.cumsum(observed) / n - cdf).max())
+    sims = rng.multinomial(n, probs, size=n_sim)
+    d_sim = np.abs(np.cumsum(sims, axis=1) / n - cdf).max(axis=1)
+    return d, float((1 + np.sum(d_sim >= d - 1e-12)) / (1 + n_sim))
