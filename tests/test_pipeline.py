@@ -53,6 +53,10 @@ def test_dvc_repro_end_to_end_freeze_harvest_and_rerun(repo_copy):
         "tasks",
         "train@kjv-tiny-ce_multisample",
         "train@kjv-tiny-ce_kl",
+        "evaluate@kjv-tiny",
+        "ab-generate@kjv-tiny-12",
+        "ab-metrics@kjv-tiny-12",
+        "ab-analyze",
     }
     pool = sha256_path(repo_copy / "data" / "entropy")
     outputs = (
@@ -60,6 +64,11 @@ def test_dvc_repro_end_to_end_freeze_harvest_and_rerun(repo_copy):
         "data/tasks",
         "adapters/kjv-tiny",
         "reports/train",
+        "data/eval",
+        "reports/eval",
+        "data/ab",
+        "data/ab_metrics",
+        "reports/ab",
     )
     deterministic = {p: sha256_path(repo_copy / p) for p in outputs}
 
