@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from entropy_lab.generation.sampler import InverseCDF, Sampling, prng_bytes, uniforms
+from entropy_lab.generation.sampler import InverseCDF, Sampling, prng_uniforms
 
 
 def build(args):
@@ -75,9 +75,7 @@ def main() -> None:
         "pad_token_id": 0,
         "eos_token_id": None,
     }
-    u = np.stack(
-        [uniforms(prng_bytes(f"bench/{i}", 4 * args.new_tokens)) for i in range(args.batch)]
-    )
+    u = np.stack([prng_uniforms(f"bench/{i}", args.new_tokens) for i in range(args.batch)])
 
     @torch.inference_mode()
     def hf_batched():

@@ -41,7 +41,7 @@ def is_ordinal(support: list[str]) -> bool:
 def sample_answers(model, tokenizer, records, e: EvaluateSection, key: str, max_prompt: int):
     """K sampled answer texts per record (None where the model did not stop within the
     longest answer + 1 tokens)."""
-    from entropy_lab.generation.sampler import Sampling, prng_bytes, sample_streams, uniforms
+    from entropy_lab.generation.sampler import Sampling, prng_uniforms, sample_streams
     from entropy_lab.models import prompt_ids
     from entropy_lab.training.scoring import answer_ids
 
@@ -53,14 +53,8 @@ def sample_answers(model, tokenizer, records, e: EvaluateSection, key: str, max_
         texts: list[str | None] = []
         for start in range(0, e.samples, e.batch_size):
             n = min(e.batch_size, e.samples - start)
-            u = np.stack(
-                [
-                    uniforms(
-                        prng_bytes(f"{e.seed}/{key}/{r['id']}/{start + j}", 4 * s.max_new_tokens)
-                    )
-                    for j in range(n)
-                ]
-            )
+            keys = (f"{e.seed}/{key}/{r['id']}/{start + j}" for j in range(n))
+            u = np.stack([prng_uniforms(k, s.max_new_tokens) for k in keys])
             for g in sample_streams(model, tokenizer, [prompt] * n, u, s):
                 texts.append(tokenizer.decode(g.token_ids) if g.stopped else None)
         out.append(texts)

@@ -38,6 +38,11 @@ def prng_bytes(key: str, n: int) -> bytes:
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence(entropy))).bytes(n)
 
 
+def prng_uniforms(key: str, n: int) -> np.ndarray:
+    """`n` uniforms from the keyed PRNG: the words `prng_bytes(key, ...)` gives, as uniforms."""
+    return uniforms(prng_bytes(key, WORD_BYTES * n))
+
+
 def seed_from(data: bytes) -> int:
     """A 32-bit seed (what `torch.manual_seed` takes in the write-up) from four bytes."""
     return int.from_bytes(data[:WORD_BYTES], "little")
