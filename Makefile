@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-from-lock
 export PATH := $(BIN):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-reference repro test test-all lint bench lock docker-build docker-repro docker-exp
+.PHONY: help install install-reference repro verify test test-all lint bench lock docker-build docker-repro docker-exp
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[36m%-9s\033[0m %s\n", $$1, $$2}'
@@ -26,6 +26,9 @@ install-reference: install ## Independent tools for cross-checks (needs root): D
 
 repro: install ## Run the DVC pipeline on the default (offline, CPU) profile
 	dvc repro
+
+verify: install ## Recompute every number in reports/report.md from the artefacts (after dvc pull)
+	entropy-lab verify
 
 # pytest exits 5 when a marker selects nothing: that is not a failure.
 PYTEST = pytest $(1); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests selected"; rc=0; fi; exit $$rc

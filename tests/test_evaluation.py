@@ -4,12 +4,13 @@ model agreeing within sampling error."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from scipy import stats
 
 from entropy_lab.evaluation import distribution as dist
-from entropy_lab.evaluation.evaluate import evaluate_records, is_ordinal
+from entropy_lab.evaluation.evaluate import evaluate_records, is_ordinal, rescore
 from entropy_lab.evaluation.params import EvaluateSection
 from entropy_lab.training.pretrain import byte_tokenizer
 
@@ -89,7 +90,7 @@ def test_exact_and_sampled_views_agree():
         "probs": [0.5, 0.25, 0.25],
     }
     e = EvaluateSection(records=1, samples=600, batch_size=200, alpha=0.05, bootstrap=100, seed=0)
-    (row,) = evaluate_records(model, tok, [record], {"letters": AnyText()}, e, "t", 64, 64)
+    (row,) = evaluate_records(model, tok, [record], {"letters": AnyText()}, e, "t/base", 64, 64)
     # exact view: q = pi(x) pi(EOS) renormalised, mass = (0.2 + 0.15 + 0.1) * 0.5
     assert row["support_mass"] == pytest.approx(0.225, rel=1e-4)
     q = np.array([0.2, 0.15, 0.1]) / 0.45
@@ -98,6 +99,19 @@ def test_exact_and_sampled_views_agree():
     assert stats.binomtest(row["valid"], 600, 0.225).pvalue > 1e-3
     assert row["agreement_p"] > 1e-3
     assert row["format_valid"] == row["valid"] / 600
+    # every statistic follows from the stored distributions and counts (what `verify` relies on)
+    (again,) = rescore(pd.DataFrame([{"variant": "base"} | row]), e, "t")
+    for k in (
+        "tvd",
+        "kl",
+        "entropy_ratio",
+        "agreement_p",
+        "chi2_p",
+        "g_p",
+        "format_valid",
+        "valid",
+    ):
+        assert again[k] == pytest.approx(row[k], rel=1e-12, nan_ok=True), k
     # and a wrong exact view would be caught by the same test
     wrong = np.r_[np.array([0.1, 0.15, 0.2]) * 0.5, 0.775]
     valid_counts = np.round(np.r_[q * row["valid"], 600 - row["valid"]])

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from entropy_lab.cli import main
 from entropy_lab.config import parse_params
-from entropy_lab.entropy.harvest import byte_statistics
+from entropy_lab.entropy.harvest import byte_statistics, reassess
 from entropy_lab.entropy.pool import Experiment, Pool, allocate
 from entropy_lab.errors import UserError
 
@@ -67,6 +67,12 @@ def test_harvest_writes_pool_card_manifest_and_metrics(params_data, tmp_path, mo
             "cumulative_sums_1",
             "dft",
         }
+
+    # the stored raw samples and pool reproduce every assessment number (what `verify` relies on)
+    section = parse_params(small(params_data, sources)).harvest
+    again = reassess(section, tmp_path / "data" / "entropy")
+    for name, r in again.items():
+        assert {k: metrics["sources"][name][k] for k in r} == json.loads(json.dumps(r))
 
     (tmp_path / "data" / "entropy" / "pool.bin").write_bytes(b"\0" + pool.data[1:])
     with pytest.raises(UserError, match="its card says"):

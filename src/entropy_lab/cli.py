@@ -141,5 +141,31 @@ def ab_analyze_cmd(params_path: Path) -> None:
     run_stage(load_params(params_path))
 
 
+@main.command("report")
+@params_option
+@user_errors
+def report_cmd(params_path: Path) -> None:
+    """Stage `report`: reports/report.md with figures, metrics.json and provenance.json."""
+    from entropy_lab.report.build import run_stage
+
+    run_stage(load_params(params_path))
+
+
+@main.command("verify")
+@params_option
+@user_errors
+def verify_cmd(params_path: Path) -> None:
+    """Recompute every number in the report from the artefacts; exit 1 listing differences."""
+    from entropy_lab.report.build import verify
+
+    problems = verify(load_params(params_path))
+    for line in problems:
+        click.echo(line)
+    if problems:
+        click.echo(f"verify: {len(problems)} differences", err=True)
+        sys.exit(1)
+    click.echo("verify: every number in reports/report.md is reproduced from the artefacts")
+
+
 if __name__ == "__main__":
     main()

@@ -161,8 +161,6 @@ def harvest_source(
         reader.take(need - raw_assessed.size)
     raw = reader.raw()
     conditioned, _ = sources.condition(raw, h, spec.bytes, a.margin_bits)
-    bits = np.unpackbits(np.frombuffer(conditioned, dtype=np.uint8))
-    sts = run_suite(bits, a.sts_sequence_bits) if bits.size >= a.sts_sequence_bits else {}
     log.info(
         "%s: %d raw -> %d conditioned bytes (%d raw per 32-byte block)",
         spec.name,
@@ -182,15 +180,40 @@ def harvest_source(
                 "apt_cutoff": tests.apt.cutoff,
                 "apt_window": tests.apt.window,
             },
-            "min_entropy": h,
-            "assessment": assessment,
-            "raw_per_32_bytes": per_block,
-            "sts": sts,
-            "sts_all_passed": all(t["passed"] for t in sts.values()) if sts else None,
-            "bytes_raw": byte_statistics(raw_assessed.tobytes()),
-            "bytes_conditioned": byte_statistics(conditioned),
-        },
+        }
+        | assessment_report(assessment, raw_assessed, conditioned, a),
     }
+
+
+def assessment_report(
+    assessment: dict[str, Any], raw_assessed: np.ndarray, conditioned: bytes, a: Assessment
+) -> dict[str, Any]:
+    """The part of a source's report that is a function of its stored bytes alone."""
+    h = float(assessment["min_entropy"])
+    bits = np.unpackbits(np.frombuffer(conditioned, dtype=np.uint8))
+    sts = run_suite(bits, a.sts_sequence_bits) if bits.size >= a.sts_sequence_bits else {}
+    return {
+        "min_entropy": h,
+        "assessment": assessment,
+        "raw_per_32_bytes": sources.raw_per_block(h, a.margin_bits),
+        "sts": sts,
+        "sts_all_passed": all(t["passed"] for t in sts.values()) if sts else None,
+        "bytes_raw": byte_statistics(raw_assessed.tobytes()),
+        "bytes_conditioned": byte_statistics(conditioned),
+    }
+
+
+def reassess(section: HarvestSection, pool_dir: Path = POOL_DIR) -> dict[str, dict[str, Any]]:
+    """Re-run every source's assessment from the stored raw samples and pool segment."""
+    from entropy_lab.entropy.pool import Pool
+
+    pool = Pool.load(pool_dir)
+    out = {}
+    for seg in pool.segments:
+        raw = np.frombuffer((pool_dir / f"raw-{seg.source}.bin").read_bytes(), dtype=np.uint8)
+        conditioned = pool.data[seg.start : seg.end]
+        out[seg.source] = assessment_report(assess(raw, 8), raw, conditioned, section.assessment)
+    return out
 
 
 def run_stage(section: HarvestSection, out: Path = POOL_DIR, reports: Path = REPORTS) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,6 +23,9 @@ from entropy_lab.errors import UserError
 from entropy_lab.evaluation import distribution as dist
 from entropy_lab.evaluation.params import EvaluateSection
 from entropy_lab.stats.inference import keyed_rng
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -80,40 +83,60 @@ def evaluate_records(
     rows = []
     for (i, target, log_q, log_mass), texts in zip(exact, answers, strict=True):
         r = records[i]
-        p, q, mass = target.double().numpy(), log_q.double().exp().numpy(), float(log_mass.exp())
         c, invalid = dist.counts(texts, r["support"])
         fam = families[r["family"]]
         inst = json.loads(r["instance"])
-        parsed = sum(t is not None and fam.parse(t, inst) is not None for t in texts)
-        valid = int(c.sum())
-        row = {
+        stored = {
             "id": r["id"],
             "split": r["split"],
             "family": r["family"],
-            "support_size": len(p),
-            "tvd": dist.tvd(p, q),
-            "kl": dist.kl(p, q),
-            "entropy_ratio": dist.entropy(q) / dist.entropy(p)
-            if dist.entropy(p) > 0
-            else float("nan"),
-            "support_mass": mass,
-            "samples": len(texts),
-            "valid": valid,
-            "format_valid": parsed / len(texts),
-            # exact vs empirical: sampled cells (support + invalid) against the exact model
-            "agreement_p": dist.gof_p(np.r_[c, invalid], np.r_[q * mass, max(0.0, 1 - mass)]),
-            "tvd_empirical": dist.tvd(p, c / valid) if valid else float("nan"),
-            "chi2_p": dist.gof_p(c, p) if valid else float("nan"),
-            "g_p": dist.gof_p(c, p, "log-likelihood") if valid else float("nan"),
-            "ks_d": float("nan"),
-            "ks_p": float("nan"),
+            "support": list(r["support"]),
+            "target": target.double().tolist(),
+            "model": log_q.double().exp().tolist(),
+            "support_mass": float(log_mass.exp()),
+            "counts": c.tolist(),
+            "invalid": invalid,
+            "parsed": sum(t is not None and fam.parse(t, inst) is not None for t in texts),
         }
-        if valid and is_ordinal(r["support"]):
-            rng = keyed_rng(e.seed, "ks", key, r["id"])
-            row["ks_d"], row["ks_p"] = dist.ks_discrete(
-                c, np.array(r["support"], float), p, 999, rng
-            )
-        rows.append(row)
+        rows.append(stored | record_stats(stored, keyed_rng(e.seed, "ks", key, r["id"])))
+    return rows
+
+
+def record_stats(r: dict[str, Any], ks_rng: np.random.Generator) -> dict[str, Any]:
+    """Every statistic of one record, from its stored distributions and counts alone (so
+    `verify` can recompute them without a model)."""
+    p, q, mass = np.asarray(r["target"]), np.asarray(r["model"]), r["support_mass"]
+    c, invalid = np.asarray(r["counts"], dtype=np.int64), r["invalid"]
+    valid, samples = int(c.sum()), int(c.sum()) + invalid
+    h_p = dist.entropy(p)
+    row = {
+        "support_size": len(p),
+        "tvd": dist.tvd(p, q),
+        "kl": dist.kl(p, q),
+        "entropy_ratio": dist.entropy(q) / h_p if h_p > 0 else float("nan"),
+        "samples": samples,
+        "valid": valid,
+        "format_valid": r["parsed"] / samples,
+        # exact vs empirical: sampled cells (support + invalid) against the exact model
+        "agreement_p": dist.gof_p(np.r_[c, invalid], np.r_[q * mass, max(0.0, 1 - mass)]),
+        "tvd_empirical": dist.tvd(p, c / valid) if valid else float("nan"),
+        "chi2_p": dist.gof_p(c, p) if valid else float("nan"),
+        "g_p": dist.gof_p(c, p, "log-likelihood") if valid else float("nan"),
+        "ks_d": float("nan"),
+        "ks_p": float("nan"),
+    }
+    if valid and is_ordinal(r["support"]):
+        values = np.array(r["support"], float)
+        row["ks_d"], row["ks_p"] = dist.ks_discrete(c, values, p, 999, ks_rng)
+    return row
+
+
+def rescore(records: pd.DataFrame, e: EvaluateSection, model_name: str) -> list[dict[str, Any]]:
+    """`records.parquet` rows with every statistic recomputed from the stored columns."""
+    rows = []
+    for r in records.to_dict("records"):
+        rng = keyed_rng(e.seed, "ks", f"{model_name}/{r['variant']}", r["id"])
+        rows.append(r | record_stats(r, rng))
     return rows
 
 

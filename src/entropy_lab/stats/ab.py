@@ -216,19 +216,20 @@ def summary(tests: pd.DataFrame, aa_obs: dict, aa_sim: dict) -> dict:
     for r in tests.itertuples():
         name = f"{r.model}/{r.length}/{r.treatment}_vs_{r.control}"
         out["tests"].setdefault(name, {})[r.metric] = {
-            "d": r.d,
+            "n": [int(r.n_treatment), int(r.n_control)],
             "diff": r.diff,
+            "d": r.d,
+            "d_ci": [r.ci_low / r.sd, r.ci_high / r.sd] if r.sd > 0 else [None, None],
             "p_adj": r.p_perm_adj,
+            "p_tost_adj": r.p_tost_adj,
+            "mde_d": r.mde_d,
             "verdict": r.verdict,
         }
     return out
 
 
-def run_stage(params, root: Path = Path(".")) -> None:
-    """Stage `ab-analyze`: reports/ab/{tests.csv, effects.csv, metrics.json, manifest.json}."""
-    from entropy_lab.config import flatten
-    from entropy_lab.provenance import MANIFEST, atomic_file, build_manifest, json_safe, write_json
-
+def results(params, root: Path = Path(".")) -> tuple[pd.DataFrame, dict, dict[str, Path]]:
+    """The tests table and the metrics summary, from the stored metric tables."""
     a: AnalysisSection = params.ab.analysis
     samples, groups, inputs = load_metrics(params, root)
     tests = analyze(samples, groups, a)
@@ -239,6 +240,16 @@ def run_stage(params, root: Path = Path(".")) -> None:
             aa_sim["rate"],
             a.alpha,
         )
+    return tests, summary(tests, aa_obs, aa_sim), inputs
+
+
+def run_stage(params, root: Path = Path(".")) -> None:
+    """Stage `ab-analyze`: reports/ab/{tests.csv, effects.csv, metrics.json, manifest.json}."""
+    from entropy_lab.config import flatten
+    from entropy_lab.provenance import MANIFEST, atomic_file, build_manifest, json_safe, write_json
+
+    a: AnalysisSection = params.ab.analysis
+    tests, metrics, inputs = results(params, root)
     effects = tests[np.isfinite(tests.d)].assign(
         label=lambda t: (
             t.model
@@ -276,6 +287,6 @@ def run_stage(params, root: Path = Path(".")) -> None:
         tests.to_csv(tmp, index=False, float_format="%.6g")
     with atomic_file(out / "effects.csv") as tmp:
         effects.to_csv(tmp, index=False, float_format="%.6g")
-    write_json(out / "metrics.json", json_safe(summary(tests, aa_obs, aa_sim)))
+    write_json(out / "metrics.json", json_safe(metrics))
     manifest = build_manifest("ab-analyze", read, inputs, out, seeds={"analysis": a.seed})
     write_json(out / MANIFEST, manifest)

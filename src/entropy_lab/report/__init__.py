@@ -1,0 +1,1 @@
+"""The report strand: numbers (gathered and recomputed), figures, Markdown, and `verify`."""

@@ -1,0 +1,171 @@
+"""Every number the report shows, two ways.
+
+`gather` reads what the stages recorded (their metrics files); `recompute` derives the same
+numbers again from the stored artefacts alone (raw entropy samples and the pool, the A/B
+metric tables, the evaluation records) with the stages' own functions, and no model.
+The report is rendered from `gather`; `verify` checks it against `recompute`.
+
+`provenance` names, for each section, the stage it came from: the stage's manifest digest
+(params, input hashes, seeds), the sha256 of its params and inputs, and the md5 of its
+outputs as `dvc.lock` records them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from entropy_lab.errors import UserError
+from entropy_lab.provenance import MANIFEST, canonical_json, json_safe, sha256_bytes
+
+HARVEST_METRICS = Path("reports/harvest/metrics.json")
+AB_METRICS = Path("reports/ab/metrics.json")
+EVAL_METRICS = Path("reports/eval")
+
+
+def _read_json(path: Path) -> Any:
+    if not path.is_file():
+        raise UserError(f"no {path}; run `dvc repro` (or `dvc pull`) first")
+    return json.loads(path.read_text())
+
+
+def normalise(obj: Any) -> Any:
+    """The JSON form of a result (NaN as null, tuples as lists, numpy scalars as numbers)."""
+    return json.loads(json.dumps(json_safe(obj), default=lambda o: o.item()))
+
+
+def by_run(tests: dict[str, dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """`model/length/comparison` keys -> {comparison: {model/length: metrics}}, lengths in
+    numeric order."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for name in sorted(tests, key=lambda n: (n.split("/")[0], int(n.split("/")[1]), n)):
+        run, comparison = name.rsplit("/", 1)
+        out.setdefault(comparison, {})[run] = tests[name]
+    return out
+
+
+def profile(params) -> dict[str, Any]:
+    """Which models and design sizes produced the numbers."""
+    m, ab, e, t = params.models, params.ab, params.evaluate, params.training
+    g = ab.generate
+    return {
+        "models": {
+            name: m.profiles[name].repo
+            or f"built here: byte-level GPT-2, {m.tiny.n_layer} layers, {m.tiny.n_embd} wide, "
+            f"{m.tiny.steps} steps on the King James Bible"
+            for name in dict.fromkeys([*ab.models, *t.models])
+        },
+        "ab": {
+            "models": ab.models,
+            "lengths": ab.lengths,
+            "prompts": len(ab.prompts),
+            "conditions": g.conditions,
+            "replicates": g.replicates,
+            "listed_seeds": len(g.listed_seeds),
+            "equivalence_margin_sd": ab.analysis.equivalence_margin_sd,
+            "correction": ab.analysis.correction,
+            "alpha": ab.analysis.alpha,
+        },
+        "teaching": {
+            "models": t.models,
+            "variants": t.variants,
+            "records_per_split": e.records,
+            "samples_per_record": e.samples,
+        },
+    }
+
+
+def harvest_numbers(by_source: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The assessment of each source, from the per-source harvest report."""
+    out = {}
+    for name, r in by_source.items():
+        a, sts = r["assessment"], r["sts"]
+        out[name] = {
+            "min_entropy": r["min_entropy"],
+            "h_original": a["h_original"],
+            "h_bitstring_per_byte": 8 * a["h_bitstring"],
+            "estimators": a["original"],
+            "raw_per_32_bytes": r["raw_per_32_bytes"],
+            "sts_passed": sum(t["passed"] for t in sts.values()),
+            "sts_tests": len(sts),
+            "sts_uniformity_p": {k: t["uniformity_p"] for k, t in sts.items()},
+            "conditioned": r["bytes_conditioned"],
+            "raw": r["bytes_raw"],
+        }
+    return out
+
+
+def gather(params, root: Path = Path(".")) -> dict[str, Any]:
+    """The numbers as the stages recorded them."""
+    return normalise(
+        {
+            "profile": profile(params),
+            "harvest": harvest_numbers(_read_json(root / HARVEST_METRICS)["sources"]),
+            "ab": _read_json(root / AB_METRICS),
+            "teaching": {
+                m: _read_json(root / EVAL_METRICS / m / "metrics.json")
+                for m in params.training.models
+            },
+        }
+    )
+
+
+def recompute(params, root: Path = Path(".")) -> dict[str, Any]:
+    """The same numbers, derived again from the stored artefacts."""
+    import pandas as pd
+
+    from entropy_lab.entropy.harvest import reassess
+    from entropy_lab.entropy.pool import POOL_DIR
+    from entropy_lab.evaluation.evaluate import EVAL_DIR, rescore, summarize
+    from entropy_lab.stats.ab import results
+
+    teaching = {}
+    for m in params.training.models:
+        path = root / EVAL_DIR / m / "records.parquet"
+        if not path.is_file():
+            raise UserError(f"no {path}; run `dvc pull` or evaluate@{m} first")
+        rows = rescore(pd.read_parquet(path), params.evaluate, m)
+        teaching[m] = summarize(rows, params.evaluate)
+    return normalise(
+        {
+            "profile": profile(params),
+            "harvest": harvest_numbers(reassess(params.harvest, root / POOL_DIR)),
+            "ab": results(params, root)[1],
+            "teaching": teaching,
+        }
+    )
+
+
+def sources(params) -> dict[str, tuple[str, Path]]:
+    """Report section -> (dvc.lock stage, its manifest)."""
+    out = {
+        "harvest": ("harvest", Path("data/entropy") / MANIFEST),
+        "ab": ("ab-analyze", Path("reports/ab") / MANIFEST),
+    }
+    for m in params.training.models:
+        out[f"teaching/{m}"] = (f"evaluate@{m}", Path("data/eval") / m / MANIFEST)
+    return out
+
+
+def provenance(params, root: Path = Path(".")) -> dict[str, Any]:
+    """Where each section's numbers come from, from `dvc.lock` and the stage manifests."""
+    import yaml
+
+    lock = yaml.safe_load((root / "dvc.lock").read_text()) if (root / "dvc.lock").is_file() else {}
+    out = {}
+    for section, (stage, manifest_path) in sources(params).items():
+        entry = lock.get("stages", {}).get(stage)
+        if entry is None:
+            raise UserError(f"stage {stage!r} is not in dvc.lock; run `dvc repro` first")
+        manifest = _read_json(root / manifest_path)
+        out[section] = {
+            "stage": stage,
+            "manifest": manifest_path.as_posix(),
+            "digest": manifest["digest"],
+            "params_sha256": sha256_bytes(canonical_json(manifest["params"])),
+            "inputs": manifest["inputs"],
+            "seeds": manifest["seeds"],
+            "outs_md5": {o["path"]: o["md5"] for o in entry.get("outs", [])},
+        }
+    return out

@@ -1,0 +1,182 @@
+"""The report strand on hand-made numbers: rendering, figures, and the comparison `verify` uses.
+(The real pipeline's report, verify and tamper checks are in the slow test_pipeline.)"""
+
+from __future__ import annotations
+
+import copy
+
+import pandas as pd
+import pytest
+
+from entropy_lab.config import parse_params
+from entropy_lab.report import figures
+from entropy_lab.report.build import diff, teaching_rows
+from entropy_lab.report.markdown import render
+from entropy_lab.report.numbers import harvest_numbers, normalise, profile
+
+
+def block(tvd: float) -> dict:
+    return {
+        "records": 5,
+        "tvd": tvd,
+        "tvd_ci": [tvd - 0.1, tvd + 0.1],
+        "kl": 1.5,
+        "entropy_ratio": 0.9,
+        "support_mass": 2e-5,
+        "valid_rate": 0.0004,
+        "format_valid": 0.0,
+        "agreement_reject_rate": 0.0,
+    }
+
+
+def ab_test(d: float | None, verdict: str) -> dict:
+    return {
+        "n": [40, 40],
+        "diff": None if d is None else d / 10,
+        "d": d,
+        "d_ci": [None, None] if d is None else [d - 0.3, d + 0.3],
+        "p_adj": 0.5,
+        "p_tost_adj": 0.01,
+        "mde_d": None if d is None else 0.63,
+        "verdict": verdict,
+    }
+
+
+@pytest.fixture
+def numbers(params_data) -> dict:
+    sts = {
+        "frequency": {"passed": True, "uniformity_p": 0.4},
+        "runs": {"passed": False, "uniformity_p": 1e-6},
+    }
+    source = {
+        "min_entropy": 3.2,
+        "assessment": {
+            "h_original": 3.2,
+            "h_bitstring": 0.41,
+            "original": {"most_common_value": 3.4, "t_tuple": 3.2, "lrs": 3.7},
+        },
+        "raw_per_32_bytes": 100,
+        "sts": sts,
+        "bytes_conditioned": {"chi_square_p": 0.5, "serial_correlation": 0.001},
+        "bytes_raw": {"shannon_bits_per_byte": 4.7},
+    }
+    family = {"validation": block(0.5) | {"families": {"dice": block(0.5), "coin": block(0.2)}}}
+    adapted = {"validation": block(0.3) | {"families": {"dice": block(0.25), "coin": block(0.1)}}}
+    return normalise(
+        {
+            "profile": profile(parse_params(params_data)),
+            "harvest": harvest_numbers({"jitter": source}),
+            "ab": {
+                "verdicts": {
+                    "entropy_seed_vs_prng_seed": {
+                        "difference": 0,
+                        "equivalent": 1,
+                        "inconclusive": 1,
+                        "no variation": 1,
+                    }
+                },
+                "aa_observed": {
+                    "tests": 20,
+                    "rejections": 1,
+                    "differences_after_correction": 0,
+                },
+                "aa_simulation": {
+                    "tests": 400,
+                    "rejections": 19,
+                    "rate": 0.0475,
+                    "ci_low": 0.03,
+                    "ci_high": 0.07,
+                    "alpha_in_ci": True,
+                },
+                "tests": {
+                    "m/64/entropy_seed_vs_prng_seed": {
+                        "repeat_rate": ab_test(0.1, "equivalent"),
+                        "distinct_1": ab_test(0.5, "inconclusive"),
+                        "early_stop": ab_test(None, "no variation"),
+                    }
+                },
+            },
+            "teaching": {"m": {"base": family, "ce_kl": adapted}},
+        }
+    )
+
+
+@pytest.fixture
+def prov() -> dict:
+    entry = {
+        "stage": "s",
+        "manifest": "x/manifest.json",
+        "digest": "d" * 64,
+        "params_sha256": "p" * 64,
+        "inputs": {"tasks": "a" * 64},
+        "seeds": {},
+        "outs_md5": {"x": "b" * 32},
+    }
+    return {"harvest": entry, "ab": entry, "teaching/m": entry}
+
+
+def test_report_renders_every_section_from_the_numbers(numbers, prov):
+    md = render(numbers, prov)
+    assert md == render(copy.deepcopy(numbers), prov)
+    for heading in ("## Profile", "### What this profile", "## 1.", "## 2.", "## 3.", "### m"):
+        assert heading in md
+    assert md.count("*Source:* stage `s` · manifest digest `dddddddddddd`") == 3
+    assert "| jitter | 3.2 | 3.2 | 3.28 | 100 | 1/2 |" in md  # 8 × 0.41 bits per bit
+    assert "minimal detectable effect at 80% power ranges from d = 0.63" in md
+    assert "19 of 400 simulated tests reject, rate 0.0475 [0.03, 0.07], which contains alpha" in md
+    assert "| repeat_rate | E |" in md and "| early_stop | – |" in md
+    assert "| validation / dice | 0.5 [0.4, 0.6] | 0.25 [0.15, 0.35] |" in md
+    assert "kjv-tiny is a small byte-level model" in md  # the default profile says what it is
+
+    numbers["teaching"]["m"]["ce_kl"]["validation"]["families"]["coin"]["tvd"] = 0.123
+    assert "0.123 [0, 0.2]" in render(numbers, prov)
+
+
+def test_figures_are_byte_identical_across_runs(numbers, tmp_path):
+    records = pd.DataFrame(
+        {
+            "variant": ["base", "ce_kl"],
+            "split": ["validation", "validation"],
+            "target": [[0.5, 0.5], [0.5, 0.5]],
+            "model": [[0.9, 0.1], [0.6, 0.4]],
+        }
+    )
+    for run in ("a", "b"):
+        figures.save(figures.harvest(numbers["harvest"]), tmp_path / run, "harvest")
+        figures.save(figures.forest(numbers["ab"]["tests"], 0.3), tmp_path / run, "forest")
+        figures.save(figures.teaching_tvd(numbers["teaching"]["m"]), tmp_path / run, "tvd")
+        figures.save(figures.teaching_probs(records), tmp_path / run, "probs")
+    files = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert len(files) == 8
+    for name in files:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+
+
+def test_diff_lists_every_disagreeing_leaf():
+    reported = {"a": {"x": 1.0, "y": [1, 2], "v": "equivalent"}, "b": 3, "flag": True}
+    assert diff(reported, copy.deepcopy(reported)) == []
+    assert diff(reported, {**reported, "a": {**reported["a"], "x": 1.0 + 1e-9}}) == []
+    changed = {"a": {"x": 1.01, "y": [1, 2, 3], "v": "difference"}, "c": 4, "flag": 1}
+    assert diff(reported, changed) == [
+        "a.v: reported 'equivalent', recomputed 'difference'",
+        "a.x: reported 1.0, recomputed 1.01",
+        "a.y: reported 2 values, recomputed 3",
+        "b: reported, but not recomputed",
+        "c: recomputed, but missing from the report",
+        "flag: reported True, recomputed 1",
+    ]
+
+
+def test_teaching_rows_are_one_per_family(numbers):
+    rows = teaching_rows(numbers["teaching"])
+    assert len(rows) == 4
+    assert rows[0] == {
+        "label": "m/validation/dice base",
+        "model": "m",
+        "variant": "base",
+        "split": "validation",
+        "family": "dice",
+        "tvd": 0.5,
+        "tvd_low": 0.4,
+        "tvd_high": 0.6,
+    }
