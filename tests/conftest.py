@@ -78,6 +78,13 @@ def params_data() -> dict:
 @pytest.fixture
 def fast_params(params_data, tmp_path) -> Path:
     """params.yaml with a model small enough to train in a few seconds, in a temp dir."""
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(shrink(params_data)))
+    return path
+
+
+def shrink(params_data: dict) -> dict:
+    """The default params, shrunk so that the whole pipeline runs in a few minutes."""
     params_data["models"]["tiny"].update(
         n_layer=1,
         n_head=2,
@@ -121,6 +128,4 @@ def fast_params(params_data, tmp_path) -> Path:
     ab["metrics"].update(best_of_k=2, embedder="tfidf")
     ab["analysis"].update(bootstrap=200, permutations=200, aa_simulations=10)
     params_data["evaluate"].update(records=4, samples=16, batch_size=16, bootstrap=100)
-    path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump(params_data))
-    return path
+    return params_data

@@ -1,52 +1,103 @@
-"""End to end: `dvc repro` in a copy of the repository, on a shrunken default profile."""
+"""End to end on a shrunk default profile, in a copy of the repository: `dvc repro`, the
+report and `make verify` (and tampering that must fail it), the S3 round trip a reviewer
+makes, byte-identical reruns, and DVC's experiment queue."""
 
 from __future__ import annotations
 
+import configparser
+import io
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
 from entropy_lab.provenance import sha256_path
-from tests.conftest import REPO
+from tests.conftest import REPO, shrink
 
 pytestmark = pytest.mark.slow
 
 
-def run(cmd: list[str], cwd: Path) -> str:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+VENV = Path(sys.executable).parent.parent
+OUTPUTS = (  # every deterministic output: byte-identical after `dvc freeze harvest` + repro -f
+    "models/kjv-tiny",
+    "data/tasks",
+    "adapters/kjv-tiny",
+    "reports/train",
+    "data/eval",
+    "reports/eval",
+    "data/ab",
+    "data/ab_metrics",
+    "reports/ab",
+    "reports/report.md",
+    "reports/metrics.json",
+    "reports/provenance.json",
+    "reports/teaching.csv",
+    "reports/figures",
+)
+
+
+def run(cmd: list[str], cwd: Path, env: dict | None = None, check: bool = True):
+    env = {**os.environ, "PATH": f"{VENV / 'bin'}:{os.environ['PATH']}", **(env or {})}
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc.stdout
+    if check:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc.stdout
+    return proc
 
 
-@pytest.fixture
-def repo_copy(tmp_path, fast_params) -> Path:
-    """The working tree's tracked and unignored files, as a fresh git repo, with fast params."""
+def verify(cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`make verify` with this interpreter's environment (`-o install`: no new venv)."""
+    return run(["make", "-o", "install", "verify", f"VENV={VENV}"], cwd, env, check=False)
+
+
+def copy_repo(dst: Path, params: Path) -> Path:
+    """The working tree's tracked and unignored files, as a fresh git repo, with `params`."""
     files = run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], REPO).split()
-    dst = tmp_path / "repo"
     for rel in files:
         if (REPO / rel).is_file():
             (dst / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / rel, dst / rel)
     (dst / "dvc.lock").unlink(missing_ok=True)
-    shutil.copy(fast_params, dst / "params.yaml")
+    shutil.copy(params, dst / "params.yaml")
     run(["git", "init", "-q"], dst)
+    run(["git", "config", "user.name", "entropy-lab tests"], dst)
+    run(["git", "config", "user.email", "tests@entropy-lab.invalid"], dst)
     run(["git", "add", "-A"], dst)
     return dst
 
 
-def test_dvc_repro_end_to_end_freeze_harvest_and_rerun(repo_copy):
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "files"], repo_copy)
-    run(["dvc", "repro"], repo_copy)
-    assert "up to date" in run(["dvc", "status"], repo_copy)
-    lock = yaml.safe_load((repo_copy / "dvc.lock").read_text())
+@pytest.fixture
+def repo_copy(tmp_path, fast_params) -> Path:
+    return copy_repo(tmp_path / "repo", fast_params)
+
+
+@pytest.fixture(scope="module")
+def reproduced(tmp_path_factory) -> Path:
+    """A copy on the shrunk profile after `dvc repro`, with its results committed."""
+    tmp = tmp_path_factory.mktemp("pipeline")
+    params = tmp / "params.yaml"
+    params.write_text(yaml.safe_dump(shrink(yaml.safe_load((REPO / "params.yaml").read_text()))))
+    repo = copy_repo(tmp / "repo", params)
+    run(["git", "commit", "-qm", "files"], repo)
+    run(["dvc", "repro"], repo)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "dvc repro"], repo)
+    return repo
+
+
+def test_repro_ends_with_a_report_that_verify_reproduces_and_tampering_fails(reproduced):
+    repo = reproduced
+    assert "up to date" in run(["dvc", "status"], repo)
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
     assert set(lock["stages"]) == {
         "harvest",
         "models",
@@ -57,41 +108,150 @@ def test_dvc_repro_end_to_end_freeze_harvest_and_rerun(repo_copy):
         "ab-generate@kjv-tiny-12",
         "ab-metrics@kjv-tiny-12",
         "ab-analyze",
+        "report",
     }
-    pool = sha256_path(repo_copy / "data" / "entropy")
-    outputs = (
-        "models/kjv-tiny",
-        "data/tasks",
-        "adapters/kjv-tiny",
-        "reports/train",
-        "data/eval",
-        "reports/eval",
-        "data/ab",
-        "data/ab_metrics",
-        "reports/ab",
+    report = (repo / "reports" / "report.md").read_text()
+    assert "### What this profile can and cannot show" in report
+    assert (
+        f"manifest digest `{json.loads((repo / 'reports/ab/manifest.json').read_text())['digest'][:12]}`"
+        in report
     )
-    deterministic = {p: sha256_path(repo_copy / p) for p in outputs}
+    ok = verify(repo)
+    assert ok.returncode == 0 and "every number" in ok.stdout, ok.stdout + ok.stderr
+
+    def tampered(rel: str, change) -> str:
+        """Run verify with one file changed; put the file back; return verify's output."""
+        path = repo / rel
+        original = path.read_bytes()
+        path.unlink()  # never write through to a DVC cache link
+        path.write_bytes(change(original))
+        try:
+            proc = verify(repo)
+        finally:
+            path.unlink()
+            path.write_bytes(original)
+        assert proc.returncode != 0
+        return proc.stdout
+
+    metrics = json.loads((repo / "reports" / "metrics.json").read_text())
+    rejections = metrics["ab"]["aa_simulation"]["rejections"]
+
+    def one_more_rejection(b: bytes) -> bytes:
+        m = json.loads(b)
+        m["ab"]["aa_simulation"]["rejections"] += 1
+        return json.dumps(m, indent=2, sort_keys=True).encode()
+
+    out = tampered("reports/metrics.json", one_more_rejection)
+    assert f"ab.aa_simulation.rejections: reported {rejections + 1}, recomputed {rejections}" in out
+
+    line = next(x for x in report.splitlines() if x.startswith("| jitter |"))
+    out = tampered(
+        "reports/report.md",
+        lambda b: b.replace(line.encode(), line.replace("| jitter | ", "| jitter | 7.99 ~").encode()),
+    )
+    assert "report.md line" in out
+
+    def sharper_model(b: bytes) -> bytes:
+        df = pd.read_parquet(io.BytesIO(b))
+        i = df.index[df.tvd > 0.01][0]
+        df.at[i, "model"] = df.at[i, "target"]  # claim one record was learnt exactly
+        buf = io.BytesIO()
+        df.to_parquet(buf, index=False)
+        return buf.getvalue()
+
+    out = tampered("data/eval/kjv-tiny/records.parquet", sharper_model)
+    assert "dvc status: evaluate@kjv-tiny" in out and "teaching.kjv-tiny." in out
+    assert "up to date" in run(["dvc", "status"], repo)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def s3_server(tmp_path) -> Iterator[dict]:
+    """A real S3 server on loopback (`rclone serve s3`) with the bucket the repo's remote names;
+    yields the environment DVC reads the endpoint and keys from."""
+    config = configparser.ConfigParser()
+    config.read(REPO / ".dvc" / "config")
+    bucket = config["'remote \"storage\"'"]["url"].removeprefix("s3://").split("/")[0]
+    (tmp_path / "s3" / bucket).mkdir(parents=True)
+    port, key, secret = free_port(), "entropylabtests", "entropylabtestsecret"
+    server = subprocess.Popen(
+        [
+            str(VENV / "bin" / "rclone"),
+            "serve",
+            "s3",
+            "--auth-key",
+            f"{key},{secret}",
+            "--addr",
+            f"127.0.0.1:{port}",
+            str(tmp_path / "s3"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
+            assert time.monotonic() < deadline and server.poll() is None, "rclone did not start"
+            time.sleep(0.2)
+        yield {
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+            "AWS_ACCESS_KEY_ID": key,
+            "AWS_SECRET_ACCESS_KEY": secret,
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_push_to_s3_clone_pull_and_verify(reproduced, s3_server, tmp_path):
+    """The reviewer's flow against a real S3 server: push every artefact, clone, pull, verify."""
+    run(["dvc", "push"], reproduced, s3_server)
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", str(reproduced), str(clone)], tmp_path)
+    assert not (clone / "data" / "eval" / "kjv-tiny").exists()  # only in the remote
+    run(["dvc", "pull"], clone, s3_server)
+    assert "up to date" in run(["dvc", "status"], clone)
+    for rel in (
+        "data/entropy",
+        "models/kjv-tiny",
+        "adapters/kjv-tiny",
+        "data/eval",
+        "data/ab_metrics",
+    ):
+        assert sha256_path(clone / rel) == sha256_path(reproduced / rel), rel
+    proc = verify(clone, s3_server)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_freeze_harvest_and_rerun_is_byte_identical(reproduced):
+    repo = reproduced
+    pool = sha256_path(repo / "data" / "entropy")
+    deterministic = {p: sha256_path(repo / p) for p in OUTPUTS}
 
     # Harvesting is the one non-deterministic stage: freeze it, and everything reruns the same.
-    run(["dvc", "freeze", "harvest"], repo_copy)
-    run(["dvc", "repro", "--force"], repo_copy)
-    assert sha256_path(repo_copy / "data" / "entropy") == pool
-    assert {p: sha256_path(repo_copy / p) for p in deterministic} == deterministic
-    assert "up to date" in run(["dvc", "status"], repo_copy)
+    run(["dvc", "freeze", "harvest"], repo)
+    run(["dvc", "repro", "--force"], repo)
+    assert sha256_path(repo / "data" / "entropy") == pool
+    assert {p: sha256_path(repo / p) for p in deterministic} == deterministic
+    assert "up to date" in run(["dvc", "status"], repo)
 
-    # Unfrozen, a forced rerun harvests new entropy.
-    run(["dvc", "unfreeze", "harvest"], repo_copy)
-    run(["dvc", "repro", "--force", "harvest"], repo_copy)
-    assert sha256_path(repo_copy / "data" / "entropy") != pool
+    # Unfrozen, a forced rerun harvests new entropy (this test runs last: it leaves the copy stale).
+    run(["dvc", "unfreeze", "harvest"], repo)
+    run(["dvc", "repro", "--force", "harvest"], repo)
+    assert sha256_path(repo / "data" / "entropy") != pool
 
 
 def test_queued_experiments_run_on_dvcs_queue_and_show_up(repo_copy):
     """`dvc exp run --queue` twice, `dvc queue start`, both in `dvc exp show`.
 
     Queue workers copy only what git tracks (the fixture commits everything) and commit
-    experiments with git, so the repository needs an identity."""
-    run(["git", "config", "user.name", "entropy-lab tests"], repo_copy)
-    run(["git", "config", "user.email", "tests@entropy-lab.invalid"], repo_copy)
+    experiments with git, so the repository needs an identity (`copy_repo` sets one)."""
     run(["git", "commit", "-qm", "files"], repo_copy)
     for seed in (11, 12):
         run(["dvc", "exp", "run", "--queue", "-S", f"tasks.seed={seed}"], repo_copy)

@@ -72,7 +72,7 @@ def test_manifest_fields_and_byte_identity(tmp_path):
     assert m1 == m2  # no timestamps; the manifest itself is excluded from outputs
     assert m1["outputs"] == {"weights": sha256_path(out / "weights")}
     assert m1["inputs"] == {"data": sha256_path(inp)}
-    for key in ("digest", "params", "seeds", "pool_ranges", "versions", "git", "device"):
+    for key in ("digest", "params", "seeds", "pool_ranges", "versions", "device"):
         assert key in m1
     assert "torch" in m1["versions"]
     assert json.loads((out / MANIFEST).read_text()) == m1

@@ -147,6 +147,40 @@ def test_killed_run_resumes_to_the_same_adapter(params_data, tmp_path):
     assert not (resumed / checkpoint).exists()  # removed once the adapter is saved
 
 
+@pytest.mark.slow
+def test_torchrun_two_processes_train_the_same_adapter(params_data, tmp_path):
+    """Data-parallel training (`torchrun --nproc-per-node 2`, gloo on CPU) gives the adapter
+    one process gives, up to float summation order; the manifest records the world size."""
+    import json
+    import shutil
+
+    from safetensors.torch import load_file
+
+    def short(root: Path) -> Path:
+        data = yaml.safe_load((root / "params.yaml").read_text())
+        data["training"].update(steps=40, checkpoint_every=20, eval_every=20)
+        (root / "params.yaml").write_text(yaml.safe_dump(data))
+        return root
+
+    single = short(stage_dir(params_data, tmp_path / "single"))
+    assert run_train(single) == 0
+    sharded = short(stage_dir(params_data, tmp_path / "sharded"))
+    bindir = Path(sys.executable).parent
+    subprocess.run(
+        [shutil.which("torchrun", path=str(bindir)), "--nproc-per-node", "2", "--no-python",
+         str(bindir / "entropy-lab"), "train", "--model", "kjv-tiny", "--variant", "ce_kl"],
+        cwd=sharded, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    adapter = Path("adapters", "kjv-tiny", "ce_kl")
+    a = load_file(single / adapter / "adapter_model.safetensors")
+    b = load_file(sharded / adapter / "adapter_model.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
+    assert any(not torch.equal(a[k], torch.zeros_like(a[k])) for k in a)  # it did train
+    assert json.loads((sharded / adapter / "manifest.json").read_text())["world_size"] == 2
+
+
 def test_unknown_target_module_and_rank_zero(params_data):
     params = parse_params(params_data)
     model = AutoModelForCausalLM.from_config(tiny_config("gpt2"))

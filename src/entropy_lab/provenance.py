@@ -1,11 +1,12 @@
 """Run manifests and atomic outputs.
 
 Every stage writes `manifest.json` beside its outputs: the params it read and their
-digest, the sha256 of each input and output, seeds and pool ranges, package versions,
-the git commit and the device. `digest` covers only what determines the result
-(params read, inputs, seeds, pool ranges), so it changes when and only when one of
-those changes. Nothing time-dependent goes in: two runs of a deterministic stage
-write byte-identical manifests.
+digest, the sha256 of each input and output, seeds and pool ranges, package versions
+and the device. `digest` covers only what determines the result (params read, inputs,
+seeds, pool ranges), so it changes when and only when one of those changes. Nothing
+run-dependent goes in: not the time, and not the git commit (a stage usually runs on
+uncommitted code, and `dvc.lock` already holds the hash of the code each stage ran), so
+two runs of a deterministic stage write byte-identical manifests.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import math
 import os
 import platform
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping
 from importlib import metadata
@@ -98,22 +98,6 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def git_state(cwd: Path | None = None) -> dict[str, Any]:
-    """The commit the code came from and whether tracked files differed from it."""
-
-    def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", *args], cwd=cwd, capture_output=True, text=True, check=True
-        ).stdout.strip()
-
-    try:
-        commit = git("rev-parse", "HEAD")
-        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
-    except (OSError, subprocess.CalledProcessError):
-        return {"commit": None, "dirty": None}
-    return {"commit": commit, "dirty": dirty}
-
-
 def device_description() -> str:
     import torch
 
@@ -142,7 +126,6 @@ def build_manifest(
         "seeds": dict(seeds or {}),
         "pool_ranges": dict(pool_ranges or {}),
         "versions": package_versions(),
-        "git": git_state(),
         "device": device_description(),
         **dict(extra or {}),
     }

@@ -9,7 +9,6 @@ stages lay the pool out the same way from params, so their ranges never overlap.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from entropy_lab.entropy.pool import Experiment, Pool, Range, allocate, base_off
 from entropy_lab.errors import UserError
 from entropy_lab.generation.params import CONDITIONS, ABSection
 from entropy_lab.generation.sampler import WORD_BYTES, prng_bytes, seed_from, uniforms
+from entropy_lab.parallel import rank_world
 
 log = logging.getLogger(__name__)
 
@@ -205,19 +205,6 @@ def write_samples(path: Path, rows: list[dict]) -> None:
     pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
 
 
-def _distributed() -> tuple[int, int]:
-    """(rank, world size) under torchrun (gloo on CPU, nccl on GPU); (0, 1) otherwise."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
-        return 0, 1
-    import torch
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return dist.get_rank(), world
-
-
 def run_stage(params, model_name: str, length: int, root: Path = Path(".")) -> None:
     """Stage `ab-generate@<model>-<length>`: every sample of one model and generation length.
 
@@ -241,7 +228,7 @@ def run_stage(params, model_name: str, length: int, root: Path = Path(".")) -> N
     pool = Pool.load(root / POOL_DIR) if uses_pool else None
     specs = plan(ab, model_name, length, pool)  # fails here, before any model is loaded
 
-    rank, world = _distributed()
+    rank, world = rank_world()
     model, tokenizer, resolved = load_profile(model_name, params.models, root / "models")
     longest = max(map(len, encode_prompts(tokenizer, ab).values()))
     positions = model_positions(model)

@@ -154,7 +154,7 @@ def teaching_probs(records):
         for split, g in d.groupby("split", sort=True):
             p = np.concatenate(g.target.to_list())
             q = np.concatenate(g.model.to_list())
-            ax.scatter(p, q, s=3, alpha=0.5, label=split)
+            ax.scatter(p, q, s=3, alpha=0.5, label=split, rasterized=True)
         ax.plot([0, 1], [0, 1], color="k", linewidth=0.5)
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)

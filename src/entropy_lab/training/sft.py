@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from entropy_lab.errors import UserError
+from entropy_lab.parallel import rank_world
 from entropy_lab.training.losses import (
     kl_target_model,
     record_loss,
@@ -176,7 +177,7 @@ def load_checkpoint(directory: Path, model, opt, digest: str) -> tuple[int, list
     state = json.loads(state_path.read_text())
     if state["digest"] != digest:
         log.info("checkpoint in %s is from other params; starting afresh", directory)
-        shutil.rmtree(directory)
+        shutil.rmtree(directory, ignore_errors=True)  # every torchrun process may try
         return 0, []
     set_peft_model_state_dict(model, load_file(directory / "adapter.safetensors"))
     opt.load_state_dict(torch.load(directory / "optimizer.pt", weights_only=True))
@@ -193,24 +194,44 @@ def train(
     t: TrainingSection,
     checkpoints: Path,
     digest: str,
+    rank: int = 0,
+    world: int = 1,
 ):
-    """The loop. Returns the evaluation curve; the model is trained in place."""
+    """The loop. Returns the evaluation curve (on rank 0); the model is trained in place.
+
+    Under torchrun each of the `world` processes takes every world-th record of the step's
+    batch and weights its mean loss by its share; summing the gradients over processes
+    gives the gradient of the whole batch's mean loss, so every replica takes the same
+    step (up to float summation order). Rank 0 evaluates and checkpoints."""
+    from entropy_lab.parallel import all_reduce_sum, barrier
+
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=t.lr, weight_decay=0.0)
     start, curve = load_checkpoint(checkpoints, model, opt, digest)
-    if start == 0:
+    barrier()
+    if start == 0 and rank == 0:
         curve = [{"step": 0, **evaluate(model, tokenizer, val, t)}]
     model.train()
     for step in range(start, t.steps):
         torch.manual_seed(t.seed * 1_000_003 + step)  # LoRA dropout, keyed by step
         for group in opt.param_groups:
             group["lr"] = t.lr * min(1.0, (step + 1) / max(1, t.warmup_steps))
-        out = loss_on(model, tokenizer, batch_for(step, records, t), kind, t)
+        batch = batch_for(step, records, t)
+        shard = batch[rank::world]
+        out = loss_on(model, tokenizer, shard, kind, t)
         opt.zero_grad(set_to_none=True)
-        out["loss"].backward()
+        (out["loss"] * (len(shard) / len(batch))).backward()
+        if world > 1:
+            all_reduce_sum(p.grad for p in params)
+            logged = torch.stack([out[k].detach() for k in ("loss", "ce", "kl")])
+            logged *= len(shard) / len(batch)
+            all_reduce_sum([logged])
+            out = dict(zip(("loss", "ce", "kl"), logged, strict=True))
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         done = step + 1
+        if rank != 0:
+            continue
         if done % t.eval_every == 0 or done == t.steps:
             point = {
                 "step": done,
@@ -297,6 +318,11 @@ def run_stage(
     elif checkpointing:
         model.gradient_checkpointing_enable()
     model = with_lora(model, t.lora, t.seed)
+    rank, world = rank_world()
+    if t.batch_size < world:
+        raise UserError(
+            f"training.batch_size = {t.batch_size}: must be at least the {world} torchrun processes"
+        )
 
     read = flatten(t, "training") | {"model": model_name, "variant": variant}
     inputs = {"tasks": tasks_dir, "base_model": resolved.path}
@@ -306,11 +332,17 @@ def run_stage(
         {"training": t.seed},
     )
     checkpoints = root / "checkpoints" / model_name / variant
-    curve = train(model, tokenizer, records, val, variant, t, checkpoints, run_digest)
+    curve = train(model, tokenizer, records, val, variant, t, checkpoints, run_digest, rank, world)
+    if rank != 0:
+        return
 
     with atomic_dir(root / "adapters" / model_name / variant) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
-        manifest = build_manifest("train", read, inputs, tmp, seeds={"training": t.seed})
+        # data-parallel adapters equal single-process ones up to float summation order
+        extra = {"world_size": world} if world > 1 else None
+        manifest = build_manifest(
+            "train", read, inputs, tmp, seeds={"training": t.seed}, extra=extra
+        )
         write_json(tmp / MANIFEST, manifest)
     reports = root / "reports" / "train" / model_name / variant
     write_curve(reports / "live", curve)
