@@ -147,7 +147,9 @@ def test_repro_ends_with_a_report_that_verify_reproduces_and_tampering_fails(rep
     line = next(x for x in report.splitlines() if x.startswith("| jitter |"))
     out = tampered(
         "reports/report.md",
-        lambda b: b.replace(line.encode(), line.replace("| jitter | ", "| jitter | 7.99 ~").encode()),
+        lambda b: b.replace(
+            line.encode(), line.replace("| jitter | ", "| jitter | 7.99 ~").encode()
+        ),
     )
     assert "report.md line" in out
 
