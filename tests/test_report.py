@@ -112,7 +112,8 @@ def prov() -> dict:
         "seeds": {},
         "outs_md5": {"x": "b" * 32},
     }
-    return {"harvest": entry, "ab": entry, "teaching/m": entry}
+    weights = {"weights": {"kjv-tiny": {"model.safetensors": "c" * 64}}}
+    return {"profile": entry | weights, "harvest": entry, "ab": entry, "teaching/m": entry}
 
 
 def test_report_renders_every_section_from_the_numbers(numbers, prov):
@@ -120,7 +121,8 @@ def test_report_renders_every_section_from_the_numbers(numbers, prov):
     assert md == render(copy.deepcopy(numbers), prov)
     for heading in ("## Profile", "### What this profile", "## 1.", "## 2.", "## 3.", "### m"):
         assert heading in md
-    assert md.count("*Source:* stage `s` · manifest digest `dddddddddddd`") == 3
+    assert md.count("*Source:* stage `s` · manifest digest `dddddddddddd`") == 4
+    assert "kjv-tiny model.safetensors `cccccccccccc`" in md
     assert "| jitter | 3.2 | 3.2 | 3.28 | 100 | 1/2 |" in md  # 8 × 0.41 bits per bit
     assert "minimal detectable effect at 80% power ranges from d = 0.63" in md
     assert "19 of 400 simulated tests reject, rate 0.0475 [0.03, 0.07], which contains alpha" in md

@@ -50,7 +50,7 @@ def figure(name: str, caption: str) -> list[str]:
     return [f"![{caption}](figures/{name}.png)", "", f"*{caption}* ([SVG](figures/{name}.svg))", ""]
 
 
-def profile_section(n: dict[str, Any]) -> list[str]:
+def profile_section(n: dict[str, Any], prov: dict[str, Any]) -> list[str]:
     pr = n["profile"]
     ab, t = pr["ab"], pr["teaching"]
     lines = ["## Profile: what produced these numbers", ""]
@@ -67,6 +67,13 @@ def profile_section(n: dict[str, Any]) -> list[str]:
         f"{t['samples_per_record']} sampled answers per record.",
         "",
     ]
+    weights = ", ".join(
+        f"{m} {f} `{h[:12]}`"
+        for m, files in prov["profile"]["weights"].items()
+        for f, h in files.items()
+    )
+    lines += [f"Model weights (sha256, `models/resolved.json`): {weights}.", ""]
+    lines += source_line(prov["profile"])
     return lines
 
 
@@ -267,7 +274,7 @@ def render(numbers: dict[str, Any], prov: dict[str, Any]) -> str:
         "file, the provenance and the artefacts' hashes against `dvc.lock`.",
         "",
     ]
-    lines += profile_section(numbers)
+    lines += profile_section(numbers, prov)
     lines += limits_section(numbers)
     lines += harvest_section(numbers, prov)
     lines += ab_section(numbers, prov)

@@ -140,6 +140,7 @@ def recompute(params, root: Path = Path(".")) -> dict[str, Any]:
 def sources(params) -> dict[str, tuple[str, Path]]:
     """Report section -> (dvc.lock stage, its manifest)."""
     out = {
+        "profile": ("models", Path("models") / params.models.tiny.name / MANIFEST),
         "harvest": ("harvest", Path("data/entropy") / MANIFEST),
         "ab": ("ab-analyze", Path("reports/ab") / MANIFEST),
     }
@@ -168,4 +169,6 @@ def provenance(params, root: Path = Path(".")) -> dict[str, Any]:
             "seeds": manifest["seeds"],
             "outs_md5": {o["path"]: o["md5"] for o in entry.get("outs", [])},
         }
+    resolved = _read_json(root / "models" / "resolved.json")
+    out["profile"]["weights"] = {m: resolved[m]["weights"] for m in profile(params)["models"]}
     return out
