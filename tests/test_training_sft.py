@@ -228,6 +228,12 @@ def test_unknown_variant_and_missing_dataset(params_data, tmp_path, monkeypatch)
     )
     result = CliRunner().invoke(main, ["train", "--model", "kjv-tiny", "--variant", "ce_kl"])
     assert result.exit_code == 2 and "no task dataset at data/tasks" in result.stderr
+    monkeypatch.setenv("WORLD_SIZE", "64")  # more torchrun processes than records per step
+    result = CliRunner().invoke(main, ["train", "--model", "kjv-tiny", "--variant", "ce_kl"])
+    assert result.exit_code == 2 and result.stderr == (
+        "error: training.batch_size = 16: must be at least the 64 torchrun processes\n"
+    )
+    assert list(tmp_path.iterdir()) == [tmp_path / "params.yaml"]  # nothing written
 
 
 def test_evaluate_reports_exact_distribution_metrics(params_data):

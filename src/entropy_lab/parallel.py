@@ -9,9 +9,14 @@ from __future__ import annotations
 import os
 
 
+def world_size() -> int:
+    """How many processes torchrun started (1 without torchrun)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def rank_world() -> tuple[int, int]:
     """(rank, world size); joins the process group and picks this process's GPU."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = world_size()
     if world == 1:
         return 0, 1
     import torch

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from entropy_lab.errors import UserError
-from entropy_lab.parallel import rank_world
+from entropy_lab.parallel import all_reduce_sum, barrier, rank_world, world_size
 from entropy_lab.training.losses import (
     kl_target_model,
     record_loss,
@@ -203,8 +203,6 @@ def train(
     batch and weights its mean loss by its share; summing the gradients over processes
     gives the gradient of the whole batch's mean loss, so every replica takes the same
     step (up to float summation order). Rank 0 evaluates and checkpoints."""
-    from entropy_lab.parallel import all_reduce_sum, barrier
-
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=t.lr, weight_decay=0.0)
     start, curve = load_checkpoint(checkpoints, model, opt, digest)
@@ -302,6 +300,11 @@ def run_stage(
         raise UserError(
             f"--variant {variant!r}: not in training.variants; allowed: {', '.join(t.variants)}"
         )
+    if t.batch_size < world_size():
+        raise UserError(
+            f"training.batch_size = {t.batch_size}: must be at least the {world_size()} "
+            "torchrun processes"
+        )
     if not (tasks_dir / "dataset_dict.json").is_file():
         raise UserError(f"no task dataset at {tasks_dir}; run the tasks stage first")
     ds = load_from_disk(str(tasks_dir))
@@ -319,10 +322,6 @@ def run_stage(
         model.gradient_checkpointing_enable()
     model = with_lora(model, t.lora, t.seed)
     rank, world = rank_world()
-    if t.batch_size < world:
-        raise UserError(
-            f"training.batch_size = {t.batch_size}: must be at least the {world} torchrun processes"
-        )
 
     read = flatten(t, "training") | {"model": model_name, "variant": variant}
     inputs = {"tasks": tasks_dir, "base_model": resolved.path}
