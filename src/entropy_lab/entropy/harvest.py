@@ -34,6 +34,11 @@ log = logging.getLogger(__name__)
 REPORTS = Path("reports/harvest")
 
 
+def raw_file(source: str) -> str:
+    """The file in the pool directory that keeps a source's assessed raw samples."""
+    return f"raw-{source}.bin"
+
+
 class SourceSpec(Section):
     name: Literal["kernel", "jitter", "external"]
     bytes: PositiveInt  # conditioned bytes this source adds to the pool
@@ -210,7 +215,7 @@ def reassess(section: HarvestSection, pool_dir: Path = POOL_DIR) -> dict[str, di
     pool = Pool.load(pool_dir)
     out = {}
     for seg in pool.segments:
-        raw = np.frombuffer((pool_dir / f"raw-{seg.source}.bin").read_bytes(), dtype=np.uint8)
+        raw = np.frombuffer((pool_dir / raw_file(seg.source)).read_bytes(), dtype=np.uint8)
         conditioned = pool.data[seg.start : seg.end]
         out[seg.source] = assessment_report(assess(raw, 8), raw, conditioned, section.assessment)
     return out
@@ -239,7 +244,7 @@ def run_stage(section: HarvestSection, out: Path = POOL_DIR, reports: Path = REP
             name,
             r,
         ) in results.items():  # unconditioned samples, kept so the assessment can be re-run
-            (tmp / f"raw-{name}.bin").write_bytes(r["raw_assessed"])
+            (tmp / raw_file(name)).write_bytes(r["raw_assessed"])
         card = {
             "sha256": sha256_bytes(pool),
             "size": len(pool),

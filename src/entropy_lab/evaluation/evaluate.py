@@ -33,6 +33,11 @@ EVAL_DIR = Path("data/eval")
 SPLITS = ("validation", "test_template", "test_family")  # seen; held-out template; held-out family
 
 
+def stream_key(model_name: str, variant: str) -> str:
+    """What keys a variant's sampled answers and KS simulations (with the record id)."""
+    return f"{model_name}/{variant}"
+
+
 def is_ordinal(support: list[str]) -> bool:
     try:
         [float(a) for a in support]
@@ -135,7 +140,7 @@ def rescore(records: pd.DataFrame, e: EvaluateSection, model_name: str) -> list[
     """`records.parquet` rows with every statistic recomputed from the stored columns."""
     rows = []
     for r in records.to_dict("records"):
-        rng = keyed_rng(e.seed, "ks", f"{model_name}/{r['variant']}", r["id"])
+        rng = keyed_rng(e.seed, "ks", stream_key(model_name, r["variant"]), r["id"])
         rows.append(r | record_stats(r, rng))
     return rows
 
@@ -212,7 +217,7 @@ def run_stage(params, model_name: str, root: Path = Path(".")) -> None:
     rows = []
 
     def run(m, variant: str) -> None:
-        key = f"{model_name}/{variant}"
+        key = stream_key(model_name, variant)
         found = evaluate_records(
             m, tokenizer, records, families, e, key, t.max_prompt_tokens, t.max_support_tokens
         )
