@@ -90,7 +90,8 @@ def test_ledger_catches_overlap_and_reuse():
         check_ledger([Range("a", 0, 0, 0, 8), Range("a", 0, 0, 8, 16)])
 
 
-def test_ledger_round_trip(tmp_path):
+def test_ledger_round_trip(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # outputs must lie inside the working directory
     exps = [Experiment("ab", "kernel", 3, 2, 16)]
     ranges = every_range(exps)
     write_ledger(tmp_path / "ledger.json", ranges)

@@ -3,6 +3,8 @@ model agreeing within sampling error."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,7 +12,7 @@ import torch
 from scipy import stats
 
 from entropy_lab.evaluation import distribution as dist
-from entropy_lab.evaluation.evaluate import evaluate_records, is_ordinal, rescore
+from entropy_lab.evaluation.evaluate import evaluate_records, is_ordinal, record_stats, rescore
 from entropy_lab.evaluation.params import EvaluateSection
 from entropy_lab.training.pretrain import byte_tokenizer
 
@@ -69,50 +71,137 @@ def constant_model(pi: np.ndarray):
     return model
 
 
-class AnyText:
-    """A stand-in family whose parser accepts the three letters."""
+class Letters:
+    """A stand-in family over single letters (the constant model's answers)."""
+
+    name = "letters"
 
     def parse(self, text, inst):
         return text if text in ("a", "b", "c") else None
+
+
+E = EvaluateSection(
+    records=1, samples=600, monte_carlo=999, batch_size=200, alpha=0.05, bootstrap=100, seed=0
+)
+
+
+def letters_record(i: int = 0, probs=(0.5, 0.25, 0.25)) -> dict:
+    return {
+        "id": f"r{i}",
+        "split": "validation",
+        "family": "letters",
+        "prompt": "Pick a letter.",
+        "instance": "{}",
+        "support": ["a", "b", "c"],
+        "probs": list(probs),
+    }
 
 
 def test_exact_and_sampled_views_agree():
     pi = np.full(257, 0.05 / 253)
     pi[[ord("a"), ord("b"), ord("c"), 256]] = [0.2, 0.15, 0.1, 0.5]
     model, tok = constant_model(pi), byte_tokenizer()
-    record = {
-        "id": "r0",
-        "split": "validation",
-        "family": "letters",
-        "prompt": "Pick a letter.",
-        "instance": "{}",
-        "support": ["a", "b", "c"],
-        "probs": [0.5, 0.25, 0.25],
-    }
-    e = EvaluateSection(records=1, samples=600, batch_size=200, alpha=0.05, bootstrap=100, seed=0)
-    (row,) = evaluate_records(model, tok, [record], {"letters": AnyText()}, e, "t/base", 64, 64)
+    families = {"letters": Letters()}
+    (row,) = evaluate_records(model, tok, [letters_record()], families, E, "t/base", 64, 64)
     # exact view: q = pi(x) pi(EOS) renormalised, mass = (0.2 + 0.15 + 0.1) * 0.5
     assert row["support_mass"] == pytest.approx(0.225, rel=1e-4)
     q = np.array([0.2, 0.15, 0.1]) / 0.45
-    assert row["tvd"] == pytest.approx(dist.tvd([0.5, 0.25, 0.25], q), abs=1e-5)
+    assert row["tvd_conditional"] == pytest.approx(dist.tvd([0.5, 0.25, 0.25], q), abs=1e-5)
+    # full space: the 0.775 of invalid outputs counts
+    full = dist.tvd([0.5, 0.25, 0.25, 0.0], np.r_[q * 0.225, 0.775])
+    assert row["tvd"] == pytest.approx(full, abs=1e-5) and row["tvd"] > 0.7
+    assert row["kl"] == pytest.approx(row["kl_conditional"] - np.log(0.225), rel=1e-4)
     # sampled view: about 600 * 0.225 valid answers, in proportions consistent with the exact view
     assert stats.binomtest(row["valid"], 600, 0.225).pvalue > 1e-3
+    assert row["valid_rate"] == row["valid"] / 600 == row["parsed_rate"]
     assert row["agreement_p"] > 1e-3
-    assert row["format_valid"] == row["valid"] / 600
-    # every statistic follows from the stored distributions and counts (what `verify` relies on)
-    (again,) = rescore(pd.DataFrame([{"variant": "base"} | row]), e, "t")
-    for k in (
-        "tvd",
-        "kl",
-        "entropy_ratio",
-        "agreement_p",
-        "chi2_p",
-        "g_p",
-        "format_valid",
-        "valid",
-    ):
+    # every statistic follows from the stored distributions and answers (what `verify` relies on)
+    (again,) = rescore(pd.DataFrame([{"variant": "base"} | row]), families, E, "t")
+    for k in ("tvd", "kl", "tvd_conditional", "entropy_ratio", "agreement_p", "gof_p", "valid"):
         assert again[k] == pytest.approx(row[k], rel=1e-12, nan_ok=True), k
     # and a wrong exact view would be caught by the same test
     wrong = np.r_[np.array([0.1, 0.15, 0.2]) * 0.5, 0.775]
     valid_counts = np.round(np.r_[q * row["valid"], 600 - row["valid"]])
     assert dist.gof_p(valid_counts, wrong) < 1e-3
+
+
+@pytest.mark.parametrize("calibrated", [True, False])
+def test_gof_passes_about_one_minus_alpha_of_records_for_a_calibrated_model(calibrated):
+    """A constant model whose valid answers follow the target passes at about 1 - alpha over many
+    records (each record its own sampled streams); a biased one fails most of them."""
+    pi = np.full(257, 0.05 / 253)
+    weights = [0.3, 0.15, 0.15] if calibrated else [0.2, 0.2, 0.2]
+    pi[[ord("a"), ord("b"), ord("c"), 256]] = [*weights, 0.35]
+    model, tok = constant_model(pi / pi.sum()), byte_tokenizer()
+    e = E.model_copy(update={"samples": 200, "batch_size": 3000})
+    records = [letters_record(i) for i in range(150)]
+    rows = evaluate_records(model, tok, records, {"letters": Letters()}, e, "t/gof", 64, 64)
+    passes = sum(r["gof_pass"] for r in rows)
+    assert all(r["gof_test"] == "chi2" for r in rows)  # ~40 valid answers: expected counts >= 5
+    if calibrated:
+        assert stats.binomtest(passes, 150, 1 - e.alpha).pvalue > 1e-3, passes
+    else:
+        assert passes / 150 < 0.5, passes
+
+
+def test_monte_carlo_chi_square_agrees_with_the_asymptotic_test_and_keeps_its_level():
+    rng = np.random.default_rng(0)
+    obs, probs = np.array([18, 30, 52]), np.array([0.2, 0.3, 0.5])
+    mc = dist.chi_square_mc_p(obs, probs, 19_999, rng)
+    assert mc == pytest.approx(stats.chisquare(obs, probs * 100).pvalue, abs=0.01)
+    assert dist.chi_square_mc_p(np.array([3, 1, 1]), np.array([0.5, 0.0, 0.5]), 99, rng) == 0.0
+    # small expected counts (where the asymptotic test is off): p-values are uniform under H0
+    probs = np.array([0.7, 0.2, 0.05, 0.05])
+    ps = [dist.chi_square_mc_p(rng.multinomial(12, probs), probs, 199, rng) for _ in range(400)]
+    assert stats.binomtest(sum(p < 0.05 for p in ps), 400, 0.05).pvalue > 1e-3
+
+
+def test_gof_picks_the_test_by_answer_kind_and_expected_counts():
+    rng = np.random.default_rng(3)
+    probs = np.array([0.25, 0.5, 0.25])
+    assert dist.gof(np.array([30, 50, 20]), probs, None, 99, rng)[0] == "chi2"
+    assert dist.gof(np.array([3, 5, 2]), probs, None, 99, rng)[0] == "chi2_mc"
+    assert dist.gof(np.array([3, 5, 2]), probs, np.array([1.0, 2.0, 3.0]), 99, rng)[0] == "ks"
+    test, p = dist.gof(np.zeros(3), probs, None, 99, rng)
+    assert test == "none" and np.isnan(p)  # no valid answers: no test, and not a pass
+    # Bonferroni over positions: one bad position of three
+    good = [np.array([50, 50]), np.array([48, 52])]
+    bad = [np.array([95, 5])]
+    half = [np.array([0.5, 0.5])] * 3
+    assert dist.marginal_gof(good + bad, half, 99, rng) < 0.01
+    assert dist.marginal_gof(good + good[:1], half, 99, rng) > 0.05
+
+
+@pytest.mark.parametrize("name", ["password", "uuid", "lottery"])
+def test_structured_families_are_scored_by_validity_and_per_position_marginals(name):
+    from entropy_lab.config import load_params
+    from tests.conftest import REPO
+
+    fam = load_params(REPO / "params.yaml").tasks.instantiate()[name]
+    rng = np.random.default_rng(11)
+    inst = fam.instance(rng)
+    record = {"id": "s0", "instance": json.dumps(inst), "support": [], "target": [], "model": []}
+    record["support_mass"] = float("nan")
+    good = fam.sample(inst, rng, 300)
+    row = record_stats(record | {"answers": good}, fam, E, "t/x")
+    assert row["valid_rate"] == 1.0 and row["gof_test"] == "marginals" and row["gof_pass"]
+    assert np.isnan(row["tvd"])  # no exact view over a support this large
+    # the same valid answers with the first position forced: rejected; garbage: invalid
+    first = fam.positions(good[0], inst)[0]
+    forced = [a for a in fam.sample(inst, rng, 5000) if fam.positions(a, inst)[0] == first][:300]
+    row = record_stats(record | {"answers": [*forced, "nonsense", None]}, fam, E, "t/x")
+    assert not row["gof_pass"] and row["valid"] == len(forced) and row["samples"] == len(forced) + 2
+
+
+def test_deterministic_is_scored_by_accuracy():
+    from entropy_lab.config import load_params
+    from tests.conftest import REPO
+
+    fam = load_params(REPO / "params.yaml").tasks.instantiate()["deterministic"]
+    inst = {"value": 7, "sides": 6}
+    record = {
+        "id": "d0", "instance": json.dumps(inst), "support": ["7"], "target": [1.0],
+        "model": [], "support_mass": float("nan"), "answers": ["7"] * 9 + ["8"],
+    }  # fmt: skip
+    row = record_stats(record, fam, E, "t/d")
+    assert row["accuracy"] == 0.9 and row["valid_rate"] == 0.9

@@ -10,10 +10,13 @@ from click.testing import CliRunner
 from entropy_lab.cli import main
 from entropy_lab.config import TinyLM
 from entropy_lab.training.pretrain import (
+    EOS_ID,
     byte_tokenizer,
     corpus_path,
-    load_verses,
-    split_corpus,
+    encode,
+    load_documents,
+    split_documents,
+    stop_rate,
     train,
 )
 
@@ -45,16 +48,18 @@ def test_byte_tokenizer_ids_are_bytes():
     assert tok.eos_token_id == 256 and len(tok) == 257
 
 
-def test_corpus_split_is_disjoint_and_complete():
-    verses = load_verses(corpus_path())
-    assert len(verses) == 31103 and verses[0].startswith("In the beginning God created")
-    train_b, val_b = split_corpus(verses, 0.02)
-    assert val_b.decode().split("\n") == verses[::50]
-    assert train_b.decode().split("\n") == [v for i, v in enumerate(verses) if i % 50]
+def test_documents_are_cited_verses_split_disjointly_and_end_with_eos():
+    docs = load_documents(corpus_path())
+    assert len(docs) == 31103
+    assert docs[0] == "Genesis 1:1 In the beginning God created the heaven and the earth."
+    train_docs, val_docs = split_documents(docs, 0.02)
+    assert val_docs == docs[::50] and train_docs == [d for i, d in enumerate(docs) if i % 50]
+    ids = encode(["ab", "c"]).tolist()
+    assert ids == [ord("a"), ord("b"), EOS_ID, ord("c"), EOS_ID]
 
 
 def test_training_is_deterministic_and_learns():
-    text = ("And God said, Let there be light: and there was light. " * 200).encode()
+    text = encode(["And God said, Let there be light: and there was light."] * 200)
     a = train(SMALL, text, text[:2000])
     b = train(SMALL, text, text[:2000])
     for (name, wa), wb in zip(
@@ -62,6 +67,19 @@ def test_training_is_deterministic_and_learns():
     ):
         assert torch.equal(wa, wb), name
     assert a.curve[-1]["val_loss"] < a.curve[0]["val_loss"] < 5.6  # ln(257) = 5.55 at init
+
+
+def test_a_model_trained_on_eos_terminated_documents_learns_to_stop():
+    """EOS after every document makes stopping a learned token; the same documents joined by
+    newlines (how verses were joined before) give a model that never stops."""
+    docs = [f"Psalm {i % 150 + 1}:{i % 7 + 1} Praise ye the LORD." for i in range(400)]
+    p = SMALL.model_copy(update={"context": 64, "steps": 150, "eval_every": 150})
+    tok = byte_tokenizer()
+    with_eos = train(p, encode(docs), encode(docs[:40])).model
+    assert stop_rate(with_eos, tok, docs[:20], 20, 0)["stop_rate"] >= 0.9
+    joined = torch.tensor(list("\n".join(docs).encode()))
+    without = train(p, joined, joined[:2000]).model
+    assert stop_rate(without, tok, docs[:20], 20, 0)["stop_rate"] <= 0.1
 
 
 def test_models_stage_writes_model_manifest_and_metrics(fast_params, tmp_path, monkeypatch):
@@ -80,7 +98,7 @@ def test_models_stage_writes_model_manifest_and_metrics(fast_params, tmp_path, m
     manifest = json.loads((model_dir / "manifest.json").read_text())
     assert manifest["stage"] == "models"
     assert manifest["params"]["models.tiny.steps"] == 6
-    assert manifest["seeds"] == {"init": 0, "batches": 1}
+    assert manifest["seeds"] == {"init": 0, "batches": 1, "stop_rate": 0}
     assert (
         manifest["outputs"]["model.safetensors"]
         == json.loads((tmp_path / "models" / "resolved.json").read_text())["kjv-tiny"]["weights"][
@@ -89,6 +107,7 @@ def test_models_stage_writes_model_manifest_and_metrics(fast_params, tmp_path, m
     )
     metrics = json.loads((tmp_path / "reports" / "models" / "metrics.json").read_text())
     assert metrics["val_loss"] > 0 and metrics["tokens_seen"] == 6 * 4 * 256
+    assert 0 <= metrics["stop_rate"] <= 1 and metrics["stop_prompts"] == 64
     assert (
         tmp_path / "reports" / "models" / "live" / "plots" / "metrics" / "val_loss.tsv"
     ).exists()

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
+from entropy_lab import provenance
 from entropy_lab.config import flatten, parse_params
+from entropy_lab.errors import UserError
 from entropy_lab.provenance import (
     MANIFEST,
     atomic_dir,
@@ -60,7 +63,8 @@ def test_tree_hash_sees_names_and_contents(tmp_path):
     assert sha256_path(d) != h
 
 
-def test_manifest_fields_and_byte_identity(tmp_path):
+def test_manifest_fields_and_byte_identity(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     out = tmp_path / "out"
     out.mkdir()
     (out / "weights").write_bytes(b"w")
@@ -78,7 +82,8 @@ def test_manifest_fields_and_byte_identity(tmp_path):
     assert json.loads((out / MANIFEST).read_text()) == m1
 
 
-def test_atomic_dir_leaves_nothing_on_failure(tmp_path):
+def test_atomic_dir_leaves_nothing_on_failure(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     final = tmp_path / "out"
     with pytest.raises(RuntimeError), atomic_dir(final) as tmp:
         (tmp / "partial").write_text("half")
@@ -86,7 +91,8 @@ def test_atomic_dir_leaves_nothing_on_failure(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_atomic_dir_replaces_previous_output(tmp_path):
+def test_atomic_dir_replaces_previous_output(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     final = tmp_path / "out"
     final.mkdir()
     (final / "stale").write_text("old")
@@ -95,3 +101,44 @@ def test_atomic_dir_replaces_previous_output(tmp_path):
         assert (final / "stale").exists()  # the old output stands until success
     assert [p.name for p in final.iterdir()] == ["fresh"]
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_atomic_outputs_refuse_targets_outside_the_repository(tmp_path, monkeypatch):
+    repo, victim = tmp_path / "repo", tmp_path / "victim"
+    repo.mkdir()
+    victim.mkdir()
+    (victim / "keep").write_text("mine")
+    (repo / "link").symlink_to(victim)
+    monkeypatch.chdir(repo)
+    for target in (Path("../victim"), victim, Path("link"), Path("models/../../victim")):
+        with pytest.raises(UserError, match="outside the repository"), atomic_dir(target):
+            pass
+        with pytest.raises(UserError, match="outside the repository"):
+            write_json(target / "x.json", {})
+    assert [p.name for p in victim.iterdir()] == ["keep"]
+    assert sorted(p.name for p in repo.iterdir()) == ["link"]
+
+
+def test_atomic_dir_clears_stale_temporaries_and_swaps_in_one_step(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    final = Path("out")
+    final.mkdir()
+    (final / "v1").write_text("1")
+    for stale in (".out.tmp-abc123", ".out.old-99"):
+        (tmp_path / stale).mkdir()
+        (tmp_path / stale / "samples.parquet").write_text("left by a killed run")
+    (tmp_path / ".metrics.json.tmp-xyz").write_text("{")
+    with atomic_dir(final) as tmp:
+        assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".out.")) == [
+            tmp.name
+        ]  # the stale ones are gone before the work starts
+        (tmp / "v2").write_text("2")
+    write_json(Path("metrics.json"), {"a": 1})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json", "out"]
+    assert [p.name for p in final.iterdir()] == ["v2"]
+    assert provenance._exchange(tmp_path / "a", tmp_path / "b") is False  # nothing to swap
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "in_a").write_text("")
+    assert provenance._exchange(tmp_path / "a", tmp_path / "b")  # Linux: one atomic swap
+    assert [p.name for p in (tmp_path / "b").iterdir()] == ["in_a"]

@@ -15,16 +15,23 @@ from entropy_lab.report.markdown import render
 from entropy_lab.report.numbers import harvest_numbers, normalise, profile
 
 
-def block(tvd: float) -> dict:
+def block(tvd: float | None, records: int = 5) -> dict:
     return {
-        "records": 5,
+        "records": records,
+        "exact_records": records if tvd is not None else 0,
         "tvd": tvd,
-        "tvd_ci": [tvd - 0.1, tvd + 0.1],
+        "tvd_ci": None if tvd is None or records == 1 else [tvd - 0.1, tvd + 0.1],
         "kl": 1.5,
+        "tvd_conditional": 0.2,
+        "kl_conditional": 0.4,
         "entropy_ratio": 0.9,
-        "support_mass": 2e-5,
-        "valid_rate": 0.0004,
-        "format_valid": 0.0,
+        "support_mass": 0.6,
+        "valid_rate": 0.55,
+        "valid_rate_ci": [0.5, 0.6],
+        "parsed_rate": 0.6,
+        "gof_pass_rate": 0.4,
+        "gof_pass_ci": [0.1, 0.7],
+        "gof_tested": records,
         "agreement_reject_rate": 0.0,
     }
 
@@ -60,8 +67,10 @@ def numbers(params_data) -> dict:
         "bytes_conditioned": {"chi_square_p": 0.5, "serial_correlation": 0.001},
         "bytes_raw": {"shannon_bits_per_byte": 4.7},
     }
-    family = {"validation": block(0.5) | {"families": {"dice": block(0.5), "coin": block(0.2)}}}
-    adapted = {"validation": block(0.3) | {"families": {"dice": block(0.25), "coin": block(0.1)}}}
+    fams = {"dice": block(0.5), "coin": block(0.2, records=1), "uuid": block(None)}
+    family = {"validation": block(0.5) | {"families": fams}}
+    fams = {"dice": block(0.25), "coin": block(0.1, records=1), "uuid": block(None)}
+    adapted = {"validation": block(0.3) | {"families": fams}}
     return normalise(
         {
             "profile": profile(parse_params(params_data)),
@@ -96,7 +105,7 @@ def numbers(params_data) -> dict:
                     }
                 },
             },
-            "teaching": {"m": {"base": family, "ce_kl": adapted}},
+            "teaching": {"m": {"base": family, "ce_multisample": family, "soft_trie": adapted}},
         }
     )
 
@@ -127,20 +136,31 @@ def test_report_renders_every_section_from_the_numbers(numbers, prov):
     assert "minimal detectable effect at 80% power ranges from d = 0.63" in md
     assert "19 of 400 simulated tests reject, rate 0.0475 [0.03, 0.07], which contains alpha" in md
     assert "| repeat_rate | E |" in md and "| early_stop | – |" in md
-    assert "| validation / dice | 0.5 [0.4, 0.6] | 0.25 [0.15, 0.35] |" in md
+    assert "| validation / dice | 0.5 [0.4, 0.6] | 0.5 [0.4, 0.6] | 0.25 [0.15, 0.35] |" in md
+    assert "| validation / coin | 0.2 (n = 1) | 0.2 (n = 1) | 0.1 (n = 1) |" in md  # no fake CI
+    assert "| validation / uuid | valid 55%, pass 40% |" in md
+    assert "| soft_trie | validation | 0.3 [0.2, 0.4] | 55% [0.5, 0.6] | 40% [0.1, 0.7] | 5 |" in md
+    assert "median 7% of distributions at N = 1000" in md
+    assert "Soft targets are closer on 1 of 1 splits (validation)." in md
     assert "kjv-tiny is a small byte-level model" in md  # the default profile says what it is
 
-    numbers["teaching"]["m"]["ce_kl"]["validation"]["families"]["coin"]["tvd"] = 0.123
-    assert "0.123 [0, 0.2]" in render(numbers, prov)
+    numbers["teaching"]["m"]["soft_trie"]["validation"]["families"]["coin"]["tvd"] = 0.123
+    assert "0.123 (n = 1)" in render(numbers, prov)
 
 
 def test_figures_are_byte_identical_across_runs(numbers, tmp_path):
     records = pd.DataFrame(
         {
+            "id": ["r0", "r0"],
+            "family": ["coin", "coin"],
             "variant": ["base", "ce_kl"],
             "split": ["validation", "validation"],
+            "support": [["H", "T"], ["H", "T"]],
             "target": [[0.5, 0.5], [0.5, 0.5]],
             "model": [[0.9, 0.1], [0.6, 0.4]],
+            "support_mass": [0.3, 0.8],
+            "counts": [[50, 10], [80, 70]],
+            "samples": [200, 200],
         }
     )
     for run in ("a", "b"):
@@ -148,8 +168,9 @@ def test_figures_are_byte_identical_across_runs(numbers, tmp_path):
         figures.save(figures.forest(numbers["ab"]["tests"], 0.3), tmp_path / run, "forest")
         figures.save(figures.teaching_tvd(numbers["teaching"]["m"]), tmp_path / run, "tvd")
         figures.save(figures.teaching_probs(records), tmp_path / run, "probs")
+        figures.save(figures.teaching_samples(records), tmp_path / run, "samples")
     files = sorted(p.name for p in (tmp_path / "a").iterdir())
-    assert len(files) == 8
+    assert len(files) == 10
     for name in files:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
 
@@ -171,7 +192,7 @@ def test_diff_lists_every_disagreeing_leaf():
 
 def test_teaching_rows_are_one_per_family(numbers):
     rows = teaching_rows(numbers["teaching"])
-    assert len(rows) == 4
+    assert len(rows) == 9
     assert rows[0] == {
         "label": "m/validation/dice base",
         "model": "m",
@@ -181,4 +202,6 @@ def test_teaching_rows_are_one_per_family(numbers):
         "tvd": 0.5,
         "tvd_low": 0.4,
         "tvd_high": 0.6,
+        "valid_rate": 0.55,
+        "gof_pass_rate": 0.4,
     }

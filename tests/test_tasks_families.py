@@ -163,7 +163,7 @@ OUT_OF_SUPPORT = {
     "geometric": ["0", "-3", "x"],
     "normal": ["1e9", "abc", "10.0.0"],
     "exponential": ["-1", "1e9", "x"],
-    "deterministic": ["twenty", "", "1 2"],
+    "deterministic": ["twenty", "", "1 2", "zucchini"],
     "password": ["", "ABCDEFGH", "abcdefgh!", "abcdefgh"],
     "uuid": ["not-a-uuid", "123e4567-e89b-12d3-a456-426614174000"],
     "lottery": ["1, 1, 2, 3, 4, 5", "0, 1, 2, 3, 4, 5", "", "1, 2"],
@@ -225,9 +225,9 @@ def draw_p_values(fam, inst, draws: list[str], target: Target) -> list[float]:
             counts[d] = counts.get(d, 0) + 1
         return [chi_square_p(counts, target)]
     ps = []
+    parts = [fam.positions(d, inst) for d in draws]
     for pos, m in enumerate(target.marginals):
-        parts = [d.replace("-", "") if fam.name == "uuid" else d for d in draws]
-        values = [p.split(", ")[pos] if fam.name == "lottery" else p[pos] for p in parts]
+        values = [p[pos] for p in parts]
         counts = {v: values.count(v) for v in set(values)}
         ps.append(chi_square_p(counts, Target(m.values, m.probs)))
     return ps
@@ -272,3 +272,19 @@ def test_curriculum_covers_levels_one_to_four():
     categories = {cls.category for cls in FAMILIES.values()}
     assert categories == {"basic", "combinatorial", "game", "statistical", "contextual"}
     assert all(len(cls.templates) >= 4 for cls in FAMILIES.values())
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_longest_answer_is_valid_and_bounds_every_draw(families, name):
+    fam = families[name]
+    rng = np.random.default_rng(5)
+    for inst in instances(fam, n=5):
+        longest = fam.longest_answer(inst)
+        assert fam.parse(longest, inst) == longest
+        target = fam.target(inst)
+        for d in fam.sample(inst, rng, 50):
+            assert len(d) <= len(longest)
+            if target.marginals:
+                values = fam.positions(d, inst)
+                assert len(values) == len(target.marginals)
+                assert all(v in m.values for v, m in zip(values, target.marginals, strict=True))

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
+from entropy_lab.evaluation import distribution as dist
 from entropy_lab.training.losses import (
     answer_token_logprobs,
     batch_tensors,
@@ -16,6 +18,8 @@ from entropy_lab.training.losses import (
     kl_target_model,
     pack,
     record_loss,
+    sequence_scores,
+    soft_trie_loss,
     support_log_probs,
     total_variation,
 )
@@ -47,14 +51,22 @@ def brute_force(model, prompt, answer):
     return total + logp[len(prompt) + len(answer) - 1, EOS]
 
 
-def packed_scores(model, prompts, answer_sets, row_length=0):
+def packed_logprobs(model, prompts, answer_sets, row_length=0):
+    """Per sequence: (its (L, V) log-softmax, its packing, its trie)."""
     tries = [build_trie(a) for a in answer_sets]
     packs = [pack(p, t) for p, t in zip(prompts, tries, strict=True)]
     batch, place = batch_tensors(packs, pad_id=EOS, row_length=row_length)
     logp = torch.log_softmax(model(**batch).logits, -1)
     return [
-        answer_token_logprobs(logp[row, off : off + len(x.input_ids)], x, t, EOS)
+        (logp[row, off : off + len(x.input_ids)], x, t)
         for x, t, (row, off) in zip(packs, tries, place, strict=True)
+    ]
+
+
+def packed_scores(model, prompts, answer_sets, row_length=0):
+    return [
+        answer_token_logprobs(lp, x, t, EOS)
+        for lp, x, t in packed_logprobs(model, prompts, answer_sets, row_length)
     ]
 
 
@@ -115,9 +127,86 @@ def test_kl_and_tvd_known_values():
     )
 
 
+def test_full_space_kl_is_renormalised_kl_minus_log_mass():
+    p = np.array([0.5, 0.3, 0.2, 0.0])
+    q_unnorm = np.array([0.05, 0.2, 0.01, 0.04])  # the model puts 0.7 outside the support
+    mass = q_unnorm.sum()
+    p_full, q_full = dist.full_space(p, q_unnorm / mass, mass)
+    assert p_full.tolist() == [0.5, 0.3, 0.2, 0.0, 0.0] and q_full[-1] == pytest.approx(0.7)
+    kl_renorm = dist.kl(p, q_unnorm / mass)
+    assert dist.kl(p_full, q_full) == pytest.approx(kl_renorm - math.log(mass), rel=1e-12)
+    by_hand = 0.5 * math.log(0.5 / 0.05) + 0.3 * math.log(0.3 / 0.2) + 0.2 * math.log(0.2 / 0.01)
+    assert dist.kl(p_full, q_full) == pytest.approx(by_hand, rel=1e-12)
+    # the torch loss on unnormalised log-probabilities is the same number
+    kl_t = kl_target_model(torch.tensor(p), torch.log(torch.tensor(q_unnorm)))
+    assert kl_t.item() == pytest.approx(by_hand, rel=1e-12)
+    # full-space TVD counts the invalid mass: half of |p - q| over the support, plus 0.7 / 2
+    assert dist.tvd(p_full, q_full) == pytest.approx(0.5 * (0.45 + 0.1 + 0.19 + 0.04 + 0.7))
+
+
+def test_full_space_kl_raises_support_mass_where_renormalised_kl_cannot():
+    """Target = the model's own renormalised distribution: the renormalised KL is 0 and its
+    gradient vanishes, so no step can move the support mass; the full-space KL is -log(mass)
+    and a few steps raise it."""
+    target = None
+    masses = {}
+    for loss_kind in ("renormalised", "full"):
+        torch.manual_seed(3)
+        model = AutoModelForCausalLM.from_config(tiny_config("gpt2")).double().eval()
+        opt = torch.optim.SGD(model.parameters(), lr=0.05)
+        trace = []
+        for _ in range(6):
+            scores = sequence_scores(packed_scores(model, [PROMPT], [ANSWERS])[0])
+            log_q, log_mass = scores - torch.logsumexp(scores, 0), torch.logsumexp(scores, 0)
+            if target is None:
+                target = log_q.detach().exp()
+            trace.append(log_mass.exp().item())
+            loss = kl_target_model(target, log_q if loss_kind == "renormalised" else scores)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        masses[loss_kind] = trace
+    assert masses["renormalised"][-1] == pytest.approx(masses["renormalised"][0], rel=1e-6)
+    assert masses["full"][-1] > 1.5 * masses["full"][0]
+
+
+def test_soft_trie_loss_is_node_weighted_soft_target_ce_and_the_chain_rule_holds():
+    torch.manual_seed(2)
+    model = AutoModelForCausalLM.from_config(tiny_config("gpt2")).double().eval()
+    target = torch.tensor([0.3, 0.1, 0.05, 0.25, 0.0, 0.3], dtype=torch.float64)
+    with torch.no_grad():
+        ((logp, packed, trie),) = packed_logprobs(model, [PROMPT], [ANSWERS])
+        soft = soft_trie_loss(logp, packed, trie, target, EOS).item()
+        # brute force: every prefix of every answer is a node; its soft target from the answers
+        prefixes = {tuple(a[:i]) for a in ANSWERS for i in range(len(a) + 1)}
+        total, weight = 0.0, 0.0
+        for prefix in prefixes:
+            nxt: dict[int, float] = {}
+            for a, p in zip(ANSWERS, target.tolist(), strict=True):
+                if tuple(a[: len(prefix)]) == prefix:
+                    tok = a[len(prefix)] if len(a) > len(prefix) else EOS
+                    nxt[tok] = nxt.get(tok, 0.0) + p
+            node_mass = sum(nxt.values())
+            if node_mass == 0:  # "20" has target 0: its node weighs nothing
+                continue
+            ids = torch.tensor([PROMPT + list(prefix)])
+            lq = torch.log_softmax(model(input_ids=ids).logits[0, -1], -1)
+            total += node_mass * sum(-(m / node_mass) * lq[t].item() for t, m in nxt.items())
+            weight += node_mass
+        assert soft == pytest.approx(total / weight, rel=1e-9)
+        # chain rule: node-weighted CE = sequence CE = KL_full + H(target), per expected token
+        scores = sequence_scores(answer_token_logprobs(logp, packed, trie, EOS))
+        h = -sum(p * math.log(p) for p in target.tolist() if p > 0)
+        lengths = torch.tensor([len(a) + 1 for a in ANSWERS], dtype=torch.float64)
+        kl_full = kl_target_model(target, scores).item()
+        assert soft == pytest.approx((kl_full + h) / (target @ lengths).item(), rel=1e-9)
+
+
 def test_record_loss_variants():
-    ce, kl = torch.tensor(2.0), torch.tensor(0.5)
-    assert record_loss("ce_multisample", 3.0, ce, kl).item() == 2.0
-    assert record_loss("ce_kl", 3.0, ce, kl).item() == 3.5
-    assert record_loss("kl", 3.0, ce, kl).item() == 0.5
-    assert record_loss("ce_kl", 3.0, ce, None).item() == 2.0  # no exact support: CE only
+    ce, kl, soft = torch.tensor(2.0), torch.tensor(0.5), torch.tensor(0.75)
+    assert record_loss("ce_multisample", 3.0, ce, kl, soft).item() == 2.0
+    assert record_loss("ce_kl", 3.0, ce, kl, soft).item() == 3.5
+    assert record_loss("kl", 3.0, ce, kl, soft).item() == 0.5
+    assert record_loss("soft_trie", 3.0, ce, kl, soft).item() == 0.75
+    assert record_loss("ce_kl", 3.0, ce, None, None).item() == 2.0  # no exact support: CE only
+    assert record_loss("soft_trie", 3.0, ce, None, None).item() == 2.0

@@ -69,12 +69,13 @@ def test_a_kl_step_lowers_the_kl_of_its_batch(params_data):
 @pytest.mark.slow
 def test_default_profile_ce_kl_beats_ce_multisample_and_base(params_data, tmp_path):
     """The default model (shortened pretraining) and training params: equal steps per loss."""
-    from entropy_lab.training.pretrain import corpus_path, load_verses, split_corpus
+    from entropy_lab.training.pretrain import corpus_path, encode, load_documents, split_documents
     from entropy_lab.training.pretrain import train as pretrain
 
     params = parse_params(params_data)
     tiny = params.models.tiny.model_copy(update={"steps": 300, "eval_every": 300})
-    base = pretrain(tiny, *split_corpus(load_verses(corpus_path()), tiny.val_fraction)).model
+    docs = split_documents(load_documents(corpus_path()), tiny.val_fraction)
+    base = pretrain(tiny, *map(encode, docs)).model
     records = Builder(params.tasks).build()
     val = [r for r in records["validation"] if r["support"]][: params.training.eval_records]
     t = params.training.model_copy(update={"steps": 100})

@@ -17,19 +17,29 @@ from entropy_lab.entropy.harvest import HarvestSection
 from entropy_lab.errors import UserError
 from entropy_lab.evaluation.params import EvaluateSection
 from entropy_lab.generation.params import ABSection
-from entropy_lab.schema import PositiveInt, Quantization, Section, bad_value
+from entropy_lab.schema import Name, PositiveInt, Quantization, Section, bad_value
 from entropy_lab.tasks.builder import TasksSection
 from entropy_lab.training.params import TrainingSection
 
 PARAMS_FILE = Path("params.yaml")
 
 
+# Hugging Face repo ids: `name` or `owner/name`, each part a safe path component.
+REPO_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$"
+
+
 class ModelProfile(Section):
     """A model users can select: a Hugging Face repo id, or null for a model built by a stage."""
 
-    repo: str | None = None
-    revision: str | None = None
+    repo: Annotated[str, Field(pattern=REPO_ID, max_length=96)] | None = None
+    revision: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")] | None = None
     quantization: Quantization = "none"
+
+    @model_validator(mode="after")
+    def _hub_rules(self) -> ModelProfile:
+        if self.repo and ("--" in self.repo or ".." in self.repo):
+            raise bad_value("repo", self.repo, "a Hugging Face repo id: no '--' or '..'")
+        return self
 
 
 class TinyLM(Section):
@@ -38,19 +48,19 @@ class TinyLM(Section):
     No defaults: params.yaml is the one place these values live.
     """
 
-    name: str
+    name: Name
     seed: Annotated[int, Field(ge=0)]
     n_layer: Annotated[int, Field(ge=1, le=48)]
-    n_head: PositiveInt
+    n_head: Annotated[int, Field(ge=1, le=64)]
     n_embd: Annotated[int, Field(ge=8, le=4096)]
     context: Annotated[int, Field(ge=8, le=4096)]
-    steps: PositiveInt
-    batch_size: PositiveInt
+    steps: Annotated[int, Field(ge=1, le=1_000_000)]
+    batch_size: Annotated[int, Field(ge=1, le=4096)]
     lr: Annotated[float, Field(gt=0, le=1)]
     warmup_steps: Annotated[int, Field(ge=0)]
-    weight_decay: Annotated[float, Field(ge=0)]
+    weight_decay: Annotated[float, Field(ge=0, le=1)]
     eval_every: PositiveInt
-    eval_batches: PositiveInt
+    eval_batches: Annotated[int, Field(ge=1, le=10_000)]
     val_fraction: Annotated[float, Field(gt=0, lt=0.5)]
     threads: Annotated[int, Field(ge=1, le=256)]
 
@@ -66,15 +76,17 @@ class TinyLM(Section):
 class ModelsSection(Section):
     """Which models the pipeline prepares and uses, and how they are loaded."""
 
-    use: Annotated[list[str], Field(min_length=1)]
+    use: Annotated[list[Name], Field(min_length=1)]
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    profiles: dict[str, ModelProfile]
+    profiles: dict[Name, ModelProfile]
     tiny: TinyLM
 
     @model_validator(mode="after")
     def _names_exist(self) -> ModelsSection:
         known = ", ".join(sorted(self.profiles))
+        if len(set(self.use)) != len(self.use):
+            raise bad_value("use", self.use, "each model at most once")
         for i, name in enumerate(self.use):
             if name not in self.profiles:
                 raise bad_value(f"use[{i}]", name, f"unknown model; allowed: {known}")

@@ -12,17 +12,21 @@ two runs of a deterministic stage write byte-identical manifests.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import hashlib
 import json
 import math
 import os
 import platform
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator, Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from entropy_lab.errors import UserError
 
 MANIFEST = "manifest.json"
 TRACKED_PACKAGES = (
@@ -150,19 +154,41 @@ def json_safe(obj: Any) -> Any:
 
 def write_json(path: Path, obj: Any) -> None:
     """Write JSON atomically (temp file in the same directory, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_file(path) as tmp, open(tmp, "w") as fh:
+    with atomic_file(Path(path)) as tmp, open(tmp, "w") as fh:
         json.dump(obj, fh, indent=2, sort_keys=True)
         fh.write("\n")
+
+
+TMP_TAG, OLD_TAG = ".tmp-", ".old-"  # hidden siblings of an output while it is written
+
+
+def inside_repository(path: Path) -> Path:
+    """`path` resolved, if it lies inside the repository (the working directory stages run in);
+    otherwise a one-line error: a params value must never make a stage write elsewhere."""
+    root = Path.cwd().resolve()
+    resolved = Path(path).resolve()
+    if not resolved.is_relative_to(root):
+        raise UserError(f"output {path} resolves to {resolved}, outside the repository {root}")
+    return resolved
+
+
+def _clear_stale(final: Path) -> None:
+    """Remove the temporary siblings an interrupted write left (`.NAME.tmp-*`, `.NAME.old-*`)."""
+    for tag in (TMP_TAG, OLD_TAG):
+        for stale in final.parent.glob(f".{final.name}{tag}*"):
+            if stale.is_dir() and not stale.is_symlink():
+                shutil.rmtree(stale, ignore_errors=True)
+            else:
+                stale.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
 def atomic_file(final: Path) -> Iterator[Path]:
     """Yield a temp path beside `final`; on success it is renamed over `final`."""
-    final = Path(final)
+    final = inside_repository(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", dir=final.parent)
+    _clear_stale(final)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}{TMP_TAG}", dir=final.parent)
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_umask())
     try:
@@ -173,24 +199,46 @@ def atomic_file(final: Path) -> Iterator[Path]:
         raise
 
 
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one atomic step (Linux renameat2 RENAME_EXCHANGE); False where the
+    platform or file system cannot."""
+    if sys.platform != "linux":
+        return False
+    libc = ctypes.CDLL(None, use_errno=True)
+    fn = getattr(libc, "renameat2", None)
+    if fn is None:
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
 @contextlib.contextmanager
 def atomic_dir(final: Path) -> Iterator[Path]:
     """Yield an empty temp directory beside `final`; on success it replaces `final`.
 
-    A stage killed or failing inside the block leaves `final` as it was (or absent)
-    and removes the temp directory, so DVC never sees a partial output.
+    `final` must lie inside the repository. Stale temporaries of earlier interrupted runs are
+    removed first. A stage killed or failing inside the block leaves `final` as it was (or
+    absent) and removes its temp directory, so DVC never sees a partial output; the swap is
+    one atomic exchange where Linux allows it, so `final` is never missing in between.
     """
-    final = Path(final)
+    final = inside_repository(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    _clear_stale(final)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}{TMP_TAG}", dir=final.parent))
     os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    old = final.with_name(f".{final.name}.old-{os.getpid()}")
-    if final.exists():
+    if final.is_dir() and not final.is_symlink() and _exchange(tmp, final):
+        shutil.rmtree(tmp, ignore_errors=True)  # now holds the previous output
+        return
+    old = final.with_name(f".{final.name}{OLD_TAG}{os.getpid()}")
+    if final.exists() or final.is_symlink():
         os.replace(final, old)
     os.replace(tmp, final)
-    shutil.rmtree(old, ignore_errors=True)
+    if old.is_dir() and not old.is_symlink():
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        old.unlink(missing_ok=True)

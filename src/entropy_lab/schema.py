@@ -10,6 +10,10 @@ from pydantic_core import PydanticCustomError
 
 PositiveInt = Annotated[int, Field(ge=1)]
 Quantization = Literal["none", "8bit", "4bit"]
+# Names become paths (models/<name>/, adapters/<model>/<variant>/, data/ab/<model>/...): one
+# safe path component, never `..` or a separator.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=100)]
 
 
 def bad_value(key: str, value: Any, allowed: str) -> PydanticCustomError:
@@ -22,7 +26,7 @@ def bad_value(key: str, value: Any, allowed: str) -> PydanticCustomError:
 class Section(BaseModel):
     """A strict, immutable block of params; unknown keys are errors that list the known ones."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
     @model_validator(mode="before")
     @classmethod

@@ -1,16 +1,24 @@
 """Distances and goodness-of-fit between a target distribution and a model's: pure functions.
 
 Two views of a model's answer distribution for one prompt: the exact one (teacher forcing
-over the support, `training.scoring`) and the empirical one (K sampled answers). Sampled
+over the support, `training.scoring`) and the empirical one (N sampled answers). Sampled
 answers that are not a support element followed by end-of-sequence fall in one `invalid`
 cell, whose exact probability is 1 - (mass on the support); so the two views can be
-compared cell by cell, and should agree within sampling error.
+compared cell by cell, and should agree within sampling error. Distances over the full
+output space (`full_space`) count that invalid cell: what a user sampling the model gets.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from scipy import stats
+
+
+def full_space(p: np.ndarray, q: np.ndarray, mass: float) -> tuple[np.ndarray, np.ndarray]:
+    """Target and model over the full output space: the support, then one `invalid` cell.
+    `q` is the model's distribution renormalised over the support, `mass` what it puts there."""
+    p, q = np.asarray(p, float), np.asarray(q, float)
+    return np.r_[p, 0.0], np.r_[q * mass, max(0.0, 1.0 - mass)]
 
 
 def tvd(p: np.ndarray, q: np.ndarray) -> float:
@@ -78,3 +86,60 @@ def ks_discrete(
     sims = rng.multinomial(n, probs, size=n_sim)
     d_sim = np.abs(np.cumsum(sims, axis=1) / n - cdf).max(axis=1)
     return d, float((1 + np.sum(d_sim >= d - 1e-12)) / (1 + n_sim))
+
+
+def chi_square_mc_p(
+    observed: np.ndarray, probs: np.ndarray, n_sim: int, rng: np.random.Generator
+) -> float:
+    """Pearson chi-square with a Monte Carlo p-value: the statistic of `n_sim` samples of the
+    same size drawn from `probs`, p = (1 + #{T* >= T}) / (1 + n_sim). Exact in level for any
+    expected counts (where the chi-square approximation is not). An observation in a
+    zero-probability cell gives p = 0."""
+    observed, probs = np.asarray(observed, float), np.asarray(probs, float)
+    if observed[probs <= 0].sum() > 0:
+        return 0.0
+    keep = probs > 0
+    if keep.sum() < 2:
+        return 1.0
+    p = probs[keep] / probs[keep].sum()
+    n = int(observed[keep].sum())
+    expected = n * p
+    t = np.sum((observed[keep] - expected) ** 2 / expected)
+    sims = rng.multinomial(n, p, size=n_sim)
+    t_sim = np.sum((sims - expected) ** 2 / expected, axis=1)
+    return float((1 + np.sum(t_sim >= t - 1e-9 * max(1.0, t))) / (1 + n_sim))
+
+
+MIN_EXPECTED = 5  # the usual rule for the chi-square approximation
+
+
+def gof(
+    observed: np.ndarray,
+    probs: np.ndarray,
+    values: np.ndarray | None,
+    n_sim: int,
+    rng: np.random.Generator,
+) -> tuple[str, float]:
+    """(test, p) of observed counts against a target: KS with a Monte Carlo p for ordinal answers
+    (`values` given); else Pearson chi-square, asymptotic where every expected count is at least
+    5 and Monte Carlo otherwise. NaN when there is nothing to test."""
+    observed, probs = np.asarray(observed, float), np.asarray(probs, float)
+    n = observed.sum()
+    if n == 0:
+        return "none", float("nan")
+    if values is not None:
+        return "ks", ks_discrete(observed, values, probs, n_sim, rng)[1]
+    expected = probs[probs > 0] / probs.sum() * n
+    if expected.min() >= MIN_EXPECTED:
+        return "chi2", gof_p(observed, probs)
+    return "chi2_mc", chi_square_mc_p(observed, probs, n_sim, rng)
+
+
+def marginal_gof(
+    counts: list[np.ndarray], probs: list[np.ndarray], n_sim: int, rng: np.random.Generator
+) -> float:
+    """One p-value for per-position counts against per-position marginals: each position's
+    chi-square (`gof`), Bonferroni over positions (valid for any dependence between them)."""
+    ps = [gof(c, p, None, n_sim, rng)[1] for c, p in zip(counts, probs, strict=True)]
+    ps = [p for p in ps if np.isfinite(p)]
+    return min(1.0, len(ps) * min(ps)) if ps else float("nan")

@@ -1,13 +1,20 @@
 """The `evaluate@<model>` stage: the base model and every trained adapter, on seen and
-held-out families and templates, in two views.
+held-out families and templates, as a user who samples the model would meet them.
 
-- Exact: the model's distribution over each record's support by teacher forcing
-  (`training.scoring.exact_distributions`), with TVD, KL(target || model), the entropy
-  ratio and the mass the model puts on valid answers. No sampling noise.
-- Empirical: K answers sampled from the model (temperature 1, no truncation, one keyed
-  uniform stream per answer): format validity, chi-square and G-tests against the target,
-  KS for ordinal answers, TVD among valid answers, and a chi-square of the sampled cells
-  (support + invalid) against the exact view, which should hold at rate 1 - alpha.
+- Exact view (records whose support fits `training.max_support_tokens`): the model's
+  probability of every valid answer by teacher forcing (`training.scoring`), with the rest of
+  its mass on one "invalid" outcome. The primary distances are over that full output space
+  (TVD, KL); the same distances renormalised over the support are labelled `_conditional`:
+  how close the model is *given* a valid answer.
+- Sampled view (every record): N answers sampled at temperature 1 (one keyed uniform stream
+  per answer). Validity (an answer is valid when it is exactly a support element, or for
+  passwords, UUIDs and lottery lines a canonical answer the family's parser accepts), and a
+  goodness-of-fit test of the valid answers against the target (`distribution.gof`: KS for
+  ordinal answers, chi-square or its Monte Carlo version otherwise; per-position marginals
+  with Bonferroni for the structured families). A record passes when that test does not
+  reject at alpha; a record with no valid answer has no test and does not pass. For
+  `deterministic` (one right answer) the figure is accuracy. A chi-square of the sampled
+  cells (support + invalid) against the exact view checks the two views agree.
 """
 
 from __future__ import annotations
@@ -22,19 +29,23 @@ import numpy as np
 from entropy_lab.errors import UserError
 from entropy_lab.evaluation import distribution as dist
 from entropy_lab.evaluation.params import EvaluateSection
-from entropy_lab.stats.inference import keyed_rng
+from entropy_lab.progress import progress
+from entropy_lab.stats.inference import binomial_interval, keyed_rng
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from entropy_lab.tasks.base import Family
 
 log = logging.getLogger(__name__)
 
 EVAL_DIR = Path("data/eval")
 SPLITS = ("validation", "test_template", "test_family")  # seen; held-out template; held-out family
+ZHAO_2026_MEDIAN_PASS_RATE = 0.07  # "LLMs Are Bad Dice Players": frontier models, N = 1000
 
 
 def stream_key(model_name: str, variant: str) -> str:
-    """What keys a variant's sampled answers and KS simulations (with the record id)."""
+    """What keys a variant's sampled answers and Monte Carlo tests (with the record id)."""
     return f"{model_name}/{variant}"
 
 
@@ -46,26 +57,43 @@ def is_ordinal(support: list[str]) -> bool:
     return True
 
 
-def sample_answers(model, tokenizer, records, e: EvaluateSection, key: str, max_prompt: int):
-    """K sampled answer texts per record (None where the model did not stop within the
-    longest answer + 1 tokens)."""
-    from entropy_lab.generation.sampler import Sampling, prng_uniforms, sample_streams
-    from entropy_lab.models import prompt_ids
+def answer_budget(tokenizer, record: dict[str, Any], family: Family) -> int:
+    """Tokens a sampled answer may take before it counts as not stopping: the longest valid
+    answer's (its UTF-8 bytes where the support is too large to list), plus EOS."""
     from entropy_lab.training.scoring import answer_ids
 
-    out = []
-    for r in records:
-        longest = max(map(len, answer_ids(tokenizer, r["support"])))
-        s = Sampling(1.0, 0, 1.0, longest + 1)
-        prompt = prompt_ids(tokenizer, r["prompt"], max_prompt, suffix="\nAnswer: ")
-        texts: list[str | None] = []
-        for start in range(0, e.samples, e.batch_size):
-            n = min(e.batch_size, e.samples - start)
-            keys = (f"{e.seed}/{key}/{r['id']}/{start + j}" for j in range(n))
-            u = np.stack([prng_uniforms(k, s.max_new_tokens) for k in keys])
-            for g in sample_streams(model, tokenizer, [prompt] * n, u, s):
-                texts.append(tokenizer.decode(g.token_ids) if g.stopped else None)
-        out.append(texts)
+    if record["support"]:
+        return max(map(len, answer_ids(tokenizer, record["support"]))) + 1
+    return len(family.longest_answer(json.loads(record["instance"])).encode()) + 1
+
+
+def sample_answers(model, tokenizer, records, budgets, e: EvaluateSection, key: str, max_prompt):
+    """N sampled answer texts per record (None where the model did not stop within the
+    record's budget). Answer j of a record reads its own keyed uniform stream, so batching
+    answers of several records together (records with similar budgets, up to
+    `evaluate.batch_size` answers per `generate` call) changes nothing but the speed."""
+    from entropy_lab.generation.sampler import Sampling, prng_uniforms, sample_streams
+    from entropy_lab.models import prompt_ids
+
+    prompts = [prompt_ids(tokenizer, r["prompt"], max_prompt, suffix="\nAnswer: ") for r in records]
+    jobs = sorted(
+        ((i, j) for i in range(len(records)) for j in range(e.samples)),
+        key=lambda job: (budgets[job[0]], job),
+    )
+    out: list[list[str | None]] = [[None] * e.samples for _ in records]
+    for start in progress(range(0, len(jobs), e.batch_size), desc=f"sample {key}", unit="batch"):
+        chunk = jobs[start : start + e.batch_size]
+        width = max(budgets[i] for i, _ in chunk)
+        u = np.full((len(chunk), width), 0.5)  # past a row's own budget: never read as an answer
+        for row, (i, j) in enumerate(chunk):
+            u[row, : budgets[i]] = prng_uniforms(
+                f"{e.seed}/{key}/{records[i]['id']}/{j}", budgets[i]
+            )
+        s = Sampling(1.0, 0, 1.0, width)
+        generated = sample_streams(model, tokenizer, [prompts[i] for i, _ in chunk], u, s)
+        for (i, j), g in zip(chunk, generated, strict=True):
+            if g.stopped and len(g.token_ids) < budgets[i]:  # EOS within the record's budget
+                out[i][j] = tokenizer.decode(g.token_ids)
     return out
 
 
@@ -73,112 +101,183 @@ def evaluate_records(
     model,
     tokenizer,
     records,
-    families,
+    families: dict[str, Family],
     e: EvaluateSection,
     key: str,
     max_prompt: int,
     max_support: int,
 ) -> list[dict[str, Any]]:
-    """One row per scorable record: both views and their tests."""
+    """One row per record: what the stage stores (distributions, answers) and its statistics."""
     from entropy_lab.training.scoring import exact_distributions
 
-    exact = exact_distributions(model, tokenizer, records, max_prompt, max_support)
-    scored = [records[i] for i, *_ in exact]
-    answers = sample_answers(model, tokenizer, scored, e, key, max_prompt)
+    exact = {
+        i: rest
+        for i, *rest in exact_distributions(model, tokenizer, records, max_prompt, max_support)
+    }
+    budgets = [answer_budget(tokenizer, r, families[r["family"]]) for r in records]
+    answers = sample_answers(model, tokenizer, records, budgets, e, key, max_prompt)
     rows = []
-    for (i, target, log_q, log_mass), texts in zip(exact, answers, strict=True):
-        r = records[i]
-        c, invalid = dist.counts(texts, r["support"])
-        fam = families[r["family"]]
-        inst = json.loads(r["instance"])
+    for i, (r, texts) in enumerate(zip(records, answers, strict=True)):
+        _target, log_q, log_mass = exact.get(i, (None, None, None))
         stored = {
             "id": r["id"],
             "split": r["split"],
             "family": r["family"],
+            "instance": r["instance"],
             "support": list(r["support"]),
-            "target": target.double().tolist(),
-            "model": log_q.double().exp().tolist(),
-            "support_mass": float(log_mass.exp()),
-            "counts": c.tolist(),
-            "invalid": invalid,
-            "parsed": sum(t is not None and fam.parse(t, inst) is not None for t in texts),
+            "target": list(r["probs"]),
+            "model": [] if log_q is None else log_q.double().exp().tolist(),
+            "support_mass": float("nan") if log_mass is None else float(log_mass.exp()),
+            "answers": texts,
         }
-        rows.append(stored | record_stats(stored, keyed_rng(e.seed, "ks", key, r["id"])))
+        rows.append(stored | record_stats(stored, families[r["family"]], e, key))
     return rows
 
 
-def record_stats(r: dict[str, Any], ks_rng: np.random.Generator) -> dict[str, Any]:
-    """Every statistic of one record, from its stored distributions and counts alone (so
-    `verify` can recompute them without a model)."""
-    p, q, mass = np.asarray(r["target"]), np.asarray(r["model"]), r["support_mass"]
-    c, invalid = np.asarray(r["counts"], dtype=np.int64), r["invalid"]
-    valid, samples = int(c.sum()), int(c.sum()) + invalid
-    h_p = dist.entropy(p)
-    row = {
-        "support_size": len(p),
-        "tvd": dist.tvd(p, q),
-        "kl": dist.kl(p, q),
-        "entropy_ratio": dist.entropy(q) / h_p if h_p > 0 else float("nan"),
-        "samples": samples,
+def record_stats(r: dict[str, Any], family: Family, e: EvaluateSection, key: str) -> dict[str, Any]:
+    """Every statistic of one record, from its stored distributions and answers and its family's
+    parser alone (so `verify` can recompute them without a model). Monte Carlo draws are keyed
+    by (seed, stream key, record)."""
+    rng = keyed_rng(e.seed, "gof", key, r["id"])
+    inst = json.loads(r["instance"])
+    answers = list(r["answers"])
+    n = len(answers)
+    parsed = [a is not None and family.parse(a, inst) is not None for a in answers]
+    nan = float("nan")
+    row: dict[str, Any] = {"samples": n, "parsed_rate": sum(parsed) / n, "accuracy": nan}
+    p = np.asarray(r["target"], float)
+    if len(p):  # an enumerable support
+        c, _invalid = dist.counts(answers, r["support"])
+        valid = int(c.sum())
+        values = np.array(r["support"], float) if is_ordinal(r["support"]) else None
+        test, gof_p = dist.gof(c, p, values, e.monte_carlo, rng)
+        row |= {
+            "support_size": len(p),
+            "counts": c.tolist(),
+            "tvd_empirical": dist.tvd(p, c / valid) if valid else nan,
+        }
+        if family.name == "deterministic":
+            row["accuracy"] = valid / n
+    else:  # passwords, UUIDs, lottery lines: canonical answers, per-position marginals
+        canonical = [
+            a for a, ok in zip(answers, parsed, strict=True) if ok and family.parse(a, inst) == a
+        ]
+        valid = len(canonical)
+        marginals = family.target(inst).marginals
+        spots = [family.positions(a, inst) for a in canonical]
+        counts = [
+            np.array([sum(s[j] == v for s in spots) for v in m.values])
+            for j, m in enumerate(marginals)
+        ]
+        test = "marginals"
+        gof_p = dist.marginal_gof(
+            counts, [np.array(m.probs, float) for m in marginals], e.monte_carlo, rng
+        )
+        row |= {"support_size": 0, "counts": [], "tvd_empirical": nan}
+    row |= {
         "valid": valid,
-        "format_valid": r["parsed"] / samples,
-        # exact vs empirical: sampled cells (support + invalid) against the exact model
-        "agreement_p": dist.gof_p(np.r_[c, invalid], np.r_[q * mass, max(0.0, 1 - mass)]),
-        "tvd_empirical": dist.tvd(p, c / valid) if valid else float("nan"),
-        "chi2_p": dist.gof_p(c, p) if valid else float("nan"),
-        "g_p": dist.gof_p(c, p, "log-likelihood") if valid else float("nan"),
-        "ks_d": float("nan"),
-        "ks_p": float("nan"),
+        "valid_rate": valid / n,
+        "gof_test": test,
+        "gof_p": gof_p,
+        "gof_pass": bool(np.isfinite(gof_p) and gof_p >= e.alpha),
     }
-    if valid and is_ordinal(r["support"]):
-        values = np.array(r["support"], float)
-        row["ks_d"], row["ks_p"] = dist.ks_discrete(c, values, p, 999, ks_rng)
+    row |= exact_stats(r, row)
     return row
 
 
-def rescore(records: pd.DataFrame, e: EvaluateSection, model_name: str) -> list[dict[str, Any]]:
+def exact_stats(r: dict[str, Any], sampled: dict[str, Any]) -> dict[str, float]:
+    """The exact view's distances (NaN where the support could not be scored): full space first,
+    then renormalised over the support; and the sampled cells against the exact view."""
+    nan = float("nan")
+    keys = ("tvd", "kl", "tvd_conditional", "kl_conditional", "entropy_ratio", "agreement_p")
+    if not len(r["model"]):
+        return dict.fromkeys(keys, nan)
+    p, q, mass = np.asarray(r["target"], float), np.asarray(r["model"], float), r["support_mass"]
+    p_full, q_full = dist.full_space(p, q, mass)
+    h_p = dist.entropy(p)
+    invalid = sampled["samples"] - sampled["valid"]
+    return {
+        "tvd": dist.tvd(p_full, q_full),
+        "kl": dist.kl(p_full, q_full),
+        "tvd_conditional": dist.tvd(p, q),
+        "kl_conditional": dist.kl(p, q),
+        "entropy_ratio": dist.entropy(q) / h_p if h_p > 0 else nan,
+        "agreement_p": dist.gof_p(np.r_[sampled["counts"], invalid], q_full),
+    }
+
+
+def rescore(
+    records: pd.DataFrame, families: dict[str, Family], e: EvaluateSection, model_name: str
+) -> list[dict[str, Any]]:
     """`records.parquet` rows with every statistic recomputed from the stored columns."""
     rows = []
     for r in records.to_dict("records"):
-        rng = keyed_rng(e.seed, "ks", stream_key(model_name, r["variant"]), r["id"])
-        rows.append(r | record_stats(r, rng))
+        r = r | {k: list(r[k]) for k in ("support", "target", "model", "answers")}
+        key = stream_key(model_name, r["variant"])
+        rows.append(r | record_stats(r, families[r["family"]], e, key))
     return rows
 
 
-def summarize(rows: list[dict[str, Any]], e: EvaluateSection) -> dict[str, Any]:
-    """Per variant and split, and per variant, split and family: means with bootstrap CIs."""
-    import pandas as pd
+def _mean_ci(x: np.ndarray, e: EvaluateSection, key: tuple) -> dict[str, Any]:
+    """Mean with a bootstrap 95% CI over records; no interval from fewer than two records (or
+    no variation), where it would mean nothing."""
     from scipy import stats
 
+    x = x[np.isfinite(x)]
+    if len(x) == 0:
+        return {"mean": None, "ci": None, "n": 0}
+    if len(x) < 2 or np.ptp(x) == 0:
+        return {"mean": float(x.mean()), "ci": None, "n": len(x)}
+    ci = stats.bootstrap((x,), np.mean, n_resamples=e.bootstrap, rng=keyed_rng(e.seed, "ci", *key))
+    lo, hi = ci.confidence_interval
+    return {"mean": float(x.mean()), "ci": [float(lo), float(hi)], "n": len(x)}
+
+
+def block(d: pd.DataFrame, e: EvaluateSection, key: tuple) -> dict[str, Any]:
+    """The summary of a set of records (a variant and split, or one family within it)."""
+    passes = int(d.gof_pass.sum())
+    tvd = _mean_ci(d.tvd.to_numpy(float), e, (*key, "tvd"))
+    valid = _mean_ci(d.valid_rate.to_numpy(float), e, (*key, "valid"))
+    out = {
+        "records": len(d),
+        "tvd": tvd["mean"],
+        "tvd_ci": tvd["ci"],
+        "exact_records": tvd["n"],
+        "kl": _finite_mean(d.kl),
+        "tvd_conditional": _finite_mean(d.tvd_conditional),
+        "kl_conditional": _finite_mean(d.kl_conditional),
+        "entropy_ratio": _finite_mean(d.entropy_ratio),
+        "support_mass": _finite_mean(d.support_mass),
+        "valid_rate": valid["mean"],
+        "valid_rate_ci": valid["ci"],
+        "parsed_rate": float(d.parsed_rate.mean()),
+        "gof_pass_rate": passes / len(d),
+        "gof_pass_ci": list(binomial_interval(passes, len(d))),
+        "gof_tested": int(np.isfinite(d.gof_p.to_numpy(float)).sum()),
+        "agreement_reject_rate": _finite_mean(d.agreement_p < e.alpha, d.agreement_p),
+    }
+    acc = d.accuracy.to_numpy(float)
+    if np.isfinite(acc).any():
+        out["accuracy"] = _finite_mean(d.accuracy)
+    return out
+
+
+def _finite_mean(values: pd.Series, where: pd.Series | None = None) -> float | None:
+    """Mean over the records where `where` (default: the values) is finite; None if none."""
+    ok = np.isfinite((values if where is None else where).to_numpy(float))
+    return float(values.to_numpy(float)[ok].mean()) if ok.any() else None
+
+
+def summarize(rows: list[dict[str, Any]], e: EvaluateSection) -> dict[str, Any]:
+    """Per variant and split, and per variant, split and family."""
+    import pandas as pd
+
     df = pd.DataFrame(rows)
-
-    def block(d: pd.DataFrame, key: tuple) -> dict[str, Any]:
-        tv = d.tvd.to_numpy()
-        if len(tv) > 1 and np.ptp(tv) > 0:
-            ci = stats.bootstrap(
-                (tv,), np.mean, n_resamples=e.bootstrap, rng=keyed_rng(e.seed, "ci", *key)
-            )
-            lo, hi = float(ci.confidence_interval.low), float(ci.confidence_interval.high)
-        else:
-            lo = hi = float(tv.mean())
-        agree = d.agreement_p.to_numpy()
-        return {
-            "records": len(d),
-            "tvd": float(tv.mean()),
-            "tvd_ci": [lo, hi],
-            "kl": float(d.kl.mean()),
-            "entropy_ratio": float(d.entropy_ratio.mean()),
-            "support_mass": float(d.support_mass.mean()),
-            "valid_rate": float(d.valid.sum() / d.samples.sum()),
-            "format_valid": float(d.format_valid.mean()),
-            "agreement_reject_rate": float(np.mean(agree < e.alpha)),
-        }
-
     out: dict[str, Any] = {}
     for (variant, split), d in df.groupby(["variant", "split"], sort=True):
-        entry = block(d, (variant, split))
+        entry = block(d, e, (variant, split))
         entry["families"] = {
-            f: block(g, (variant, split, f)) for f, g in d.groupby("family", sort=True)
+            f: block(g, e, (variant, split, f)) for f, g in d.groupby("family", sort=True)
         }
         out.setdefault(variant, {})[split] = entry
     return out

@@ -6,13 +6,16 @@ from typing import Annotated
 
 from pydantic import Field
 
-from entropy_lab.schema import PositiveInt, Section
+from entropy_lab.schema import Section
 
 
 class EvaluateSection(Section):
-    records: PositiveInt  # per split (validation, test_template, test_family)
-    samples: Annotated[int, Field(ge=10)]  # sampled answers per record (the empirical view)
-    batch_size: PositiveInt
+    records: Annotated[
+        int, Field(ge=1, le=100_000)
+    ]  # per split: validation, test_template, test_family
+    samples: Annotated[int, Field(ge=10, le=100_000)]  # sampled answers per record
+    monte_carlo: Annotated[int, Field(ge=99, le=100_000)]  # draws per Monte Carlo p-value
+    batch_size: Annotated[int, Field(ge=1, le=65_536)]
     alpha: Annotated[float, Field(gt=0, lt=0.5)]
-    bootstrap: Annotated[int, Field(ge=100)]
+    bootstrap: Annotated[int, Field(ge=100, le=1_000_000)]
     seed: Annotated[int, Field(ge=0)]

@@ -36,8 +36,10 @@ def teaching_rows(teaching: dict[str, Any]) -> list[dict[str, Any]]:
             "split": split,
             "family": family,
             "tvd": f["tvd"],
-            "tvd_low": f["tvd_ci"][0],
-            "tvd_high": f["tvd_ci"][1],
+            "tvd_low": (f["tvd_ci"] or [f["tvd"]] * 2)[0],
+            "tvd_high": (f["tvd_ci"] or [f["tvd"]] * 2)[1],
+            "valid_rate": f["valid_rate"],
+            "gof_pass_rate": f["gof_pass_rate"],
         }
         for model, summary in teaching.items()
         for variant, splits in summary.items()
@@ -61,6 +63,7 @@ def run_stage(params, root: Path = Path(".")) -> None:
         for model, summary in numbers["teaching"].items():
             figures.save(figures.teaching_tvd(summary), tmp, f"teaching_tvd_{model}")
             records = pd.read_parquet(root / EVAL_DIR / model / "records.parquet")
+            figures.save(figures.teaching_samples(records), tmp, f"teaching_samples_{model}")
             figures.save(figures.teaching_probs(records), tmp, f"teaching_probs_{model}")
     with atomic_file(out / "teaching.csv") as tmp:
         pd.DataFrame(teaching_rows(numbers["teaching"])).to_csv(tmp, index=False)

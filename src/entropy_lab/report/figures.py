@@ -113,53 +113,105 @@ def forest(tests: dict[str, dict[str, Any]], margin: float):
 
 
 def teaching_tvd(summary: dict[str, Any]):
-    """Mean exact TVD per family with its bootstrap CI: base model and each adapter."""
+    """Mean full-space TVD per family with its bootstrap CI: base model and each adapter
+    (families whose support cannot be enumerated have no exact TVD and are left out)."""
     plt = _pyplot()
     variants = list(summary)
     splits = list(summary[variants[0]])
     fig, axes = plt.subplots(1, len(splits), figsize=(3.2 * len(splits), 3.4), squeeze=False)
     width = 0.8 / len(variants)
     for ax, split in zip(axes[0], splits, strict=True):
-        families = list(summary[variants[0]][split]["families"])
+        by_family = summary[variants[0]][split]["families"]
+        families = [f for f, c in by_family.items() if c["tvd"] is not None]
         for j, v in enumerate(variants):
             fam = summary[v][split]["families"]
-            mean = np.array([fam[f]["tvd"] for f in families])
-            ci = np.array([fam[f]["tvd_ci"] for f in families]).T
+            mean = np.array([fam[f]["tvd"] for f in families], dtype=float)
+            ci = np.array([fam[f]["tvd_ci"] or [fam[f]["tvd"]] * 2 for f in families]).T
             ax.barh(
                 np.arange(len(families)) + j * width,
                 mean,
                 width,
-                xerr=[mean - ci[0], ci[1] - mean],
+                xerr=[mean - ci[0], ci[1] - mean] if len(families) else None,
                 label=v,
                 error_kw={"linewidth": 0.6},
             )
         ax.set_yticks(np.arange(len(families)) + 0.4 - width / 2, families)
         ax.invert_yaxis()
         ax.set_xlim(0, 1)
-        ax.set_xlabel("TVD(target, model), exact")
+        ax.set_xlabel("TVD(target, model), full output space")
         ax.set_title(split)
     axes[0][0].legend(fontsize=6)
     return fig
 
 
+SAMPLE_PANELS = 4  # validation prompts shown in the sampled-frequency figure
+
+
+def sample_panel_records(records) -> list[str]:
+    """A few validation prompts with small supports, of different families, by record id."""
+    d = records[(records.split == "validation") & (records.variant == records.variant.iloc[0])]
+    out, seen = [], set()
+    for r in d.itertuples():
+        if 2 <= len(r.support) <= 8 and r.family not in seen:
+            out.append(r.id)
+            seen.add(r.family)
+        if len(out) == SAMPLE_PANELS:
+            break
+    return out
+
+
+def teaching_samples(records):
+    """Sampled answer frequencies against the target for a few validation prompts: one row per
+    variant, one column per prompt; the last bar of each panel is the invalid share."""
+    plt = _pyplot()
+    variants = list(dict.fromkeys(records.variant))
+    ids = sample_panel_records(records)
+    fig, axes = plt.subplots(
+        len(variants), max(1, len(ids)), figsize=(2.6 * max(1, len(ids)), 1.9 * len(variants)),
+        squeeze=False, sharey=True,
+    )  # fmt: skip
+    for row, v in enumerate(variants):
+        d = records[records.variant == v].set_index("id")
+        for col, rid in enumerate(ids):
+            r, ax = d.loc[rid], axes[row][col]
+            counts = np.asarray(r["counts"], float)
+            n = r["samples"]
+            freq = np.r_[counts / n, 1 - counts.sum() / n]
+            target = np.r_[np.asarray(r["target"], float), 0.0]
+            x = np.arange(len(freq))
+            ax.bar(x, freq, color=["tab:blue"] * len(counts) + ["tab:red"])
+            ax.scatter(x, target, color="k", marker="_", s=120, zorder=3)
+            ax.set_xticks(x, [*r["support"], "invalid"], rotation=60, fontsize=5, ha="right")
+            ax.set_ylim(0, 1)
+            if row == 0:
+                ax.set_title(f"{r['family']}", fontsize=7)
+        axes[row][0].set_ylabel(v, fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 def teaching_probs(records):
-    """Target vs model probability of every support element, one panel per variant."""
+    """Target vs model probability of every valid answer (the model's unnormalised probability:
+    what sampling gives), one panel per variant."""
     plt = _pyplot()
     variants = list(dict.fromkeys(records.variant))
     fig, axes = plt.subplots(
         1, len(variants), figsize=(3 * len(variants), 3), sharey=True, squeeze=False
     )
+    exact = records[records.model.map(len) > 0]
     for ax, v in zip(axes[0], variants, strict=True):
-        d = records[records.variant == v]
+        d = exact[exact.variant == v]
         for split, g in d.groupby("split", sort=True):
             p = np.concatenate(g.target.to_list())
-            q = np.concatenate(g.model.to_list())
+            q = np.concatenate(
+                [np.asarray(m) * w for m, w in zip(g.model, g.support_mass, strict=True)]
+            )
             ax.scatter(p, q, s=3, alpha=0.5, label=split, rasterized=True)
         ax.plot([0, 1], [0, 1], color="k", linewidth=0.5)
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
         ax.set_title(v)
         ax.set_xlabel("target probability")
-    axes[0][0].set_ylabel("model probability (exact, over the support)")
+    axes[0][0].set_ylabel("model probability (exact, full space)")
     axes[0][0].legend(fontsize=6, markerscale=3)
     return fig

@@ -101,13 +101,16 @@ def limits_section(n: dict[str, Any]) -> list[str]:
             "margin."
         )
     for model, summary in n["teaching"].items():
-        base = summary["base"]["validation"]
+        best = min(summary, key=lambda v: summary[v]["validation"]["tvd"] or 1)
+        b, base = summary[best]["validation"], summary["base"]["validation"]
         lines.append(
-            f"- Teaching on {model}: the base model puts {fmt(base['support_mass'])} of its "
-            f"probability on well-formed answers (mean over validation prompts), and "
-            f"{fmt(100 * base['valid_rate'])}% of sampled answers are valid. Where that is "
-            "small, the sampled-view tests (chi-square, G, KS) have almost no data and the "
-            "exact view (teacher forcing over the support) carries the result."
+            f"- Teaching on {model}: sampled, the base model gives a valid answer "
+            f"{pct(base['valid_rate'])} of the time; the closest variant on validation, {best}, "
+            f"{pct(b['valid_rate'])}, with a full-space TVD of {fmt(b['tvd'])} and "
+            f"{pct(b['gof_pass_rate'])} of prompts passing the goodness-of-fit test. A pass "
+            "needs valid answers: where validity is low, a prompt's test has few answers and "
+            "little power, so read the pass rate beside validity. The conditional figures "
+            "(given a valid answer) describe the model only in the runs where it answers."
         )
     lines += [
         "- Harvest: the jitter source is measured on the machine that ran `harvest`; the "
@@ -214,52 +217,143 @@ def ab_section(n: dict[str, Any], prov: dict[str, Any]) -> list[str]:
     return lines
 
 
+def mean_ci(mean: Any, interval: list | None, n: int) -> str:
+    """A mean with its CI; a one-record group says n = 1 instead of a zero-width interval."""
+    if mean is None:
+        return "–"
+    if interval is None:
+        return f"{fmt(mean)} (n = 1)" if n == 1 else fmt(mean)
+    return f"{fmt(mean)} {ci(interval)}"
+
+
+def pct(x: Any) -> str:
+    return "–" if x is None else f"{fmt(100 * x)}%"
+
+
+def family_cell(name: str, c: dict[str, Any]) -> str:
+    """What one family's records show for one variant: full-space TVD where the support is
+    enumerable, accuracy for `deterministic`, validity and pass rate for structured answers."""
+    if name == "deterministic":
+        return f"acc {pct(c.get('accuracy'))}"
+    if c["tvd"] is None:
+        return f"valid {pct(c['valid_rate'])}, pass {pct(c['gof_pass_rate'])}"
+    return mean_ci(c["tvd"], c["tvd_ci"], c["exact_records"])
+
+
+def hard_vs_soft(summary: dict[str, Any]) -> list[str]:
+    """Baldelli et al.'s comparison, hard sampled targets against soft trie targets, in numbers."""
+    if not {"ce_multisample", "soft_trie"} <= set(summary):
+        return []
+    hard, soft = summary["ce_multisample"], summary["soft_trie"]
+    parts = [
+        f"{s}: {fmt(soft[s]['tvd'])} vs {fmt(hard[s]['tvd'])}"
+        for s in hard
+        if hard[s]["tvd"] is not None and soft[s]["tvd"] is not None
+    ]
+    better = [s for s in hard if (soft[s]["tvd"] or 1) < (hard[s]["tvd"] or 1)]
+    return [
+        "Hard vs soft targets (full-space TVD, soft_trie vs ce_multisample): "
+        + "; ".join(parts)
+        + f". Soft targets are closer on {len(better)} of {len(parts)} splits"
+        + (f" ({', '.join(better)})." if better else "."),
+        "",
+    ]
+
+
 def teaching_section(n: dict[str, Any], prov: dict[str, Any]) -> list[str]:
     lines = ["## 3. Teaching randomness", ""]
+    alpha = n["profile"]["teaching"]["alpha"]
+    samples = n["profile"]["teaching"]["samples_per_record"]
     for model, summary in n["teaching"].items():
         variants = list(summary)
         splits = list(summary[variants[0]])
-        lines += [f"### {model}", "", "Mean exact TVD(target, model) [bootstrap 95% CI]:", ""]
+        lines += [
+            f"### {model}",
+            "",
+            f"What a user gets by sampling the model ({samples} answers per prompt, temperature "
+            "1). *TVD* is over the full output space: every output that is not exactly a valid "
+            "answer followed by end-of-text is one *invalid* outcome. *GOF pass*: the share of "
+            f"prompts whose valid answers are not rejected against the target at alpha = "
+            f"{fmt(alpha)} (KS for numeric answers, chi-square or its Monte Carlo version "
+            "otherwise, per-position marginals for passwords, UUIDs and lottery lines); a prompt "
+            "with no valid answer does not pass. For comparison, frontier LLMs pass for a median "
+            f"{fmt(100 * n['profile']['teaching']['zhao_2026_median_pass_rate'])}% of "
+            "distributions at N = 1000 (Zhao et al. 2026, *LLMs Are Bad Dice Players*). Splits: "
+            "validation (seen families and templates), test_template (held-out templates), "
+            "test_family (held-out families). Brackets: bootstrap 95% CIs (Clopper-Pearson for "
+            "pass rates).",
+            "",
+        ]
         lines += table(
-            ["variant", *splits],
+            ["variant", "split", "TVD (full space)", "valid sampled", "GOF pass rate", "prompts"],
             [
-                [v, *(f"{fmt(summary[v][s]['tvd'])} {ci(summary[v][s]['tvd_ci'])}" for s in splits)]
+                [
+                    v,
+                    s,
+                    mean_ci(b["tvd"], b["tvd_ci"], b["exact_records"]),
+                    f"{pct(b['valid_rate'])} {ci(b['valid_rate_ci']) if b['valid_rate_ci'] else ''}".strip(),
+                    f"{pct(b['gof_pass_rate'])} {ci(b['gof_pass_ci'])}",
+                    str(b["records"]),
+                ]
                 for v in variants
+                for s in splits
+                for b in [summary[v][s]]
             ],
         )
+        lines += hard_vs_soft(summary)
+        lines += [
+            "Diagnostics, conditional on a valid answer (the model renormalised over the "
+            "support; a figure that holds only when the model answers validly, which the "
+            "support mass says how often it does):",
+            "",
+        ]
         lines += table(
             [
                 "variant / split",
-                "KL (nats)",
-                "entropy ratio",
                 "support mass",
-                "valid sampled",
+                "TVD given valid",
+                "KL full (nats)",
+                "KL given valid",
+                "entropy ratio",
+                "parsed",
                 "agreement rejects",
             ],
             [
                 [
                     f"{v} / {s}",
-                    fmt(summary[v][s]["kl"]),
-                    fmt(summary[v][s]["entropy_ratio"]),
-                    fmt(summary[v][s]["support_mass"]),
-                    fmt(summary[v][s]["valid_rate"]),
-                    fmt(summary[v][s]["agreement_reject_rate"]),
+                    fmt(b["support_mass"]),
+                    fmt(b["tvd_conditional"]),
+                    fmt(b["kl"]),
+                    fmt(b["kl_conditional"]),
+                    fmt(b["entropy_ratio"]),
+                    pct(b["parsed_rate"]),
+                    fmt(b["agreement_reject_rate"]),
                 ]
                 for v in variants
                 for s in splits
+                for b in [summary[v][s]]
             ],
         )
         rows = []
         for s in splits:
             for f in summary[variants[0]][s]["families"]:
                 cells = [summary[v][s]["families"][f] for v in variants]
-                rows.append([f"{s} / {f}", *(f"{fmt(c['tvd'])} {ci(c['tvd_ci'])}" for c in cells)])
-        lines += ["TVD per family:", ""]
+                rows.append([f"{s} / {f}", *(family_cell(f, c) for c in cells)])
+        lines += [
+            "Per family: full-space TVD [95% CI]; `deterministic` (one right answer): accuracy; "
+            "password, UUID and lottery: valid share and GOF pass rate.",
+            "",
+        ]
         lines += table(["split / family", *variants], rows)
-        lines += figure(f"teaching_tvd_{model}", f"{model}: mean exact TVD per family, 95% CI")
+        lines += figure(f"teaching_tvd_{model}", f"{model}: full-space TVD per family, 95% CI")
+        lines += figure(
+            f"teaching_samples_{model}",
+            f"{model}: sampled answer frequencies (bars) against the target (black), with the "
+            "invalid share, for a few validation prompts",
+        )
         lines += figure(
             f"teaching_probs_{model}",
-            f"{model}: target vs model probability of every support element",
+            f"{model}: target vs model probability of every valid answer (full space)",
         )
         lines += source_line(prov[f"teaching/{model}"])
     return lines

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from entropy_lab.errors import UserError
+from entropy_lab.evaluation.evaluate import ZHAO_2026_MEDIAN_PASS_RATE
 from entropy_lab.provenance import MANIFEST, canonical_json, json_safe, sha256_bytes
 
 HARVEST_METRICS = Path("reports/harvest/metrics.json")
@@ -72,6 +73,8 @@ def profile(params) -> dict[str, Any]:
             "variants": t.variants,
             "records_per_split": e.records,
             "samples_per_record": e.samples,
+            "alpha": e.alpha,
+            "zhao_2026_median_pass_rate": ZHAO_2026_MEDIAN_PASS_RATE,
         },
     }
 
@@ -125,7 +128,7 @@ def recompute(params, root: Path = Path(".")) -> dict[str, Any]:
         path = root / EVAL_DIR / m / "records.parquet"
         if not path.is_file():
             raise UserError(f"no {path}; run `dvc pull` or evaluate@{m} first")
-        rows = rescore(pd.read_parquet(path), params.evaluate, m)
+        rows = rescore(pd.read_parquet(path), params.tasks.instantiate(), params.evaluate, m)
         teaching[m] = summarize(rows, params.evaluate)
     return normalise(
         {

@@ -120,6 +120,14 @@ class Family(ABC):
     def format_hint(self, inst: dict[str, Any]) -> str:
         return self.answer_format
 
+    def longest_answer(self, inst: dict[str, Any]) -> str:
+        """A longest valid answer: how many tokens a sampled answer may take, EOS aside."""
+        return max(self.target(inst).support, key=len)
+
+    def positions(self, answer: str, inst: dict[str, Any]) -> list[str]:
+        """A valid answer's value at each position of the target's marginals."""
+        return list(answer)
+
     def sample(self, inst: dict[str, Any], rng: np.random.Generator, k: int) -> list[str]:
         """k independent draws from the target (for multi-sample SFT)."""
         t = self.target(inst)

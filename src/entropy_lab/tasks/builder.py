@@ -26,7 +26,7 @@ import numpy as np
 from pydantic import Field, create_model, model_validator
 
 from entropy_lab.errors import UserError
-from entropy_lab.schema import PositiveInt, Section, bad_value
+from entropy_lab.schema import Name, Section, bad_value
 from entropy_lab.tasks import FAMILIES
 from entropy_lab.tasks.base import Family, Target, pick
 from entropy_lab.tasks.grammar import expand, normalise
@@ -43,15 +43,18 @@ FamiliesSection = create_model(
 )
 
 
+Count = Annotated[int, Field(ge=1, le=1_000_000)]
+
+
 class Counts(Section):
-    train: PositiveInt
-    validation: PositiveInt
-    test_template: PositiveInt
-    test_family: PositiveInt
+    train: Count
+    validation: Count
+    test_template: Count
+    test_family: Count
 
 
 class Paraphrase(Section):
-    model: str | None  # a profile in models.profiles, or null for no paraphrasing
+    model: Name | None  # a profile in models.profiles, or null for no paraphrasing
     max_new_tokens: Annotated[int, Field(ge=8, le=512)]
 
 
@@ -59,7 +62,7 @@ class TasksSection(Section):
     seed: Annotated[int, Field(ge=0)]
     counts: Counts
     draws: Annotated[int, Field(ge=0, le=1000)]  # samples from the target per record
-    words: Annotated[list[str], Field(min_length=6)]
+    words: Annotated[list[Annotated[str, Field(pattern=r"^[a-z]+$")]], Field(min_length=6)]
     heldout_families: list[str]
     heldout_templates: Annotated[int, Field(ge=1, le=3)]
     paraphrase: Paraphrase

@@ -15,12 +15,13 @@ from typing import Annotated
 
 from pydantic import Field, model_validator
 
-from entropy_lab.schema import Section
+from entropy_lab.schema import Section, bad_value
 from entropy_lab.tasks.base import (
     Family,
     Marginal,
     Target,
     check_n_k,
+    parse_choice,
     parse_integer,
     parse_list,
     pick,
@@ -28,35 +29,54 @@ from entropy_lab.tasks.base import (
 
 
 class DeterministicConfig(Section):
-    max_operand: Annotated[int, Field(ge=1, le=10**6)]
+    values: Annotated[list[int], Field(min_length=2, max_length=2)]  # [min, max] face value
+    sides: Annotated[list[Annotated[int, Field(ge=2, le=100)]], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DeterministicConfig:
+        if not 0 <= self.values[0] <= self.values[1]:
+            raise bad_value("values", self.values, "need [min, max] with 0 <= min <= max")
+        return self
 
 
 class Deterministic(Family):
-    """Randomness vocabulary around a question with one right answer: the target is a point mass."""
+    """Randomness vocabulary around a draw with one possible outcome, readable from the prompt
+    (a die with the same number on every face, a list of one item): when not to be random,
+    without arithmetic. The target is a point mass."""
 
     name, category, level = "deterministic", "contextual", 4
     Config = DeterministicConfig
-    answer_format = "Answer with the number only."
+    answer_format = "Answer with the outcome only."
     templates = (
-        "No randomness needed here: what is {a} plus {b}?",
-        "Coins and dice are random, but sums are not. What is {a} + {b}?",
-        "[Pick|Choose] the number equal to {a} + {b}.",
-        "Randomly or not, the total of {a} and {b} is what?",
+        "[Draw|Pick] one outcome at random from {source}.",
+        "Randomness cannot change this one: sample once from {source}.",
+        "[Simulate|Make] a random draw from {source}. What comes out?",
+        "What does a fair random draw from {source} give?",
     )
 
     def instance(self, rng):
-        return {
-            "a": int(rng.integers(0, self.config.max_operand + 1)),
-            "b": int(rng.integers(0, self.config.max_operand + 1)),
-        }
+        if rng.integers(2):
+            return {"items": [pick(rng, self.words)]}  # "items": paraphrases must keep it
+        low, high = self.config.values
+        return {"value": int(rng.integers(low, high + 1)), "sides": pick(rng, self.config.sides)}
+
+    def answer(self, inst) -> str:
+        return inst["items"][0] if "items" in inst else str(inst["value"])
 
     def target(self, inst):
-        return Target((str(inst["a"] + inst["b"]),), (Fraction(1),))
+        return Target((self.answer(inst),), (Fraction(1),))
 
     def slots(self, inst):
-        return {"a": str(inst["a"]), "b": str(inst["b"])}
+        if "items" in inst:
+            return {"source": f"a list with one item: {inst['items'][0]}"}
+        return {"source": f"a {inst['sides']}-sided die with {inst['value']} on every face"}
+
+    def format_hint(self, inst):
+        return "Answer with the item only." if "items" in inst else "Answer with the number only."
 
     def parse(self, text, inst):
+        if "items" in inst:
+            return parse_choice(text, inst["items"])
         n = parse_integer(text)
         return None if n is None else str(n)
 
@@ -103,6 +123,9 @@ class Password(Family):
         s = text.strip()
         ok = re.fullmatch(rf"[a-z0-9]{{{inst['n']}}}", s) and any(c.isdigit() for c in s)
         return s if ok else None
+
+    def longest_answer(self, inst):
+        return "a" * (inst["n"] - 1) + "0"
 
     def sample(self, inst, rng, k):
         """Uniform over valid passwords: uniform strings, rejecting those without a digit."""
@@ -151,6 +174,12 @@ class UUID4(Family):
     def parse(self, text, inst):
         s = text.strip().lower()
         return s if UUID4_PATTERN.fullmatch(s) else None
+
+    def longest_answer(self, inst):
+        return str(uuid.UUID(int=0, version=4))
+
+    def positions(self, answer, inst):
+        return list(answer.replace("-", ""))
 
     def sample(self, inst, rng, k):
         return [str(uuid.UUID(bytes=rng.bytes(16), version=4)) for _ in range(k)]
@@ -214,6 +243,12 @@ class Lottery(Family):
         if not all(1 <= x <= inst["n"] for x in nums):
             return None
         return ", ".join(map(str, sorted(nums)))
+
+    def longest_answer(self, inst):
+        return ", ".join(map(str, range(inst["n"] - inst["k"] + 1, inst["n"] + 1)))
+
+    def positions(self, answer, inst):
+        return answer.split(", ")
 
     def sample(self, inst, rng, k):
         return [

@@ -7,11 +7,22 @@ continues the prompt's. One forward pass then gives every answer's summed token
 log-probability: the first token is scored at the prompt's last position, each later token
 at its parent node, and EOS at the answer's last node. No loop over support elements.
 
+The model's distribution over the *full* output space is the support (each answer with its
+EOS) plus one "invalid" outcome holding the rest of the mass. The target puts no mass there,
+so KL(target || model) over the full space compares the target with the unnormalised answer
+probabilities: KL_full = KL_renormalised - log(support mass). Its gradient raises every valid
+answer; the renormalised KL's gradient along "raise them all equally" is zero.
+
 Losses, per record, averaged over the batch:
-  ce_multisample  CE of an answer drawn from the target (mean NLL over its tokens and EOS)
-  ce_kl           CE + lambda * KL(target || model), the model's distribution exact over the
-                  support (summed log-probs, renormalised over the support)
-  kl              KL alone
+  ce_multisample  hard target: CE of an answer drawn from the target (mean NLL per token, EOS
+                  included)
+  soft_trie       soft targets: at every trie node the target next-token distribution (the target
+                  mass through each child, EOS where an answer ends), CE against it weighted by the
+                  node's target mass, per scored token (Baldelli et al. 2026). By the chain rule
+                  this equals (KL_full + H(target)) / E_target[tokens]: the exact expectation of
+                  what ce_multisample estimates from one draw.
+  ce_kl           CE + lambda * KL_full
+  kl              KL_full alone
 """
 
 from __future__ import annotations
@@ -152,35 +163,73 @@ def answer_token_logprobs(
     return list(torch.split(logprobs[positions, targets], lengths))
 
 
-def support_log_probs(token_logprobs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(log q over the support, renormalised; log of the mass the model puts on the support)."""
+def sequence_scores(token_logprobs: list[torch.Tensor]) -> torch.Tensor:
+    """Each answer's log-probability under the model (its tokens and EOS), unnormalised."""
     flat = torch.cat(token_logprobs)
     owner = torch.repeat_interleave(
         torch.arange(len(token_logprobs), device=flat.device),
         torch.tensor([t.numel() for t in token_logprobs], device=flat.device),
     )
-    scores = torch.zeros(len(token_logprobs), dtype=flat.dtype, device=flat.device).index_add(
+    return torch.zeros(len(token_logprobs), dtype=flat.dtype, device=flat.device).index_add(
         0, owner, flat
     )
+
+
+def support_log_probs(token_logprobs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(log q over the support, renormalised; log of the mass the model puts on the support)."""
+    scores = sequence_scores(token_logprobs)
     mass = torch.logsumexp(scores, dim=0)
     return scores - mass, mass
 
 
 def kl_target_model(target: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
-    """KL(target || model) = sum p (log p - log q), terms with p = 0 omitted."""
+    """KL(target || model) = sum p (log p - log q), terms with p = 0 omitted. With `log_q` the
+    unnormalised scores, this is KL_full (the model's leftover mass is the invalid outcome)."""
     keep = target > 0
     p = target[keep]
     return torch.sum(p * (torch.log(p) - log_q[keep]))
+
+
+def trie_edges(trie: Trie, target: torch.Tensor) -> tuple[list[int], list[int], torch.Tensor]:
+    """Every edge of the trie with its target mass: (parent node, token, mass), where the
+    parent is -1 for the prompt, a node's own edge carries the mass of the answers through it,
+    and an EOS edge (token -1) at an answer's last node carries that answer's mass."""
+    through = torch.zeros(len(trie.tokens), dtype=target.dtype)
+    for k, path in enumerate(trie.paths):
+        through[list(path)] += target[k]
+    parents = list(trie.parents) + list(trie.ends)
+    tokens = list(trie.tokens) + [-1] * len(trie.ends)
+    return parents, tokens, torch.cat([through, target])
+
+
+def soft_trie_loss(
+    logprobs: torch.Tensor, packed: Packed, trie: Trie, target: torch.Tensor, eos: int
+) -> torch.Tensor:
+    """Token-level soft-target CE over the whole trie, per scored token: sum over nodes n of
+    P(n) * CE(target next-token distribution at n, model's), over sum_n P(n) (root included).
+    `logprobs` is the (L, V) log-softmax of one packed sequence."""
+    p = packed.prompt_len
+    parents, tokens, mass = trie_edges(trie, target.to(logprobs.dtype).cpu())
+    positions = [p - 1 if q < 0 else p + q for q in parents]
+    ids = [eos if t < 0 else t for t in tokens]
+    mass = mass.to(logprobs.device)
+    nll = -(mass * logprobs[positions, ids]).sum()
+    node_mass = 1.0 + mass[: len(trie.tokens)].sum()  # the prompt's position, then each node
+    return nll / node_mass
 
 
 def total_variation(target: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
     return 0.5 * torch.sum(torch.abs(target - log_q.exp()))
 
 
-def record_loss(kind: str, lam: float, ce: torch.Tensor, kl: torch.Tensor | None) -> torch.Tensor:
+def record_loss(
+    kind: str, lam: float, ce: torch.Tensor, kl: torch.Tensor | None, soft: torch.Tensor | None
+) -> torch.Tensor:
     """One record's loss; records without an exact support contribute CE only."""
     if kind == "ce_multisample" or kl is None:
         return ce
     if kind == "ce_kl":
         return ce + lam * kl
+    if kind == "soft_trie":
+        return soft
     return kl

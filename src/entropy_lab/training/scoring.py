@@ -68,9 +68,10 @@ def make_item(
     return Item(pack(prompt, trie), trie, target, sampled)
 
 
-def score(model, tokenizer, items: list[Item]) -> list[list[torch.Tensor]]:
-    """Per item, per trie answer: token log-probs (answer tokens then EOS), one forward pass
-    over rows packed up to the model's context length."""
+def score(model, tokenizer, items: list[Item]) -> list[tuple[torch.Tensor, list[torch.Tensor]]]:
+    """Per item: the (L, V) log-softmax of its packed sequence and, per trie answer, its token
+    log-probs (answer tokens then EOS); one forward pass over rows packed up to the model's
+    context length."""
     eos = tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
     batch, place = batch_tensors(
@@ -78,12 +79,11 @@ def score(model, tokenizer, items: list[Item]) -> list[list[torch.Tensor]]:
     )
     logits = model(**{k: v.to(model.device) for k, v in batch.items()}).logits.float()
     logprobs = torch.log_softmax(logits, dim=-1)
-    return [
-        answer_token_logprobs(
-            logprobs[row, off : off + len(item.packed.input_ids)], item.packed, item.trie, eos
-        )
-        for item, (row, off) in zip(items, place, strict=True)
-    ]
+    out = []
+    for item, (row, off) in zip(items, place, strict=True):
+        own = logprobs[row, off : off + len(item.packed.input_ids)]
+        out.append((own, answer_token_logprobs(own, item.packed, item.trie, eos)))
+    return out
 
 
 @torch.no_grad()
@@ -108,7 +108,7 @@ def exact_distributions(
     for start in range(0, len(items), batch_size):
         chunk = items[start : start + batch_size]
         scored = score(model, tokenizer, [item for _, item in chunk])
-        for (i, item), toks in zip(chunk, scored, strict=True):
+        for (i, item), (_, toks) in zip(chunk, scored, strict=True):
             log_q, mass = support_log_probs(toks)
             out.append((i, item.target, log_q.cpu(), mass.cpu()))
     return out
