@@ -1,6 +1,6 @@
 """Default-model throughput, measured side by side in one run (ratios, not absolute times).
 
-1. Training step of the default config with 1 vs 2 CPU threads (why `models.tiny.threads: 2`).
+1. Training step of the default config with 1 vs 2 CPU threads (why `models.built.kjv-tiny.threads: 2`).
 2. Greedy decoding with the KV cache vs without (why generation stages keep the cache on).
 
     python benchmarks/bench_models.py [--repeats 5]
@@ -33,7 +33,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
-    p = load_params().models.tiny  # the configured default model
+    p = load_params().models.built["kjv-tiny"]  # the configured default model
     torch.manual_seed(0)
     model = GPT2LMHeadModel(gpt2_config(p))
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)

@@ -85,7 +85,7 @@ def fast_params(params_data, tmp_path) -> Path:
 
 def shrink(params_data: dict) -> dict:
     """The default params, shrunk so that the whole pipeline runs in a few minutes."""
-    params_data["models"]["tiny"].update(
+    params_data["models"]["built"]["kjv-tiny"].update(
         n_layer=1,
         n_head=2,
         n_embd=16,

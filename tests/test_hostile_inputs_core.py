@@ -51,8 +51,8 @@ def set_key(dotted: str, value):
 
 
 NAMES = [  # names become paths: never a separator or `..`
-    ("models.tiny.name", "../victim"),
-    ("models.tiny.name", "/tmp/victim"),
+    ("models.build", ["../victim"]),
+    ("models.build", ["/tmp/victim"]),
     ("models.use", ["kjv-tiny", "../victim"]),
     ("training.models", ["kjv-tiny/../x"]),
     ("training.lora.target_modules", ["c_attn", "../x"]),
@@ -67,17 +67,18 @@ def test_names_that_would_escape_are_refused(params_data, tmp_path, monkeypatch,
     assert "String should match pattern" in line
 
 
-def test_a_profile_name_that_would_escape_is_refused(params_data, tmp_path, monkeypatch):
+@pytest.mark.parametrize("section", ["profiles", "built"])
+def test_a_model_name_that_would_escape_is_refused(params_data, tmp_path, monkeypatch, section):
     def edit(data):
-        data["models"]["profiles"]["../victim"] = {"repo": "gpt2"}
+        data["models"][section]["../victim"] = data["models"][section]["kjv-tiny"]
 
     line = refused(params_data, tmp_path, monkeypatch, edit)
-    assert line.startswith("error: params.yaml: models.profiles.../victim")
+    assert line.startswith(f"error: params.yaml: models.{section}.../victim")
 
 
 NON_FINITE = [  # YAML's .inf and .nan are floats: every float refuses them
-    ("models.tiny.weight_decay", math.inf),
-    ("models.tiny.lr", math.nan),
+    ("models.built.kjv-tiny.weight_decay", math.inf),
+    ("models.built.kjv-tiny.lr", math.nan),
     ("training.lambda_kl", math.inf),
     ("training.lora.alpha", math.inf),
     ("evaluate.alpha", math.nan),
@@ -92,8 +93,8 @@ def test_infinity_and_nan_are_refused(params_data, tmp_path, monkeypatch, key, v
 
 
 SIZES = [  # bounded before any work: no hang, no MemoryError traceback
-    ("models.tiny.steps", 10**12),
-    ("models.tiny.weight_decay", 5.0),
+    ("models.built.kjv-tiny.steps", 10**12),
+    ("models.built.kjv-tiny.weight_decay", 5.0),
     ("training.steps", 10**12),
     ("training.batch_size", 10**9),
     ("tasks.counts.train", 10**12),
@@ -131,8 +132,10 @@ def test_a_loss_that_becomes_non_finite_stops_training_in_one_line(params_data, 
     from entropy_lab.config import parse_params
     from entropy_lab.training import pretrain
 
-    p = parse_params(params_data).models.tiny.model_copy(
-        update={"n_layer": 1, "n_embd": 16, "n_head": 2, "context": 16, "steps": 5}
+    p = (
+        parse_params(params_data)
+        .models.built["kjv-tiny"]
+        .model_copy(update={"n_layer": 1, "n_embd": 16, "n_head": 2, "context": 16, "steps": 5})
     )
     calls = iter(range(100))
 
@@ -141,5 +144,5 @@ def test_a_loss_that_becomes_non_finite_stops_training_in_one_line(params_data, 
 
     monkeypatch.setattr(pretrain, "next_byte_loss", poisoned)
     data = pretrain.encode(["In the beginning"] * 20)
-    with pytest.raises(UserError, match=r"^models.tiny: the training loss became nan at step 3"):
+    with pytest.raises(UserError, match=r"^the pretraining loss became nan at step 3"):
         pretrain.train(p, data, data)

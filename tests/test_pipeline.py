@@ -29,6 +29,7 @@ pytestmark = pytest.mark.slow
 VENV = Path(sys.executable).parent.parent
 OUTPUTS = (  # every deterministic output: byte-identical after `dvc freeze harvest` + repro -f
     "models/kjv-tiny",
+    "data/models",
     "data/tasks",
     "adapters/kjv-tiny",
     "reports/train",
@@ -100,9 +101,11 @@ def test_repro_ends_with_a_report_that_verify_reproduces_and_tampering_fails(rep
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
     assert set(lock["stages"]) == {
         "harvest",
+        "build@kjv-tiny",
         "models",
         "tasks",
         "train@kjv-tiny-ce_multisample",
+        "train@kjv-tiny-soft_trie",
         "train@kjv-tiny-ce_kl",
         "evaluate@kjv-tiny",
         "ab-generate@kjv-tiny-12",

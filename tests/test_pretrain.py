@@ -8,7 +8,7 @@ import torch
 from click.testing import CliRunner
 
 from entropy_lab.cli import main
-from entropy_lab.config import TinyLM
+from entropy_lab.config import BuiltLM
 from entropy_lab.training.pretrain import (
     EOS_ID,
     byte_tokenizer,
@@ -20,8 +20,7 @@ from entropy_lab.training.pretrain import (
     train,
 )
 
-SMALL = TinyLM(
-    name="t",
+SMALL = BuiltLM(
     seed=0,
     n_layer=1,
     n_head=2,
@@ -82,10 +81,18 @@ def test_a_model_trained_on_eos_terminated_documents_learns_to_stop():
     assert stop_rate(without, tok, docs[:20], 20, 0)["stop_rate"] <= 0.1
 
 
-def test_models_stage_writes_model_manifest_and_metrics(fast_params, tmp_path, monkeypatch):
+def test_build_and_models_stages_write_model_manifest_metrics_and_resolution(
+    fast_params, tmp_path, monkeypatch
+):
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(main, ["models", "--params", str(fast_params)])
+    run = CliRunner().invoke
+    result = run(main, ["models", "--params", str(fast_params)])
+    assert result.exit_code == 2 and "model 'kjv-tiny' is not built yet" in result.stderr
+    result = run(main, ["build", "--model", "kjv-small", "--params", str(fast_params)])
+    assert result.exit_code == 2 and "not in models.build" in result.stderr
+    result = run(main, ["build", "--model", "kjv-tiny", "--params", str(fast_params)])
     assert result.exit_code == 0, result.output
+    assert run(main, ["models", "--params", str(fast_params)]).exit_code == 0
     model_dir = tmp_path / "models" / "kjv-tiny"
     names = sorted(p.name for p in model_dir.iterdir())
     assert {
@@ -96,24 +103,23 @@ def test_models_stage_writes_model_manifest_and_metrics(fast_params, tmp_path, m
         "README.md",
     } <= set(names)
     manifest = json.loads((model_dir / "manifest.json").read_text())
-    assert manifest["stage"] == "models"
-    assert manifest["params"]["models.tiny.steps"] == 6
+    assert manifest["stage"] == "build"
+    assert manifest["params"]["models.built.kjv-tiny.steps"] == 6
     assert manifest["seeds"] == {"init": 0, "batches": 1, "stop_rate": 0}
+    resolved = json.loads((tmp_path / "data" / "models" / "resolved.json").read_text())
+    assert resolved["kjv-tiny"]["source"] == "models-dir"
     assert (
         manifest["outputs"]["model.safetensors"]
-        == json.loads((tmp_path / "models" / "resolved.json").read_text())["kjv-tiny"]["weights"][
-            "model.safetensors"
-        ]
+        == resolved["kjv-tiny"]["weights"]["model.safetensors"]
     )
-    metrics = json.loads((tmp_path / "reports" / "models" / "metrics.json").read_text())
+    reports = tmp_path / "reports" / "models" / "kjv-tiny"
+    metrics = json.loads((reports / "metrics.json").read_text())
     assert metrics["val_loss"] > 0 and metrics["tokens_seen"] == 6 * 4 * 256
     assert 0 <= metrics["stop_rate"] <= 1 and metrics["stop_prompts"] == 64
-    assert (
-        tmp_path / "reports" / "models" / "live" / "plots" / "metrics" / "val_loss.tsv"
-    ).exists()
+    assert (reports / "live" / "plots" / "metrics" / "val_loss.tsv").exists()
     assert not list(tmp_path.glob("**/.*tmp-*"))
 
     weights = manifest["outputs"]["model.safetensors"]
-    assert CliRunner().invoke(main, ["models", "--params", str(fast_params)]).exit_code == 0
+    assert run(main, ["build", "--model", "kjv-tiny", "--params", str(fast_params)]).exit_code == 0
     again = json.loads((model_dir / "manifest.json").read_text())
     assert again == manifest and again["outputs"]["model.safetensors"] == weights

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from entropy_lab import provenance
-from entropy_lab.config import flatten, parse_params
+from entropy_lab.config import parse_params
 from entropy_lab.errors import UserError
 from entropy_lab.provenance import (
     MANIFEST,
@@ -19,11 +19,12 @@ from entropy_lab.provenance import (
     sha256_tree,
     write_json,
 )
+from entropy_lab.schema import flatten
 
 
 def stage_digest(params_data, corpus) -> str:
-    """The digest a stage reading only `models.tiny` would record."""
-    read = flatten(parse_params(params_data).models.tiny, "models.tiny")
+    """The digest a stage reading only `models.built.kjv-tiny` would record."""
+    read = flatten(parse_params(params_data).models.built["kjv-tiny"], "models.built.kjv-tiny")
     return digest(read, {"corpus": sha256_path(corpus)})
 
 
@@ -37,10 +38,10 @@ def test_digest_changes_when_and_only_when_read_key_or_input_changes(params_data
     params_data["models"]["profiles"]["gpt2"]["revision"] = "main"
     assert stage_digest(params_data, corpus) == base
 
-    params_data["models"]["tiny"]["steps"] += 1  # a key it reads
+    params_data["models"]["built"]["kjv-tiny"]["steps"] += 1  # a key it reads
     changed_param = stage_digest(params_data, corpus)
     assert changed_param != base
-    params_data["models"]["tiny"]["steps"] -= 1
+    params_data["models"]["built"]["kjv-tiny"]["steps"] -= 1
 
     corpus.write_text("In the beginning.")  # an input
     assert stage_digest(params_data, corpus) not in (base, changed_param)

@@ -73,7 +73,7 @@ def test_default_profile_ce_kl_beats_ce_multisample_and_base(params_data, tmp_pa
     from entropy_lab.training.pretrain import train as pretrain
 
     params = parse_params(params_data)
-    tiny = params.models.tiny.model_copy(update={"steps": 300, "eval_every": 300})
+    tiny = params.models.built["kjv-tiny"].model_copy(update={"steps": 300, "eval_every": 300})
     docs = split_documents(load_documents(corpus_path()), tiny.val_fraction)
     base = pretrain(tiny, *map(encode, docs)).model
     records = Builder(params.tasks).build()

@@ -59,11 +59,22 @@ def harvest_cmd(params_path: Path) -> None:
     run_stage(load_params(params_path).harvest)
 
 
+@main.command("build")
+@params_option
+@click.option("--model", "model_name", required=True, help="A model in models.build.")
+@user_errors
+def build_cmd(params_path: Path, model_name: str) -> None:
+    """Stage `build@<model>`: train a built byte-level LM (models.built) into models/<model>/."""
+    from entropy_lab.models import build_stage
+
+    build_stage(load_params(params_path).models, model_name)
+
+
 @main.command("models")
 @params_option
 @user_errors
 def models_cmd(params_path: Path) -> None:
-    """Stage `models`: train the offline default LM and resolve every model in models.use."""
+    """Stage `models`: resolve every model in models.use into data/models/resolved.json."""
     from entropy_lab.models import run_stage
 
     run_stage(load_params(params_path).models)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from entropy_lab.entropy.harvest import HarvestSection
 from entropy_lab.errors import UserError
@@ -42,13 +42,13 @@ class ModelProfile(Section):
         return self
 
 
-class TinyLM(Section):
-    """The offline default: a small GPT-2-style byte-level LM trained on the King James Bible.
+class BuiltLM(Section):
+    """A small GPT-2-style byte-level LM that the `build` stage trains on the King James Bible
+    (the offline default, and the model-size sweep).
 
     No defaults: params.yaml is the one place these values live.
     """
 
-    name: Name
     seed: Annotated[int, Field(ge=0)]
     n_layer: Annotated[int, Field(ge=1, le=48)]
     n_head: Annotated[int, Field(ge=1, le=64)]
@@ -65,7 +65,7 @@ class TinyLM(Section):
     threads: Annotated[int, Field(ge=1, le=256)]
 
     @model_validator(mode="after")
-    def _heads_divide_width(self) -> TinyLM:
+    def _heads_divide_width(self) -> BuiltLM:
         if self.n_embd % self.n_head:
             raise bad_value("n_embd", self.n_embd, f"must be a multiple of n_head ({self.n_head})")
         if self.warmup_steps >= self.steps:
@@ -77,10 +77,11 @@ class ModelsSection(Section):
     """Which models the pipeline prepares and uses, and how they are loaded."""
 
     use: Annotated[list[Name], Field(min_length=1)]
+    build: list[Name]  # the built models in `use`, in its order: one `build` stage each
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     profiles: dict[Name, ModelProfile]
-    tiny: TinyLM
+    built: dict[Name, BuiltLM]
 
     @model_validator(mode="after")
     def _names_exist(self) -> ModelsSection:
@@ -90,14 +91,20 @@ class ModelsSection(Section):
         for i, name in enumerate(self.use):
             if name not in self.profiles:
                 raise bad_value(f"use[{i}]", name, f"unknown model; allowed: {known}")
-        built = [n for n, p in self.profiles.items() if p.repo is None]
-        if built != [self.tiny.name]:
+        built = sorted(n for n, p in self.profiles.items() if p.repo is None)
+        if built != sorted(self.built):
             raise bad_value(
-                "profiles",
-                built,
-                f"exactly one profile may have repo: null, the built model {self.tiny.name!r}",
+                "built",
+                sorted(self.built),
+                f"one spec for each profile with repo: null ({', '.join(built) or 'none'})",
             )
+        wanted = [n for n in self.use if n in self.built]
+        if self.build != wanted:
+            raise bad_value("build", self.build, f"the built models in use, in its order: {wanted}")
         return self
+
+    def is_built(self, name: str) -> bool:
+        return name in self.built
 
 
 class Params(Section):
@@ -165,18 +172,3 @@ def load_params(path: Path = PARAMS_FILE) -> Params:
     except yaml.YAMLError as exc:
         raise UserError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     return parse_params(data, str(path))
-
-
-def flatten(section: BaseModel, prefix: str) -> dict[str, Any]:
-    """Dotted key -> value for every leaf of a section: the params a stage read."""
-    out: dict[str, Any] = {}
-
-    def walk(value: Any, key: str) -> None:
-        if isinstance(value, dict) and value:
-            for k in sorted(value):
-                walk(value[k], f"{key}.{k}")
-        else:
-            out[key] = value
-
-    walk(section.model_dump(mode="json"), prefix)
-    return out

@@ -15,6 +15,7 @@ from entropy_lab.config import ModelProfile, ModelsSection
 from entropy_lab.errors import UserError
 
 MODELS_DIR = Path("models")
+REPORTS = Path("reports/models")
 # What a causal LM needs from a repo: weights as safetensors, config, tokenizer files.
 ALLOW_PATTERNS = ["*.safetensors", "*.json", "tokenizer.model", "*.txt", "*.jinja"]
 
@@ -191,23 +192,38 @@ def weight_hashes(path: Path) -> dict[str, str]:
     return {p.name: sha256_file(p) for p in sorted(path.glob("*.safetensors"))}
 
 
-def run_stage(
-    section: ModelsSection, models_dir: Path = MODELS_DIR, reports: Path = Path("reports/models")
-) -> None:
-    """Stage `models`: train the offline default LM, then resolve every model in `use`.
+RESOLVED = Path("data/models/resolved.json")
 
-    Quantisation requests are checked before any work, so a CPU run asking for 8-bit
-    fails at once and writes nothing.
-    """
-    from entropy_lab.provenance import write_json
-    from entropy_lab.training.pretrain import build_default_model
+
+def build_stage(
+    section: ModelsSection, name: str, models_dir: Path = MODELS_DIR, reports: Path = REPORTS
+) -> None:
+    """Stage `build@<name>`: train one built model (a name in `models.build`)."""
+    from entropy_lab.training.pretrain import build_model
+
+    if name not in section.build:
+        raise UserError(
+            f"--model {name!r}: not in models.build; allowed: {', '.join(section.build) or 'none'}"
+        )
+    build_model(name, section.built[name], models_dir / name, reports / name)
+
+
+def run_stage(section: ModelsSection, models_dir: Path = MODELS_DIR, out: Path = RESOLVED) -> None:
+    """Stage `models`: resolve every model in `use` (built models from their `build` stage,
+    the rest locally or from the hub) and record source, revision and weight hashes.
+
+    Quantisation requests are checked before any work, so a CPU run asking for 8-bit fails
+    at once and writes nothing."""
+    from entropy_lab.provenance import MANIFEST, atomic_dir, build_manifest, write_json
+    from entropy_lab.schema import flatten
 
     device = pick_device(section.device)
     for name in section.use:
         check_quantization(name, section.profiles[name], device)
-    build_default_model(section.tiny, models_dir / section.tiny.name, reports)
     resolved = {}
     for name in section.use:
+        if section.is_built(name) and not _is_model_dir(models_dir / name):
+            raise UserError(f"model {name!r} is not built yet; run `dvc repro build@{name}`")
         r = resolve_profile(name, section, models_dir)
         resolved[name] = {
             "source": r.source,
@@ -215,4 +231,10 @@ def run_stage(
             "revision": r.revision,
             "weights": weight_hashes(r.path),
         }
-    write_json(models_dir / "resolved.json", resolved)
+    profiles = flatten(section, "models").items()
+    read = {k: v for k, v in profiles if k.startswith("models.profiles.")} | {
+        "models.use": section.use
+    }
+    with atomic_dir(out.parent) as tmp:
+        write_json(tmp / out.name, resolved)
+        write_json(tmp / MANIFEST, build_manifest("models", read, {}, tmp))

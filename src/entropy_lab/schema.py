@@ -39,3 +39,18 @@ class Section(BaseModel):
                         str(key), data[key], f"unknown key; allowed: {', '.join(allowed)}"
                     )
         return data
+
+
+def flatten(section: BaseModel, prefix: str) -> dict[str, Any]:
+    """Dotted key -> value for every leaf of a section: the params a stage read."""
+    out: dict[str, Any] = {}
+
+    def walk(value: Any, key: str) -> None:
+        if isinstance(value, dict) and value:
+            for k in sorted(value):
+                walk(value[k], f"{key}.{k}")
+        else:
+            out[key] = value
+
+    walk(section.model_dump(mode="json"), prefix)
+    return out

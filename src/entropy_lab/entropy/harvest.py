@@ -222,7 +222,6 @@ def reassess(section: HarvestSection, pool_dir: Path = POOL_DIR) -> dict[str, di
 
 
 def run_stage(section: HarvestSection, out: Path = POOL_DIR, reports: Path = REPORTS) -> None:
-    from entropy_lab.config import flatten
     from entropy_lab.provenance import (
         MANIFEST,
         atomic_dir,
@@ -230,6 +229,7 @@ def run_stage(section: HarvestSection, out: Path = POOL_DIR, reports: Path = REP
         sha256_bytes,
         write_json,
     )
+    from entropy_lab.schema import flatten
 
     results = {spec.name: harvest_source(spec, section) for spec in section.sources}
     segments, cursor = [], 0

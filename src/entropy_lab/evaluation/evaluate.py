@@ -289,9 +289,9 @@ def run_stage(params, model_name: str, root: Path = Path(".")) -> None:
     from datasets import load_from_disk
     from peft import PeftModel
 
-    from entropy_lab.config import flatten
     from entropy_lab.models import load_profile
     from entropy_lab.provenance import MANIFEST, atomic_dir, build_manifest, json_safe, write_json
+    from entropy_lab.schema import flatten
 
     e: EvaluateSection = params.evaluate
     t = params.training

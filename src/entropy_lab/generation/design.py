@@ -211,10 +211,10 @@ def run_stage(params, model_name: str, length: int, root: Path = Path(".")) -> N
     Under torchrun each process generates every world-th sample; rank 0 gathers and writes.
     Samples do not depend on how they are split, so the output is the same for any world size.
     """
-    from entropy_lab.config import flatten
     from entropy_lab.entropy.pool import POOL_DIR, write_ledger
     from entropy_lab.models import load_profile, model_positions
     from entropy_lab.provenance import MANIFEST, atomic_dir, build_manifest, write_json
+    from entropy_lab.schema import flatten
 
     ab: ABSection = params.ab
     if model_name not in ab.models:

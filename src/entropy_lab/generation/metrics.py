@@ -258,9 +258,9 @@ def run_stage(params, model_name: str, length: int, root: Path = Path(".")) -> N
     """Stage `ab-metrics@<model>-<length>`: metrics of every sample and group of one ab-generate."""
     import pandas as pd
 
-    from entropy_lab.config import flatten
     from entropy_lab.generation.design import AB_DIR, SAMPLES_FILE
     from entropy_lab.provenance import MANIFEST, atomic_dir, build_manifest, write_json
+    from entropy_lab.schema import flatten
 
     ab: ABSection = params.ab
     src = root / AB_DIR / model_name / str(length)

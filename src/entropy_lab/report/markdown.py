@@ -72,7 +72,7 @@ def profile_section(n: dict[str, Any], prov: dict[str, Any]) -> list[str]:
         for m, files in prov["profile"]["weights"].items()
         for f, h in files.items()
     )
-    lines += [f"Model weights (sha256, `models/resolved.json`): {weights}.", ""]
+    lines += [f"Model weights (sha256, `data/models/resolved.json`): {weights}.", ""]
     lines += source_line(prov["profile"])
     return lines
 

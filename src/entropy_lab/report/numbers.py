@@ -18,6 +18,7 @@ from typing import Any
 
 from entropy_lab.errors import UserError
 from entropy_lab.evaluation.evaluate import ZHAO_2026_MEDIAN_PASS_RATE
+from entropy_lab.models import RESOLVED
 from entropy_lab.provenance import MANIFEST, canonical_json, json_safe, sha256_bytes
 
 HARVEST_METRICS = Path("reports/harvest/metrics.json")
@@ -53,8 +54,8 @@ def profile(params) -> dict[str, Any]:
     return {
         "models": {
             name: m.profiles[name].repo
-            or f"built here: byte-level GPT-2, {m.tiny.n_layer} layers, {m.tiny.n_embd} wide, "
-            f"{m.tiny.steps} steps on the King James Bible"
+            or f"built here: byte-level GPT-2, {m.built[name].n_layer} layers, "
+            f"{m.built[name].n_embd} wide, {m.built[name].steps} steps on the King James Bible"
             for name in dict.fromkeys([*ab.models, *t.models])
         },
         "ab": {
@@ -143,7 +144,7 @@ def recompute(params, root: Path = Path(".")) -> dict[str, Any]:
 def sources(params) -> dict[str, tuple[str, Path]]:
     """Report section -> (dvc.lock stage, its manifest)."""
     out = {
-        "profile": ("models", Path("models") / params.models.tiny.name / MANIFEST),
+        "profile": ("models", RESOLVED.parent / MANIFEST),
         "harvest": ("harvest", Path("data/entropy") / MANIFEST),
         "ab": ("ab-analyze", Path("reports/ab") / MANIFEST),
     }
@@ -172,6 +173,6 @@ def provenance(params, root: Path = Path(".")) -> dict[str, Any]:
             "seeds": manifest["seeds"],
             "outs_md5": {o["path"]: o["md5"] for o in entry.get("outs", [])},
         }
-    resolved = _read_json(root / "models" / "resolved.json")
+    resolved = _read_json(root / RESOLVED)
     out["profile"]["weights"] = {m: resolved[m]["weights"] for m in profile(params)["models"]}
     return out

@@ -245,8 +245,8 @@ def results(params, root: Path = Path(".")) -> tuple[pd.DataFrame, dict, dict[st
 
 def run_stage(params, root: Path = Path(".")) -> None:
     """Stage `ab-analyze`: reports/ab/{tests.csv, effects.csv, metrics.json, manifest.json}."""
-    from entropy_lab.config import flatten
     from entropy_lab.provenance import MANIFEST, atomic_file, build_manifest, json_safe, write_json
+    from entropy_lab.schema import flatten
 
     a: AnalysisSection = params.ab.analysis
     tests, metrics, inputs = results(params, root)

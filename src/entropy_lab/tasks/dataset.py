@@ -114,8 +114,8 @@ def build(section: TasksSection, paraphraser=None) -> dict[str, list[dict[str, A
 
 def run_stage(params, out: Path = OUT, reports: Path = REPORTS) -> None:
     """Stage `tasks`: build, save as a DatasetDict with card and manifest, write metrics."""
-    from entropy_lab.config import flatten
     from entropy_lab.provenance import MANIFEST, atomic_dir, build_manifest, write_json
+    from entropy_lab.schema import flatten
 
     section: TasksSection = params.tasks
     paraphraser, inputs = None, {}

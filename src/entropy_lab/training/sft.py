@@ -320,7 +320,6 @@ def run_stage(
     from datasets import load_from_disk
     from peft import prepare_model_for_kbit_training
 
-    from entropy_lab.config import flatten
     from entropy_lab.models import load_profile, pick_device
     from entropy_lab.provenance import (
         MANIFEST,
@@ -330,6 +329,7 @@ def run_stage(
         sha256_path,
         write_json,
     )
+    from entropy_lab.schema import flatten
 
     t: TrainingSection = params.training
     if model_name not in t.models:
