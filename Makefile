@@ -7,10 +7,10 @@ STAMP := $(VENV)/.installed-from-lock
 export PATH := $(BIN):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-reference repro verify test test-all lint bench lock docker-build docker-repro docker-exp
+.PHONY: help install install-reference repro verify reproduce-check test test-all lint bench lock docker-build docker-repro docker-exp
 
 help: ## List the targets
-	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[36m%-9s\033[0m %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
 
 install: $(STAMP) ## Create .venv if missing and install the exact versions in requirements.lock
 
@@ -29,6 +29,9 @@ repro: install ## Run the DVC pipeline on the default (offline, CPU) profile
 
 verify: install ## Recompute every number in reports/report.md from the artefacts (after dvc pull)
 	entropy-lab verify
+
+reproduce-check: install ## Clone this commit, make repro in the clone, list outputs whose bytes differ
+	entropy-lab reproduce-check
 
 # pytest exits 5 when a marker selects nothing: that is not a failure.
 PYTEST = pytest $(1); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests selected"; rc=0; fi; exit $$rc

@@ -252,6 +252,32 @@ def test_freeze_harvest_and_rerun_is_byte_identical(reproduced):
     assert sha256_path(repo / "data" / "entropy") != pool
 
 
+def test_a_fresh_clone_reproduces_the_committed_outputs_and_a_changed_one_is_named(
+    tmp_path_factory,
+):
+    """`entropy-lab reproduce-check` on the shrunk profile: with the harvest frozen and its pool
+    in git, a fresh clone's `make repro` gives the committed bytes; an output edited after the
+    fact is listed."""
+    tmp = tmp_path_factory.mktemp("reproduce")
+    params = tmp / "params.yaml"
+    params.write_text(yaml.safe_dump(shrink(yaml.safe_load((REPO / "params.yaml").read_text()))))
+    repo = copy_repo(tmp / "repo", params)
+    run(["dvc", "repro"], repo)
+    run(["dvc", "freeze", "harvest"], repo)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "frozen harvest, results"], repo)
+    assert "data/entropy/pool.bin" in run(["git", "ls-files", "data/entropy"], repo)
+    ok = run(["entropy-lab", "reproduce-check"], repo, check=False)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "reproduced every committed output" in ok.stdout
+
+    report = repo / "reports" / "report.md"
+    report.write_text(report.read_text().replace("## 1. Entropy harvest", "## 1. Entropy"))
+    run(["git", "commit", "-qam", "an edited report"], repo)
+    bad = run(["entropy-lab", "reproduce-check"], repo, check=False)
+    assert bad.returncode == 1 and bad.stdout.splitlines() == ["git: reports/report.md (M)"]
+
+
 def test_queued_experiments_run_on_dvcs_queue_and_show_up(repo_copy):
     """`dvc exp run --queue` twice, `dvc queue start`, both in `dvc exp show`.
 

@@ -77,9 +77,10 @@ def test_manifest_fields_and_byte_identity(tmp_path, monkeypatch):
     assert m1 == m2  # no timestamps; the manifest itself is excluded from outputs
     assert m1["outputs"] == {"weights": sha256_path(out / "weights")}
     assert m1["inputs"] == {"data": sha256_path(inp)}
-    for key in ("digest", "params", "seeds", "pool_ranges", "versions", "device"):
+    for key in ("digest", "params", "seeds", "pool_ranges", "versions", "device", "numerics"):
         assert key in m1
     assert "torch" in m1["versions"]
+    assert m1["numerics"]["torch_threads"] >= 1 and m1["numerics"]["cpu_capability"]
     assert json.loads((out / MANIFEST).read_text()) == m1
 
 

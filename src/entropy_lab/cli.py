@@ -178,5 +178,28 @@ def verify_cmd(params_path: Path) -> None:
     click.echo("verify: every number in reports/report.md is reproduced from the artefacts")
 
 
+@main.command("reproduce-check")
+@click.option(
+    "--keep",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Clone into this empty directory and keep it (default: a temporary one).",
+)
+@user_errors
+def reproduce_check_cmd(keep: Path | None) -> None:
+    """Clone this commit, `make repro` in the clone, list every output whose bytes differ."""
+    from entropy_lab.reproduce import reproduce_check
+
+    if keep is not None and keep.exists() and any(keep.iterdir()):
+        raise UserError(f"--keep {keep}: not empty")
+    differences = reproduce_check(Path("."), keep)
+    for line in differences:
+        click.echo(line)
+    if differences:
+        click.echo(f"reproduce-check: {len(differences)} outputs differ", err=True)
+        sys.exit(1)
+    click.echo("reproduce-check: a fresh clone's `make repro` reproduced every committed output")
+
+
 if __name__ == "__main__":
     main()

@@ -110,6 +110,19 @@ def device_description() -> str:
     return f"cpu:{platform.machine()}"
 
 
+def numerics() -> dict[str, Any]:
+    """What decides whether float results repeat bit for bit on another machine: the kernels
+    torch dispatches to (the CPU's vector ISA), the thread count (the order of reductions) and
+    the CUDA version. Same values and package versions: same bytes (README)."""
+    import torch
+
+    return {
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.version.cuda if torch.cuda.is_available() else None,
+    }
+
+
 def build_manifest(
     stage: str,
     params: Mapping[str, Any],
@@ -131,6 +144,7 @@ def build_manifest(
         "pool_ranges": dict(pool_ranges or {}),
         "versions": package_versions(),
         "device": device_description(),
+        "numerics": numerics(),
         **dict(extra or {}),
     }
 
