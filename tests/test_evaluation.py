@@ -81,7 +81,14 @@ class Letters:
 
 
 E = EvaluateSection(
-    records=1, samples=600, monte_carlo=999, batch_size=200, alpha=0.05, bootstrap=100, seed=0
+    records=1,
+    samples=600,
+    monte_carlo=999,
+    batch_size=200,
+    alpha=0.05,
+    bootstrap=100,
+    seed=0,
+    temperatures=[1.0],
 )
 
 
@@ -181,6 +188,7 @@ def test_structured_families_are_scored_by_validity_and_per_position_marginals(n
     rng = np.random.default_rng(11)
     inst = fam.instance(rng)
     record = {"id": "s0", "instance": json.dumps(inst), "support": [], "target": [], "model": []}
+    record["temperature"] = 1.0
     record["support_mass"] = float("nan")
     good = fam.sample(inst, rng, 300)
     row = record_stats(record | {"answers": good}, fam, E, "t/x")
@@ -200,8 +208,26 @@ def test_deterministic_is_scored_by_accuracy():
     fam = load_params(REPO / "params.yaml").tasks.instantiate()["deterministic"]
     inst = {"value": 7, "sides": 6}
     record = {
-        "id": "d0", "instance": json.dumps(inst), "support": ["7"], "target": [1.0],
+        "id": "d0", "temperature": 1.0, "instance": json.dumps(inst), "support": ["7"], "target": [1.0],
         "model": [], "support_mass": float("nan"), "answers": ["7"] * 9 + ["8"],
     }  # fmt: skip
     row = record_stats(record, fam, E, "t/d")
     assert row["accuracy"] == 0.9 and row["valid_rate"] == 0.9
+
+
+def test_temperature_rescales_both_views_and_reruns_are_identical():
+    """At temperature T the constant model's next-token distribution is pi^(1/T) renormalised,
+    in the exact view and in sampling; every answer is keyed, so a re-run repeats it exactly."""
+    pi = np.full(257, 0.05 / 253)
+    pi[[ord("a"), ord("b"), ord("c"), 256]] = [0.2, 0.15, 0.1, 0.5]
+    model, tok = constant_model(pi), byte_tokenizer()
+    families = {"letters": Letters()}
+    e = E.model_copy(update={"samples": 400})
+    (row,) = evaluate_records(model, tok, [letters_record()], families, e, "t/T", 64, 64, 0.5)
+    sharp = pi**2 / np.sum(pi**2)
+    letters = sharp[[ord("a"), ord("b"), ord("c")]]
+    assert row["temperature"] == 0.5
+    assert row["support_mass"] == pytest.approx(letters.sum() * sharp[256], rel=1e-4)
+    assert stats.binomtest(row["valid"], 400, letters.sum() * sharp[256]).pvalue > 1e-3
+    (again,) = evaluate_records(model, tok, [letters_record()], families, e, "t/T", 64, 64, 0.5)
+    assert again["answers"] == row["answers"] and again["gof_p"] == row["gof_p"]

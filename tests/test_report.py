@@ -105,7 +105,15 @@ def numbers(params_data) -> dict:
                     }
                 },
             },
-            "teaching": {"m": {"base": family, "ce_multisample": family, "soft_trie": adapted}},
+            "teaching": {
+                "m": {
+                    "variants": {"base": family, "ce_multisample": family, "soft_trie": adapted},
+                    "temperature": {
+                        "base": {"0.7": block(0.6), "1": block(0.5)},
+                        "soft_trie": {"0.7": block(0.2), "1": block(0.3)},
+                    },
+                }
+            },
         }
     )
 
@@ -144,7 +152,12 @@ def test_report_renders_every_section_from_the_numbers(numbers, prov):
     assert "Soft targets are closer on 1 of 1 splits (validation)." in md
     assert "kjv-tiny is a small byte-level model" in md  # the default profile says what it is
 
-    numbers["teaching"]["m"]["soft_trie"]["validation"]["families"]["coin"]["tvd"] = 0.123
+    assert "| soft_trie | 0.2 · 55% · 40% | 0.3 · 55% · 40% |" in md  # the temperature sweep
+    assert "soft_trie: closest to the target at T = 0.7 (TVD 0.2); at T = 1, given a valid " in md
+    assert "less random than the target (entropy ratio 0.9)" in md
+    numbers["teaching"]["m"]["variants"]["soft_trie"]["validation"]["families"]["coin"]["tvd"] = (
+        0.123
+    )
     assert "0.123 (n = 1)" in render(numbers, prov)
 
 
@@ -166,11 +179,13 @@ def test_figures_are_byte_identical_across_runs(numbers, tmp_path):
     for run in ("a", "b"):
         figures.save(figures.harvest(numbers["harvest"]), tmp_path / run, "harvest")
         figures.save(figures.forest(numbers["ab"]["tests"], 0.3), tmp_path / run, "forest")
-        figures.save(figures.teaching_tvd(numbers["teaching"]["m"]), tmp_path / run, "tvd")
+        teaching = numbers["teaching"]["m"]
+        figures.save(figures.teaching_tvd(teaching["variants"]), tmp_path / run, "tvd")
+        figures.save(figures.teaching_temperature(teaching["temperature"]), tmp_path / run, "t")
         figures.save(figures.teaching_probs(records), tmp_path / run, "probs")
         figures.save(figures.teaching_samples(records), tmp_path / run, "samples")
     files = sorted(p.name for p in (tmp_path / "a").iterdir())
-    assert len(files) == 10
+    assert len(files) == 12
     for name in files:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
 

@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 EVAL_DIR = Path("data/eval")
 SPLITS = ("validation", "test_template", "test_family")  # seen; held-out template; held-out family
+SWEEP_SPLIT = "validation"  # the records the temperature sweep samples
 ZHAO_2026_MEDIAN_PASS_RATE = 0.07  # "LLMs Are Bad Dice Players": frontier models, N = 1000
 
 
@@ -67,11 +68,14 @@ def answer_budget(tokenizer, record: dict[str, Any], family: Family) -> int:
     return len(family.longest_answer(json.loads(record["instance"])).encode()) + 1
 
 
-def sample_answers(model, tokenizer, records, budgets, e: EvaluateSection, key: str, max_prompt):
+def sample_answers(
+    model, tokenizer, records, budgets, e: EvaluateSection, key: str, max_prompt, temperature=1.0
+):
     """N sampled answer texts per record (None where the model did not stop within the
-    record's budget). Answer j of a record reads its own keyed uniform stream, so batching
-    answers of several records together (records with similar budgets, up to
-    `evaluate.batch_size` answers per `generate` call) changes nothing but the speed."""
+    record's budget). Answer j of a record reads its own keyed uniform stream, the same at
+    every temperature (common random numbers), so batching answers of several records
+    together (records with similar budgets, up to `evaluate.batch_size` answers per
+    `generate` call) changes nothing but the speed."""
     from entropy_lab.generation.sampler import Sampling, prng_uniforms, sample_streams
     from entropy_lab.models import prompt_ids
 
@@ -89,7 +93,7 @@ def sample_answers(model, tokenizer, records, budgets, e: EvaluateSection, key: 
             u[row, : budgets[i]] = prng_uniforms(
                 f"{e.seed}/{key}/{records[i]['id']}/{j}", budgets[i]
             )
-        s = Sampling(1.0, 0, 1.0, width)
+        s = Sampling(temperature, 0, 1.0, width)
         generated = sample_streams(model, tokenizer, [prompts[i] for i, _ in chunk], u, s)
         for (i, j), g in zip(chunk, generated, strict=True):
             if g.stopped and len(g.token_ids) < budgets[i]:  # EOS within the record's budget
@@ -106,21 +110,24 @@ def evaluate_records(
     key: str,
     max_prompt: int,
     max_support: int,
+    temperature: float = 1.0,
 ) -> list[dict[str, Any]]:
-    """One row per record: what the stage stores (distributions, answers) and its statistics."""
+    """One row per record at one sampling temperature: what the stage stores (distributions,
+    answers) and its statistics."""
     from entropy_lab.training.scoring import exact_distributions
 
-    exact = {
-        i: rest
-        for i, *rest in exact_distributions(model, tokenizer, records, max_prompt, max_support)
-    }
+    scored = exact_distributions(
+        model, tokenizer, records, max_prompt, max_support, temperature=temperature
+    )
+    exact = {i: rest for i, *rest in scored}
     budgets = [answer_budget(tokenizer, r, families[r["family"]]) for r in records]
-    answers = sample_answers(model, tokenizer, records, budgets, e, key, max_prompt)
+    answers = sample_answers(model, tokenizer, records, budgets, e, key, max_prompt, temperature)
     rows = []
     for i, (r, texts) in enumerate(zip(records, answers, strict=True)):
         _target, log_q, log_mass = exact.get(i, (None, None, None))
         stored = {
             "id": r["id"],
+            "temperature": temperature,
             "split": r["split"],
             "family": r["family"],
             "instance": r["instance"],
@@ -137,8 +144,8 @@ def evaluate_records(
 def record_stats(r: dict[str, Any], family: Family, e: EvaluateSection, key: str) -> dict[str, Any]:
     """Every statistic of one record, from its stored distributions and answers and its family's
     parser alone (so `verify` can recompute them without a model). Monte Carlo draws are keyed
-    by (seed, stream key, record)."""
-    rng = keyed_rng(e.seed, "gof", key, r["id"])
+    by (seed, stream key, record, temperature)."""
+    rng = keyed_rng(e.seed, "gof", key, r["id"], r["temperature"])
     inst = json.loads(r["instance"])
     answers = list(r["answers"])
     n = len(answers)
@@ -269,17 +276,21 @@ def _finite_mean(values: pd.Series, where: pd.Series | None = None) -> float | N
 
 
 def summarize(rows: list[dict[str, Any]], e: EvaluateSection) -> dict[str, Any]:
-    """Per variant and split, and per variant, split and family."""
+    """At temperature 1, per variant and split and per family within; and the temperature
+    sweep, per variant and temperature, over the validation records."""
     import pandas as pd
 
     df = pd.DataFrame(rows)
-    out: dict[str, Any] = {}
-    for (variant, split), d in df.groupby(["variant", "split"], sort=True):
+    out: dict[str, Any] = {"variants": {}, "temperature": {}}
+    for (variant, split), d in df[df.temperature == 1.0].groupby(["variant", "split"], sort=True):
         entry = block(d, e, (variant, split))
         entry["families"] = {
             f: block(g, e, (variant, split, f)) for f, g in d.groupby("family", sort=True)
         }
-        out.setdefault(variant, {})[split] = entry
+        out["variants"].setdefault(variant, {})[split] = entry
+    sweep = df[df.split == SWEEP_SPLIT]
+    for (variant, temp), d in sweep.groupby(["variant", "temperature"], sort=True):
+        out["temperature"].setdefault(variant, {})[f"{temp:g}"] = block(d, e, (variant, temp))
     return out
 
 
@@ -315,13 +326,24 @@ def run_stage(params, model_name: str, root: Path = Path(".")) -> None:
     model, tokenizer, resolved = load_profile(model_name, params.models, root / "models")
     rows = []
 
+    sweep = [r for r in records if r["split"] == SWEEP_SPLIT]
+
     def run(m, variant: str) -> None:
         key = stream_key(model_name, variant)
-        found = evaluate_records(
-            m, tokenizer, records, families, e, key, t.max_prompt_tokens, t.max_support_tokens
-        )
-        rows.extend({"variant": variant} | r for r in found)
-        log.info("%s: %d records evaluated", key, len(found))
+        for temp in sorted(e.temperatures):
+            found = evaluate_records(
+                m,
+                tokenizer,
+                records if temp == 1.0 else sweep,
+                families,
+                e,
+                key,
+                t.max_prompt_tokens,
+                t.max_support_tokens,
+                temp,
+            )
+            rows.extend({"variant": variant} | r for r in found)
+            log.info("%s at temperature %g: %d records evaluated", key, temp, len(found))
 
     run(model, "base")
     for v, path in adapters.items():

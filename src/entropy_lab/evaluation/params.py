@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from entropy_lab.schema import Section
+from entropy_lab.schema import Section, bad_value
 
 
 class EvaluateSection(Section):
@@ -19,3 +19,13 @@ class EvaluateSection(Section):
     alpha: Annotated[float, Field(gt=0, lt=0.5)]
     bootstrap: Annotated[int, Field(ge=100, le=1_000_000)]
     seed: Annotated[int, Field(ge=0)]
+    # the temperature sweep: validation records at each (temperature 1: every split)
+    temperatures: Annotated[list[Annotated[float, Field(gt=0, le=5)]], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _sweep(self) -> EvaluateSection:
+        if len(set(self.temperatures)) != len(self.temperatures):
+            raise bad_value("temperatures", self.temperatures, "each temperature at most once")
+        if 1.0 not in self.temperatures:
+            raise bad_value("temperatures", self.temperatures, "must include 1.0")
+        return self

@@ -41,8 +41,8 @@ def teaching_rows(teaching: dict[str, Any]) -> list[dict[str, Any]]:
             "valid_rate": f["valid_rate"],
             "gof_pass_rate": f["gof_pass_rate"],
         }
-        for model, summary in teaching.items()
-        for variant, splits in summary.items()
+        for model, evaluated in teaching.items()
+        for variant, splits in evaluated["variants"].items()
         for split, s in splits.items()
         for family, f in s["families"].items()
     ]
@@ -61,7 +61,10 @@ def run_stage(params, root: Path = Path(".")) -> None:
         margin = numbers["profile"]["ab"]["equivalence_margin_sd"]
         figures.save(figures.forest(numbers["ab"]["tests"], margin), tmp, "ab_forest")
         for model, summary in numbers["teaching"].items():
-            figures.save(figures.teaching_tvd(summary), tmp, f"teaching_tvd_{model}")
+            figures.save(figures.teaching_tvd(summary["variants"]), tmp, f"teaching_tvd_{model}")
+            if summary["temperature"]:
+                fig = figures.teaching_temperature(summary["temperature"])
+                figures.save(fig, tmp, f"teaching_temperature_{model}")
             records = pd.read_parquet(root / EVAL_DIR / model / "records.parquet")
             figures.save(figures.teaching_samples(records), tmp, f"teaching_samples_{model}")
             figures.save(figures.teaching_probs(records), tmp, f"teaching_probs_{model}")

@@ -215,3 +215,31 @@ def teaching_probs(records):
     axes[0][0].set_ylabel("model probability (exact, full space)")
     axes[0][0].legend(fontsize=6, markerscale=3)
     return fig
+
+
+def teaching_temperature(sweep: dict[str, dict[str, Any]]):
+    """Full-space TVD (with its CI), validity and GOF pass rate against sampling temperature,
+    one line per variant."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(10, 3), squeeze=False)
+    keys = (
+        ("tvd", "TVD, full space"),
+        ("valid_rate", "valid sampled"),
+        ("gof_pass_rate", "GOF pass"),
+    )
+    for ax, (key, label) in zip(axes[0], keys, strict=True):
+        for v, by_t in sweep.items():
+            temps = sorted(by_t, key=float)
+            x = np.array([float(t) for t in temps])
+            y = np.array([by_t[t][key] if by_t[t][key] is not None else np.nan for t in temps])
+            ax.plot(x, y, marker="o", label=v)
+            if key == "tvd":
+                ci = np.array([by_t[t]["tvd_ci"] or [np.nan, np.nan] for t in temps], float).T
+                ax.fill_between(x, ci[0], ci[1], alpha=0.15)
+        ax.axvline(1.0, color="k", linewidth=0.5, linestyle=":")
+        ax.set_xlabel("sampling temperature")
+        ax.set_ylabel(label)
+        ax.set_ylim(0, 1)
+    axes[0][0].legend(fontsize=6)
+    fig.tight_layout()
+    return fig

@@ -100,7 +100,8 @@ def limits_section(n: dict[str, Any]) -> list[str]:
             'missed; "equivalent" is claimed only where TOST bounds the difference within the '
             "margin."
         )
-    for model, summary in n["teaching"].items():
+    for model, evaluated in n["teaching"].items():
+        summary = evaluated["variants"]
         best = min(summary, key=lambda v: summary[v]["validation"]["tvd"] or 1)
         b, base = summary[best]["validation"], summary["base"]["validation"]
         lines.append(
@@ -264,7 +265,8 @@ def teaching_section(n: dict[str, Any], prov: dict[str, Any]) -> list[str]:
     lines = ["## 3. Teaching randomness", ""]
     alpha = n["profile"]["teaching"]["alpha"]
     samples = n["profile"]["teaching"]["samples_per_record"]
-    for model, summary in n["teaching"].items():
+    for model, evaluated in n["teaching"].items():
+        summary = evaluated["variants"]
         variants = list(summary)
         splits = list(summary[variants[0]])
         lines += [
@@ -355,7 +357,48 @@ def teaching_section(n: dict[str, Any], prov: dict[str, Any]) -> list[str]:
             f"teaching_probs_{model}",
             f"{model}: target vs model probability of every valid answer (full space)",
         )
+        lines += temperature_lines(model, evaluated)
         lines += source_line(prov[f"teaching/{model}"])
+    return lines
+
+
+def temperature_lines(model: str, evaluated: dict[str, Any]) -> list[str]:
+    """Can sampling temperature make a model as random as the target? The sweep on validation."""
+    sweep = evaluated["temperature"]
+    if not sweep:
+        return []
+    temps = sorted({t for v in sweep.values() for t in v}, key=float)
+    lines = [
+        f"#### {model}: sampling temperature",
+        "",
+        "Validation prompts sampled at each temperature (the exact view rescales the logits the "
+        "same way); cells: full-space TVD · valid sampled · GOF pass rate.",
+        "",
+    ]
+    lines += table(
+        ["variant", *(f"T = {t}" for t in temps)],
+        [
+            [v, *(" · ".join((fmt(b["tvd"]), pct(b["valid_rate"]), pct(b["gof_pass_rate"])))
+                  for t in temps for b in [sweep[v][t]])]
+            for v in sweep
+        ],
+    )  # fmt: skip
+    said = []
+    for v, by_t in sweep.items():
+        best = min(by_t, key=lambda t: by_t[t]["tvd"] if by_t[t]["tvd"] is not None else 2)
+        ratio = evaluated["variants"][v]["validation"]["entropy_ratio"]
+        if ratio is None:
+            continue
+        kind = "more" if ratio > 1 else "less"
+        said.append(
+            f"{v}: closest to the target at T = {best} (TVD {fmt(by_t[best]['tvd'])}); at T = 1, "
+            f"given a valid answer, {kind} random than the target (entropy ratio {fmt(ratio)})"
+        )
+    lines += ["Best temperature per variant: " + "; ".join(said) + ".", ""]
+    lines += figure(
+        f"teaching_temperature_{model}",
+        f"{model}: full-space TVD, validity and GOF pass rate against sampling temperature",
+    )
     return lines
 
 

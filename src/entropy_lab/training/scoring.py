@@ -68,16 +68,20 @@ def make_item(
     return Item(pack(prompt, trie), trie, target, sampled)
 
 
-def score(model, tokenizer, items: list[Item]) -> list[tuple[torch.Tensor, list[torch.Tensor]]]:
-    """Per item: the (L, V) log-softmax of its packed sequence and, per trie answer, its token
-    log-probs (answer tokens then EOS); one forward pass over rows packed up to the model's
-    context length."""
+def score(
+    model, tokenizer, items: list[Item], temperature: float = 1.0
+) -> list[tuple[torch.Tensor, list[torch.Tensor]]]:
+    """Per item: the (L, V) log-softmax of its packed sequence (logits divided by `temperature`,
+    as sampling at that temperature sees them) and, per trie answer, its token log-probs
+    (answer tokens then EOS); one forward pass over rows packed up to the model's context."""
     eos = tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
     batch, place = batch_tensors(
         [i.packed for i in items], pad, model.config.max_position_embeddings
     )
     logits = model(**{k: v.to(model.device) for k, v in batch.items()}).logits.float()
+    if temperature != 1.0:
+        logits = logits / temperature
     logprobs = torch.log_softmax(logits, dim=-1)
     out = []
     for item, (row, off) in zip(items, place, strict=True):
@@ -94,9 +98,10 @@ def exact_distributions(
     max_prompt: int,
     max_support: int,
     batch_size: int = 8,
+    temperature: float = 1.0,
 ):
     """For each record with a scorable support: (its index in `records`, target,
-    log q renormalised over the support, log support mass)."""
+    log q renormalised over the support, log support mass), at the sampling `temperature`."""
     positions = model.config.max_position_embeddings
     items = [
         (i, make_item(tokenizer, r, r["support"][0], True, max_prompt, max_support, positions))
@@ -107,7 +112,7 @@ def exact_distributions(
     out = []
     for start in range(0, len(items), batch_size):
         chunk = items[start : start + batch_size]
-        scored = score(model, tokenizer, [item for _, item in chunk])
+        scored = score(model, tokenizer, [item for _, item in chunk], temperature)
         for (i, item), (_, toks) in zip(chunk, scored, strict=True):
             log_q, mass = support_log_probs(toks)
             out.append((i, item.target, log_q.cpu(), mass.cpu()))
