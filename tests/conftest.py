@@ -69,6 +69,32 @@ def tiny_model_dir(request, tmp_path_factory) -> Path:
     return save_tiny_model(request.param, tmp_path_factory.mktemp(request.param) / "model")
 
 
+def write_pool(root: Path, bytes_per_source: int = 1 << 17) -> Path:
+    """A stand-in entropy pool (PCG64 bytes, kernel then jitter) with a consistent card, for
+    stages that read the pool; returns its directory."""
+    import hashlib
+    import json
+
+    import numpy as np
+
+    data = np.random.default_rng(0).bytes(2 * bytes_per_source)
+    directory = root / "data" / "entropy"
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "pool.bin").write_bytes(data)
+    segments = [
+        {"source": s, "start": i * bytes_per_source, "end": (i + 1) * bytes_per_source}
+        for i, s in enumerate(("kernel", "jitter"))
+    ]
+    card = {
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "size": len(data),
+        "segments": segments,
+        "bytes_per_source": {s["source"]: bytes_per_source for s in segments},
+    }
+    (directory / "pool.json").write_text(json.dumps(card))
+    return directory
+
+
 @pytest.fixture
 def params_data() -> dict:
     """The repository's params.yaml as plain data, to be edited by a test."""
@@ -115,6 +141,7 @@ def shrink(params_data: dict) -> dict:
         "sts_sequence_bits": 10_000,
         "margin_bits": 64,
     }
+    params_data["tasks"]["seeded"].update(eval_records=4, eval_draws=16)
     params_data["tasks"]["counts"] = {
         "train": 200,
         "validation": 40,

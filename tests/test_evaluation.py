@@ -231,3 +231,42 @@ def test_temperature_rescales_both_views_and_reruns_are_identical():
     assert stats.binomtest(row["valid"], 400, letters.sum() * sharp[256]).pvalue > 1e-3
     (again,) = evaluate_records(model, tok, [letters_record()], families, e, "t/T", 64, 64, 0.5)
     assert again["answers"] == row["answers"] and again["gof_p"] == row["gof_p"]
+
+
+def test_the_seeded_mode_scores_the_mapping_and_its_fit():
+    """A perfect mapper's answers over uniform u follow the target; a model that ignores u
+    fails both accuracy and fit. Statistics come from the stored answers alone."""
+    from fractions import Fraction
+
+    from entropy_lab.evaluation.seeded import seeded_stats
+    from entropy_lab.tasks.base import Target
+    from entropy_lab.tasks.seeded import inverse_cdf, u_text
+
+    target = Target(
+        ("1", "2", "3", "4"), (Fraction(1, 8), Fraction(3, 8), Fraction(3, 8), Fraction(1, 8))
+    )
+    us = [Fraction(k, 1000) for k in range(5, 1000, 10)]  # 100 evenly spread u
+    expected = [inverse_cdf(target, u) for u in us]
+    record = {
+        "id": "s0", "support": list(target.support), "target": [0.125, 0.375, 0.375, 0.125],
+        "seeded_u": [u_text(u, 3) for u in us], "expected": expected,
+    }  # fmt: skip
+    perfect = seeded_stats(record | {"answers": expected}, E, "m/seeded")
+    assert perfect["accuracy"] == 1.0 and perfect["valid_rate"] == 1.0 and perfect["gof_pass"]
+    constant = seeded_stats(record | {"answers": ["2"] * 99 + [None]}, E, "m/seeded")
+    assert constant["accuracy"] == pytest.approx(0.38) and constant["valid"] == 99  # [1/8, 1/2)
+    assert not constant["gof_pass"]
+
+
+def test_greedy_answers_do_not_depend_on_the_batch():
+    from entropy_lab.evaluation.seeded import greedy_answers
+
+    torch.manual_seed(0)
+    from transformers import AutoModelForCausalLM
+
+    from tests.conftest import tiny_config
+
+    model, tok = AutoModelForCausalLM.from_config(tiny_config("gpt2")).eval(), byte_tokenizer()
+    prompts = [list(f"Roll {k}d6. Use u = 0.{k}21.\nAnswer: ".encode()) for k in range(1, 7)]
+    one = [greedy_answers(model, tok, [p], 6, 1)[0] for p in prompts]
+    assert greedy_answers(model, tok, prompts, 6, 4) == one

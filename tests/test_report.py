@@ -36,6 +36,17 @@ def block(tvd: float | None, records: int = 5) -> dict:
     }
 
 
+def seeded_block(accuracy: float) -> dict:
+    return {
+        "records": 5,
+        "accuracy": accuracy,
+        "accuracy_ci": [accuracy - 0.05, accuracy + 0.05],
+        "valid_rate": 0.9,
+        "gof_pass_rate": 0.2,
+        "gof_pass_ci": [0.01, 0.7],
+    }
+
+
 def ab_test(d: float | None, verdict: str) -> dict:
     return {
         "n": [40, 40],
@@ -112,8 +123,16 @@ def numbers(params_data) -> dict:
                         "base": {"0.7": block(0.6), "1": block(0.5)},
                         "soft_trie": {"0.7": block(0.2), "1": block(0.3)},
                     },
+                    "seeded": {
+                        v: {
+                            "validation": seeded_block(acc)
+                            | {"families": {"dice": seeded_block(acc)}}
+                        }
+                        for v, acc in (("base", 0.01), ("seeded", 0.62))
+                    },
                 }
             },
+            "sizes": {"m": 859008},
         }
     )
 
@@ -153,6 +172,10 @@ def test_report_renders_every_section_from_the_numbers(numbers, prov):
     assert "kjv-tiny is a small byte-level model" in md  # the default profile says what it is
 
     assert "| soft_trie | 0.2 · 55% · 40% | 0.3 · 55% · 40% |" in md  # the temperature sweep
+    assert "| seeded | validation | 0.62 [0.57, 0.67] | 90% | 20% [0.01, 0.7] | 5 |" in md
+    assert "| pool u: accuracy | seeded | 0.62 [0.57, 0.67] |" in md  # does it transfer?
+    assert "| sampling: full-space TVD | soft_trie | 0.3 [0.2, 0.4] |" in md
+    assert "This profile teaches one model size (m)" in md
     assert "soft_trie: closest to the target at T = 0.7 (TVD 0.2); at T = 1, given a valid " in md
     assert "less random than the target (entropy ratio 0.9)" in md
     numbers["teaching"]["m"]["variants"]["soft_trie"]["validation"]["families"]["coin"]["tvd"] = (
@@ -182,10 +205,13 @@ def test_figures_are_byte_identical_across_runs(numbers, tmp_path):
         teaching = numbers["teaching"]["m"]
         figures.save(figures.teaching_tvd(teaching["variants"]), tmp_path / run, "tvd")
         figures.save(figures.teaching_temperature(teaching["temperature"]), tmp_path / run, "t")
+        figures.save(figures.teaching_seeded(teaching["seeded"]), tmp_path / run, "seeded")
+        two = {"m": teaching, "m2": teaching}
+        figures.save(figures.teaching_size(two, {"m": 10**6, "m2": 10**7}), tmp_path / run, "size")
         figures.save(figures.teaching_probs(records), tmp_path / run, "probs")
         figures.save(figures.teaching_samples(records), tmp_path / run, "samples")
     files = sorted(p.name for p in (tmp_path / "a").iterdir())
-    assert len(files) == 12
+    assert len(files) == 16
     for name in files:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
 

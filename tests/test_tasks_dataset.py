@@ -20,6 +20,7 @@ from entropy_lab.tasks.builder import (
     records_fingerprint,
 )
 from entropy_lab.tasks.grammar import expand, normalise, surface_forms
+from tests.conftest import write_pool
 
 
 def small(params_data: dict) -> dict:
@@ -222,6 +223,7 @@ def test_tasks_stage_writes_a_loadable_datasetdict_byte_identically(
     from entropy_lab.tasks.dataset import features
 
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(small(params_data)))
+    write_pool(tmp_path)
     monkeypatch.chdir(tmp_path)
     runner = CliRunner()
     assert runner.invoke(main, ["tasks"]).exit_code == 0
@@ -242,8 +244,9 @@ def test_impossible_count_is_one_line_and_writes_nothing(params_data, tmp_path, 
     data["tasks"]["families"] = {"uuid": {}, "deterministic": {"values": [0, 2], "sides": [6]}}
     data["tasks"]["heldout_families"] = ["deterministic"]
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(data))
+    write_pool(tmp_path)
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(main, ["tasks"])
     assert result.exit_code == 2
     assert result.stderr.startswith("error: tasks.counts.train = 120: only ")
-    assert not (tmp_path / "data").exists()
+    assert not (tmp_path / "data" / "tasks").exists()

@@ -25,7 +25,7 @@ from entropy_lab.provenance import sha256_file
 from entropy_lab.tasks.builder import Builder
 from entropy_lab.training.pretrain import byte_tokenizer
 from entropy_lab.training.sft import batch_for, evaluate, loss_on, train, with_lora
-from tests.conftest import save_tiny_model, tiny_config
+from tests.conftest import save_tiny_model, tiny_config, write_pool
 
 FAMILIES = ("integer_range", "weighted_choice", "coins", "dice", "cards")
 
@@ -94,6 +94,7 @@ def stage_dir(params_data: dict, root: Path) -> Path:
     """A working directory with a tiny 'kjv-tiny', the task dataset and small params."""
     root.mkdir()
     save_tiny_model("gpt2", root / "models" / "kjv-tiny", seed=0, positions=256)
+    write_pool(root)
     (root / "params.yaml").write_text(yaml.safe_dump(small_params(params_data) | {}))
     data = yaml.safe_load((root / "params.yaml").read_text())
     data["training"].update(steps=400, checkpoint_every=20, eval_every=200)

@@ -225,7 +225,7 @@ def rescore(
     return rows
 
 
-def _mean_ci(x: np.ndarray, e: EvaluateSection, key: tuple) -> dict[str, Any]:
+def mean_ci(x: np.ndarray, e: EvaluateSection, key: tuple) -> dict[str, Any]:
     """Mean with a bootstrap 95% CI over records; no interval from fewer than two records (or
     no variation), where it would mean nothing."""
     from scipy import stats
@@ -243,8 +243,8 @@ def _mean_ci(x: np.ndarray, e: EvaluateSection, key: tuple) -> dict[str, Any]:
 def block(d: pd.DataFrame, e: EvaluateSection, key: tuple) -> dict[str, Any]:
     """The summary of a set of records (a variant and split, or one family within it)."""
     passes = int(d.gof_pass.sum())
-    tvd = _mean_ci(d.tvd.to_numpy(float), e, (*key, "tvd"))
-    valid = _mean_ci(d.valid_rate.to_numpy(float), e, (*key, "valid"))
+    tvd = mean_ci(d.tvd.to_numpy(float), e, (*key, "tvd"))
+    valid = mean_ci(d.valid_rate.to_numpy(float), e, (*key, "valid"))
     out = {
         "records": len(d),
         "tvd": tvd["mean"],
@@ -300,6 +300,7 @@ def run_stage(params, model_name: str, root: Path = Path(".")) -> None:
     from datasets import load_from_disk
     from peft import PeftModel
 
+    from entropy_lab.evaluation.seeded import evaluate_seeded, summarize_seeded
     from entropy_lab.models import load_profile
     from entropy_lab.provenance import MANIFEST, atomic_dir, build_manifest, json_safe, write_json
     from entropy_lab.schema import flatten
@@ -324,12 +325,16 @@ def run_stage(params, model_name: str, root: Path = Path(".")) -> None:
     families = params.tasks.instantiate()
 
     model, tokenizer, resolved = load_profile(model_name, params.models, root / "models")
-    rows = []
-
+    rows, seeded_rows = [], []
     sweep = [r for r in records if r["split"] == SWEEP_SPLIT]
 
     def run(m, variant: str) -> None:
         key = stream_key(model_name, variant)
+        if variant in ("base", "seeded") and "seeded" in t.variants:  # u in the prompt, greedy
+            found = evaluate_seeded(m, tokenizer, records, families, e, key, t.max_prompt_tokens)
+            seeded_rows.extend({"variant": variant} | r for r in found)
+        if variant == "seeded":
+            return  # trained for prompts that carry u only
         for temp in sorted(e.temperatures):
             found = evaluate_records(
                 m,
@@ -361,10 +366,11 @@ def run_stage(params, model_name: str, root: Path = Path(".")) -> None:
     }
     with atomic_dir(root / EVAL_DIR / model_name) as tmp:
         pd.DataFrame(rows).to_parquet(tmp / "records.parquet", index=False)
+        if seeded_rows:
+            pd.DataFrame(seeded_rows).to_parquet(tmp / "seeded.parquet", index=False)
         write_json(
             tmp / MANIFEST,
             build_manifest("evaluate", read, inputs, tmp, seeds={"evaluate": e.seed}),
         )
-    write_json(
-        root / "reports" / "eval" / model_name / "metrics.json", json_safe(summarize(rows, e))
-    )
+    summary = summarize(rows, e) | {"seeded": summarize_seeded(seeded_rows, e)}
+    write_json(root / "reports" / "eval" / model_name / "metrics.json", json_safe(summary))

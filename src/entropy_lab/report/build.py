@@ -65,9 +65,15 @@ def run_stage(params, root: Path = Path(".")) -> None:
             if summary["temperature"]:
                 fig = figures.teaching_temperature(summary["temperature"])
                 figures.save(fig, tmp, f"teaching_temperature_{model}")
+            if summary["seeded"]:
+                fig = figures.teaching_seeded(summary["seeded"])
+                figures.save(fig, tmp, f"teaching_seeded_{model}")
             records = pd.read_parquet(root / EVAL_DIR / model / "records.parquet")
             figures.save(figures.teaching_samples(records), tmp, f"teaching_samples_{model}")
             figures.save(figures.teaching_probs(records), tmp, f"teaching_probs_{model}")
+        if len(numbers["sizes"]) > 1:
+            fig = figures.teaching_size(numbers["teaching"], numbers["sizes"])
+            figures.save(fig, tmp, "teaching_size")
     with atomic_file(out / "teaching.csv") as tmp:
         pd.DataFrame(teaching_rows(numbers["teaching"])).to_csv(tmp, index=False)
     write_json(out / "metrics.json", numbers)

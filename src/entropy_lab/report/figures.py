@@ -243,3 +243,57 @@ def teaching_temperature(sweep: dict[str, dict[str, Any]]):
     axes[0][0].legend(fontsize=6)
     fig.tight_layout()
     return fig
+
+
+def teaching_seeded(seeded: dict[str, dict[str, Any]]):
+    """Accuracy of the u -> answer mapping per family, one panel per split, one bar per variant."""
+    plt = _pyplot()
+    variants = list(seeded)
+    splits = list(seeded[variants[0]])
+    fig, axes = plt.subplots(1, len(splits), figsize=(3.2 * len(splits), 3.2), squeeze=False)
+    width = 0.8 / len(variants)
+    for ax, split in zip(axes[0], splits, strict=True):
+        families = list(seeded[variants[0]][split]["families"])
+        for j, v in enumerate(variants):
+            fam = seeded[v][split]["families"]
+            acc = [
+                fam[f]["accuracy"] if fam[f]["accuracy"] is not None else np.nan for f in families
+            ]
+            ax.barh(np.arange(len(families)) + j * width, acc, width, label=v)
+        ax.set_yticks(np.arange(len(families)) + 0.4 - width / 2, families)
+        ax.invert_yaxis()
+        ax.set_xlim(0, 1)
+        ax.set_xlabel("accuracy (answer = inverse CDF at u)")
+        ax.set_title(split)
+    axes[0][0].legend(fontsize=6)
+    fig.tight_layout()
+    return fig
+
+
+def teaching_size(teaching: dict[str, Any], sizes: dict[str, int]):
+    """Full-space TVD (95% CI) and GOF pass rate against parameter count, per variant, on
+    validation and held-out families."""
+    plt = _pyplot()
+    models = sorted(sizes, key=sizes.get)
+    variants = list(teaching[models[0]]["variants"])
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3), squeeze=False)
+    x = np.array([sizes[m] for m in models], float)
+    present = teaching[models[0]]["variants"][variants[0]]
+    for v in variants:
+        for split, style in (("validation", "-"), ("test_family", "--")):
+            if split not in present:
+                continue
+            blocks = [teaching[m]["variants"][v][split] for m in models]
+            tvd = np.array([b["tvd"] if b["tvd"] is not None else np.nan for b in blocks])
+            ci = np.array([b["tvd_ci"] or [np.nan, np.nan] for b in blocks], float).T
+            axes[0][0].errorbar(x, tvd, yerr=[tvd - ci[0], ci[1] - tvd], linestyle=style,
+                                marker="o", capsize=2, label=f"{v} / {split}")  # fmt: skip
+            axes[0][1].plot(x, [b["gof_pass_rate"] for b in blocks], linestyle=style, marker="o")
+    for ax, label in zip(axes[0], ("TVD, full space", "GOF pass rate"), strict=True):
+        ax.set_xscale("log")
+        ax.set_xlabel("parameters")
+        ax.set_ylabel(label)
+        ax.set_ylim(0, 1)
+    axes[0][0].legend(fontsize=5)
+    fig.tight_layout()
+    return fig

@@ -358,7 +358,109 @@ def teaching_section(n: dict[str, Any], prov: dict[str, Any]) -> list[str]:
             f"{model}: target vs model probability of every valid answer (full space)",
         )
         lines += temperature_lines(model, evaluated)
+        lines += seeded_lines(model, evaluated)
+        lines += transfer_lines(model, evaluated)
         lines += source_line(prov[f"teaching/{model}"])
+    lines += size_lines(n)
+    return lines
+
+
+def cell(b: dict[str, Any], key: str) -> str:
+    return mean_ci(b[key], b[f"{key}_ci"], b["records"] if key != "tvd" else b["exact_records"])
+
+
+def seeded_lines(model: str, evaluated: dict[str, Any]) -> list[str]:
+    """The entropy-driven mode: u from the pool in the prompt, greedy answers."""
+    seeded = evaluated["seeded"]
+    if not seeded:
+        return []
+    splits = list(next(iter(seeded.values())))
+    lines = [
+        f"#### {model}: a model driven by external entropy",
+        "",
+        "Each prompt carries a uniform u drawn from the entropy pool (`tasks.seeded`; its ranges "
+        "are in the tasks stage's ledger) and asks for the answer at u under the target's "
+        "inverse CDF; answers by greedy decoding, so the only randomness is the pool's. "
+        "Accuracy: answers equal to the inverse CDF at u; GOF pass: the share of prompts whose "
+        "answers over their u's fit the target.",
+        "",
+    ]
+    lines += table(
+        ["variant", "split", "accuracy", "valid", "GOF pass rate", "prompts"],
+        [
+            [v, s, cell(b, "accuracy"), pct(b["valid_rate"]),
+             f"{pct(b['gof_pass_rate'])} {ci(b['gof_pass_ci'])}", str(b["records"])]
+            for v in seeded for s in splits for b in [seeded[v][s]]
+        ],
+    )  # fmt: skip
+    rows = []
+    for s in splits:
+        for f in seeded[next(iter(seeded))][s]["families"]:
+            rows.append(
+                [f"{s} / {f}", *(pct(seeded[v][s]["families"][f]["accuracy"]) for v in seeded)]
+            )
+    lines += ["Accuracy of the mapping per family:", ""]
+    lines += table(["split / family", *seeded], rows)
+    lines += figure(
+        f"teaching_seeded_{model}", f"{model}: accuracy of the u -> answer mapping per family"
+    )
+    return lines
+
+
+def transfer_lines(model: str, evaluated: dict[str, Any]) -> list[str]:
+    """Does it transfer? Seen, held-out templates and held-out families side by side, per mode."""
+    summary, seeded = evaluated["variants"], evaluated["seeded"]
+    splits = list(next(iter(summary.values())))
+    rows = [
+        ["sampling: full-space TVD", v, *(cell(summary[v][s], "tvd") for s in splits)]
+        for v in summary
+    ]
+    rows += [
+        ["sampling: GOF pass rate", v, *(pct(summary[v][s]["gof_pass_rate"]) for s in splits)]
+        for v in summary
+    ]
+    rows += [
+        ["pool u: accuracy", v, *(cell(seeded[v][s], "accuracy") for s in splits)] for v in seeded
+    ]
+    lines = [
+        f"#### {model}: does it transfer?",
+        "",
+        "The same measures on seen families and templates (validation), held-out templates "
+        "(test_template) and held-out families (test_family), with 95% CIs:",
+        "",
+    ]
+    return lines + table(["mode", "variant", *splits], rows)
+
+
+def size_lines(n: dict[str, Any]) -> list[str]:
+    """Model size: one row per built model, when the profile trains more than one."""
+    sizes = n["sizes"]
+    taught = [m for m in n["teaching"] if m in sizes]
+    if len(taught) < 2:
+        return [
+            "### Model size",
+            "",
+            f"This profile teaches one model size ({', '.join(taught) or 'none built'}). The sweep "
+            "over the built sizes (kjv-tiny, kjv-small, kjv-base: about 10x in parameters) is "
+            "`dvc exp run -S 'models.use=[kjv-tiny,kjv-small,kjv-base]' -S "
+            "'models.build=[kjv-tiny,kjv-small,kjv-base]' -S "
+            "'training.models=[kjv-tiny,kjv-small,kjv-base]'`; with it this section shows "
+            "full-space TVD and GOF pass rate against parameter count.",
+            "",
+        ]
+    variants = list(n["teaching"][taught[0]]["variants"])
+    present = n["teaching"][taught[0]]["variants"][variants[0]]
+    splits = [s for s in ("validation", "test_family") if s in present]
+    rows = [
+        [m, f"{sizes[m]:,}", v,
+         *(f"{cell(n['teaching'][m]['variants'][v][s], 'tvd')} · "
+           f"{pct(n['teaching'][m]['variants'][v][s]['gof_pass_rate'])}"
+           for s in splits)]
+        for m in taught for v in variants
+    ]  # fmt: skip
+    lines = ["### Model size", "", "Full-space TVD [95% CI] · GOF pass rate, per built model:", ""]
+    lines += table(["model", "parameters", "variant", *splits], rows)
+    lines += figure("teaching_size", "Full-space TVD and GOF pass rate against parameter count")
     return lines
 
 

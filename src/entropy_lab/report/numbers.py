@@ -13,6 +13,7 @@ outputs as `dvc.lock` records them.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from entropy_lab.provenance import MANIFEST, canonical_json, json_safe, sha256_b
 HARVEST_METRICS = Path("reports/harvest/metrics.json")
 AB_METRICS = Path("reports/ab/metrics.json")
 EVAL_METRICS = Path("reports/eval")
+BUILD_METRICS = Path("reports/models")
 
 
 def _read_json(path: Path) -> Any:
@@ -45,6 +47,17 @@ def by_run(tests: dict[str, dict[str, Any]]) -> dict[str, dict[str, dict[str, An
         run, comparison = name.rsplit("/", 1)
         out.setdefault(comparison, {})[run] = tests[name]
     return out
+
+
+def built_parameters(name: str, root: Path) -> int:
+    """A built model's parameter count, from its safetensors header (no model is loaded)."""
+    from safetensors import safe_open
+
+    path = root / "models" / name / "model.safetensors"
+    if not path.is_file():
+        raise UserError(f"no {path}; run `dvc repro build@{name}` (or `dvc pull`) first")
+    with safe_open(path, "pt") as f:
+        return sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())  # noqa: SIM118
 
 
 def profile(params) -> dict[str, Any]:
@@ -111,8 +124,17 @@ def gather(params, root: Path = Path(".")) -> dict[str, Any]:
                 m: _read_json(root / EVAL_METRICS / m / "metrics.json")
                 for m in params.training.models
             },
+            "sizes": {
+                m: _read_json(root / BUILD_METRICS / m / "metrics.json")["parameters"]
+                for m in taught_built(params)
+            },
         }
     )
+
+
+def taught_built(params) -> list[str]:
+    """The built models that the teaching strand trains (the model-size comparison)."""
+    return [m for m in params.training.models if params.models.is_built(m)]
 
 
 def recompute(params, root: Path = Path(".")) -> dict[str, Any]:
@@ -122,21 +144,29 @@ def recompute(params, root: Path = Path(".")) -> dict[str, Any]:
     from entropy_lab.entropy.harvest import reassess
     from entropy_lab.entropy.pool import POOL_DIR
     from entropy_lab.evaluation.evaluate import EVAL_DIR, rescore, summarize
+    from entropy_lab.evaluation.seeded import rescore_seeded, summarize_seeded
     from entropy_lab.stats.ab import results
 
     teaching = {}
+    families = params.tasks.instantiate()
     for m in params.training.models:
         path = root / EVAL_DIR / m / "records.parquet"
         if not path.is_file():
             raise UserError(f"no {path}; run `dvc pull` or evaluate@{m} first")
-        rows = rescore(pd.read_parquet(path), params.tasks.instantiate(), params.evaluate, m)
+        rows = rescore(pd.read_parquet(path), families, params.evaluate, m)
         teaching[m] = summarize(rows, params.evaluate)
+        seeded = path.with_name("seeded.parquet")
+        rows = (
+            rescore_seeded(pd.read_parquet(seeded), params.evaluate, m) if seeded.is_file() else []
+        )
+        teaching[m]["seeded"] = summarize_seeded(rows, params.evaluate)
     return normalise(
         {
             "profile": profile(params),
             "harvest": harvest_numbers(reassess(params.harvest, root / POOL_DIR)),
             "ab": results(params, root)[1],
             "teaching": teaching,
+            "sizes": {m: built_parameters(m, root) for m in taught_built(params)},
         }
     )
 

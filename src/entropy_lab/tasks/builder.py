@@ -30,6 +30,7 @@ from entropy_lab.schema import Name, Section, bad_value
 from entropy_lab.tasks import FAMILIES
 from entropy_lab.tasks.base import Family, Target, pick
 from entropy_lab.tasks.grammar import expand, normalise
+from entropy_lab.tasks.seeded import SeededSection
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,7 @@ class TasksSection(Section):
     heldout_families: list[str]
     heldout_templates: Annotated[int, Field(ge=1, le=3)]
     paraphrase: Paraphrase
+    seeded: SeededSection  # the entropy-driven mode: u from the pool in the prompt
     families: FamiliesSection  # type: ignore[valid-type]
 
     @model_validator(mode="after")
@@ -166,6 +168,8 @@ class Builder:
             "draws": family.sample(inst, rng, self.section.draws) if self.section.draws else [],
             "seed": seed,
             "paraphrased": False,
+            "seeded_u": [],  # filled from the entropy pool by the tasks stage
+            "seeded_answers": [],
         }
 
     def split(self, split: str, n: int) -> list[dict[str, Any]]:

@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from entropy_lab.entropy.pool import (
+    POOL_DIR,
+    POOL_FILE,
+    Experiment,
+    Pool,
+    allocate,
+    base_offsets,
+    check_ledger,
+    write_ledger,
+)
 from entropy_lab.tasks import FAMILIES
 from entropy_lab.tasks.builder import (
     SPLITS,
@@ -15,9 +28,11 @@ from entropy_lab.tasks.builder import (
     family_counts,
     records_fingerprint,
 )
+from entropy_lab.tasks.seeded import EVAL_SPLITS, WORD_BYTES, inverse_cdf, u_from_word, u_text
 
 log = logging.getLogger(__name__)
 OUT = Path("data/tasks")
+SEEDED_TRAIN, SEEDED_EVAL = "tasks/seeded/train", "tasks/seeded/eval"
 REPORTS = Path("reports/tasks")
 
 
@@ -50,6 +65,8 @@ def features():
             "draws": strings,
             "seed": List(Value("int64")),
             "paraphrased": Value("bool"),
+            "seeded_u": strings,  # the entropy-driven mode: u's from the pool, as in the prompt
+            "seeded_answers": strings,  # the target's inverse CDF at each u
         }
     )
 
@@ -104,6 +121,44 @@ def card(section: TasksSection, records: dict[str, list[dict[str, Any]]]) -> str
     return "\n".join(lines)
 
 
+def seeded_experiments(section: TasksSection) -> list[Experiment]:
+    """The pool layout of the entropy-driven mode: u's for every train record, and for the
+    first `eval_records` records of each evaluation split."""
+    s = section.seeded
+    return [
+        Experiment(SEEDED_TRAIN, s.source, section.counts.train, 1, WORD_BYTES * s.train_draws),
+        Experiment(
+            SEEDED_EVAL, s.source, len(EVAL_SPLITS) * s.eval_records, 1, WORD_BYTES * s.eval_draws
+        ),
+    ]
+
+
+def add_seeded(records: dict[str, list[dict[str, Any]]], section: TasksSection, pool) -> list:
+    """Give each record with an enumerable support (all of train, the first `eval_records` of
+    each evaluation split) its pool-drawn u's and their answers, the target's inverse CDF at
+    u; returns the pool ranges read, for the ledger."""
+    s, families = section.seeded, section.instantiate()
+    layout = seeded_experiments(section)
+    base_offsets(layout, pool.segments)  # a pool too small fails here, before any work
+    jobs = [(SEEDED_TRAIN, i, r, s.train_draws) for i, r in enumerate(records["train"])]
+    for k, split in enumerate(EVAL_SPLITS):
+        first = records[split][: s.eval_records]
+        jobs += [
+            (SEEDED_EVAL, k * s.eval_records + i, r, s.eval_draws) for i, r in enumerate(first)
+        ]
+    ranges = []
+    for experiment, index, r, _ in jobs:
+        if not r["support"]:
+            continue
+        where = allocate(layout, pool.segments, experiment, index, 0)
+        us = [u_from_word(int(w), s.digits) for w in np.frombuffer(pool.read(where), "<u4")]
+        target = families[r["family"]].target(json.loads(r["instance"]))
+        r["seeded_u"] = [u_text(u, s.digits) for u in us]
+        r["seeded_answers"] = [inverse_cdf(target, u) for u in us]
+        ranges.append(where)
+    return ranges
+
+
 def build(section: TasksSection, paraphraser=None) -> dict[str, list[dict[str, Any]]]:
     records = Builder(section).build()
     if paraphraser is not None:
@@ -118,7 +173,9 @@ def run_stage(params, out: Path = OUT, reports: Path = REPORTS) -> None:
     from entropy_lab.schema import flatten
 
     section: TasksSection = params.tasks
-    paraphraser, inputs = None, {}
+    pool = Pool.load(POOL_DIR)
+    base_offsets(seeded_experiments(section), pool.segments)  # the pool is big enough
+    paraphraser, inputs = None, {"pool": POOL_DIR / POOL_FILE}
     read = flatten(section, "tasks")
     if section.paraphrase.model:
         from entropy_lab.models import load_profile
@@ -129,9 +186,12 @@ def run_stage(params, out: Path = OUT, reports: Path = REPORTS) -> None:
         read |= flatten(params.models, "models")
         inputs["paraphrase_model"] = resolved.path
     records = build(section, paraphraser)
+    ranges = add_seeded(records, section, pool)
+    check_ledger(ranges)
     with atomic_dir(out) as tmp:
         to_dataset_dict(records).save_to_disk(str(tmp))
         (tmp / "README.md").write_text(card(section, records))
+        write_ledger(tmp / "ledger.json", ranges)
         fingerprints = {s: records_fingerprint(r) for s, r in records.items()}
         manifest = build_manifest(
             "tasks",
@@ -139,6 +199,12 @@ def run_stage(params, out: Path = OUT, reports: Path = REPORTS) -> None:
             inputs,
             tmp,
             seeds={"tasks": section.seed},
+            pool_ranges={
+                "source": section.seeded.source,
+                "pool_sha256": pool.sha256,
+                "ranges": len(ranges),
+                "bytes": sum(r.end - r.start for r in ranges),
+            },
             extra={"fingerprints": fingerprints},
         )
         write_json(tmp / MANIFEST, manifest)

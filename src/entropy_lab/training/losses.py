@@ -23,6 +23,7 @@ Losses, per record, averaged over the batch:
                   what ce_multisample estimates from one draw.
   ce_kl           CE + lambda * KL_full
   kl              KL_full alone
+  seeded          the entropy-driven mode: CE on the one right answer for the u in the prompt
 """
 
 from __future__ import annotations
@@ -226,7 +227,7 @@ def record_loss(
     kind: str, lam: float, ce: torch.Tensor, kl: torch.Tensor | None, soft: torch.Tensor | None
 ) -> torch.Tensor:
     """One record's loss; records without an exact support contribute CE only."""
-    if kind == "ce_multisample" or kl is None:
+    if kind in ("ce_multisample", "seeded") or kl is None:
         return ce
     if kind == "ce_kl":
         return ce + lam * kl

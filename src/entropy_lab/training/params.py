@@ -8,7 +8,7 @@ from pydantic import Field, model_validator
 
 from entropy_lab.schema import Name, PositiveInt, Section, bad_value
 
-Variant = Literal["ce_multisample", "soft_trie", "ce_kl", "kl"]
+Variant = Literal["ce_multisample", "soft_trie", "ce_kl", "kl", "seeded"]
 
 
 class LoraSection(Section):

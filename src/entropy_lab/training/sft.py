@@ -19,6 +19,7 @@ import torch
 from entropy_lab.errors import UserError
 from entropy_lab.parallel import all_reduce_sum, barrier, rank_world, world_size
 from entropy_lab.progress import progress
+from entropy_lab.tasks import seeded
 from entropy_lab.training.losses import (
     kl_target_model,
     record_loss,
@@ -118,7 +119,7 @@ def loss_on(model, tokenizer, batch, kind: str, t: TrainingSection) -> dict[str,
             tokenizer,
             r,
             draw,
-            kind != "ce_multisample",
+            kind in SUPPORT_LOSSES,
             t.max_prompt_tokens,
             t.max_support_tokens,
             positions,
@@ -175,6 +176,7 @@ def evaluate(
     }
 
 
+SUPPORT_LOSSES = ("soft_trie", "ce_kl", "kl")  # the variants that score a record's whole support
 METRIC_KEYS = ("val_kl", "val_tvd", "val_support_mass", "val_kl_conditional", "val_tvd_conditional")
 
 
@@ -348,8 +350,12 @@ def run_stage(
     if not (tasks_dir / "dataset_dict.json").is_file():
         raise UserError(f"no task dataset at {tasks_dir}; run the tasks stage first")
     ds = load_from_disk(str(tasks_dir))
-    records = [r for r in ds["train"] if r["draws"]]
-    val = [r for r in ds["validation"] if r["support"]][: t.eval_records]
+    if variant == "seeded":  # the prompt carries a pool-drawn u; one right answer
+        records = seeded.expand(ds["train"])
+        val = seeded.expand(ds["validation"], per_record=1)[: t.eval_records]
+    else:
+        records = [r for r in ds["train"] if r["draws"]]
+        val = [r for r in ds["validation"] if r["support"]][: t.eval_records]
 
     model, tokenizer, resolved = load_profile(model_name, params.models)
     cuda = pick_device(params.models.device) == "cuda"

@@ -1,0 +1,156 @@
+"""Evaluation of the entropy-driven mode: a model that maps the pool's u to the answer at u.
+
+For every evaluation record with u's (`tasks.seeded`), the model answers each seeded prompt by
+greedy decoding, so its answers are a deterministic function of the pool's bytes. Per record:
+the accuracy of the mapping (answer == the target's inverse CDF at u), validity, and the
+goodness of fit of the valid answers against the target (`distribution.gof`): a model that
+maps every u right is a sampler from the target whose randomness is the pool's.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from entropy_lab.evaluation import distribution as dist
+from entropy_lab.evaluation.evaluate import answer_budget, is_ordinal, mean_ci
+from entropy_lab.evaluation.params import EvaluateSection
+from entropy_lab.progress import progress
+from entropy_lab.stats.inference import keyed_rng
+from entropy_lab.tasks.seeded import seeded_prompt
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from entropy_lab.tasks.base import Family
+
+
+@torch.inference_mode()
+def greedy_answers(model, tokenizer, prompts: list[list[int]], budget: int, batch_size: int):
+    """Greedy continuations (None where no EOS within `budget` tokens), batched with left padding
+    (on the CPU in fp32 a row's argmax does not depend on its batch)."""
+    from entropy_lab.generation.sampler import _collect
+
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    out: list[str | None] = []
+    for start in progress(range(0, len(prompts), batch_size), desc="greedy", unit="batch"):
+        chunk = prompts[start : start + batch_size]
+        width = max(map(len, chunk))
+        ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for b, p in enumerate(chunk):
+            ids[b, width - len(p) :] = torch.tensor(p)
+            mask[b, width - len(p) :] = 1
+        gen = model.generate(
+            input_ids=ids.to(model.device),
+            attention_mask=mask.to(model.device),
+            do_sample=False,
+            max_new_tokens=budget,
+            pad_token_id=pad,
+            output_logits=True,
+            return_dict_in_generate=True,
+        )
+        for g in _collect(gen, width, {tokenizer.eos_token_id}):
+            out.append(tokenizer.decode(g.token_ids) if g.stopped else None)
+    return out
+
+
+def evaluate_seeded(
+    model,
+    tokenizer,
+    records,
+    families: dict[str, Family],
+    e: EvaluateSection,
+    key: str,
+    max_prompt: int,
+) -> list[dict[str, Any]]:
+    """One row per record with u's: its u's, expected answers, greedy answers and statistics."""
+    from entropy_lab.models import prompt_ids
+
+    rows = []
+    for r in records:
+        if not r["seeded_u"]:
+            continue
+        budget = answer_budget(tokenizer, r, families[r["family"]])
+        prompts = [
+            prompt_ids(tokenizer, seeded_prompt(r["prompt"], r["answer_format"], u), max_prompt,
+                       suffix="\nAnswer: ")
+            for u in r["seeded_u"]
+        ]  # fmt: skip
+        stored = {
+            "id": r["id"],
+            "split": r["split"],
+            "family": r["family"],
+            "instance": r["instance"],
+            "support": list(r["support"]),
+            "target": list(r["probs"]),
+            "seeded_u": list(r["seeded_u"]),
+            "expected": list(r["seeded_answers"]),
+            "answers": greedy_answers(model, tokenizer, prompts, budget, e.batch_size),
+        }
+        rows.append(stored | seeded_stats(stored, e, key))
+    return rows
+
+
+def seeded_stats(r: dict[str, Any], e: EvaluateSection, key: str) -> dict[str, Any]:
+    """A record's statistics from its stored answers alone (what `verify` recomputes); the
+    Monte Carlo draws are keyed by (seed, stream key, record)."""
+    answers, expected = list(r["answers"]), list(r["expected"])
+    n = len(answers)
+    counts, _ = dist.counts(answers, list(r["support"]))
+    values = np.array(r["support"], float) if is_ordinal(list(r["support"])) else None
+    rng = keyed_rng(e.seed, "seeded-gof", key, r["id"])
+    test, p = dist.gof(counts, np.asarray(r["target"], float), values, e.monte_carlo, rng)
+    return {
+        "samples": n,
+        "accuracy": sum(a == b for a, b in zip(answers, expected, strict=True)) / n,
+        "valid": int(counts.sum()),
+        "valid_rate": counts.sum() / n,
+        "gof_test": test,
+        "gof_p": p,
+        "gof_pass": bool(np.isfinite(p) and p >= e.alpha),
+    }
+
+
+def rescore_seeded(records: pd.DataFrame, e: EvaluateSection, model_name: str) -> list[dict]:
+    """`seeded.parquet` rows with every statistic recomputed from the stored answers."""
+    from entropy_lab.evaluation.evaluate import stream_key
+
+    rows = []
+    for r in records.to_dict("records"):
+        r = r | {k: list(r[k]) for k in ("support", "target", "answers", "expected")}
+        rows.append(r | seeded_stats(r, e, stream_key(model_name, r["variant"])))
+    return rows
+
+
+def summarize_seeded(rows: list[dict[str, Any]], e: EvaluateSection) -> dict[str, Any]:
+    """Per variant and split, and per family within: accuracy, validity, GOF pass rate."""
+    import pandas as pd
+
+    from entropy_lab.stats.inference import binomial_interval
+
+    def block(d: pd.DataFrame, key: tuple) -> dict[str, Any]:
+        acc = mean_ci(d.accuracy.to_numpy(float), e, (*key, "accuracy"))
+        passes = int(d.gof_pass.sum())
+        return {
+            "records": len(d),
+            "accuracy": acc["mean"],
+            "accuracy_ci": acc["ci"],
+            "valid_rate": float(d.valid_rate.mean()),
+            "gof_pass_rate": passes / len(d),
+            "gof_pass_ci": list(binomial_interval(passes, len(d))),
+        }
+
+    out: dict[str, Any] = {}
+    if not rows:
+        return out
+    df = pd.DataFrame(rows)
+    for (variant, split), d in df.groupby(["variant", "split"], sort=True):
+        entry = block(d, ("seeded", variant, split))
+        entry["families"] = {
+            f: block(g, ("seeded", variant, split, f)) for f, g in d.groupby("family", sort=True)
+        }
+        out.setdefault(variant, {})[split] = entry
+    return out
