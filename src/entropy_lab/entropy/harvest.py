@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from entropy_lab.entropy import estimators, sources
 from entropy_lab.entropy.health import STARTUP_SAMPLES, HealthTests, startup_test
@@ -28,6 +27,7 @@ from entropy_lab.entropy.params import Assessment, HarvestSection, SourceSpec
 from entropy_lab.entropy.pool import CARD_FILE, POOL_DIR, POOL_FILE, Segment
 from entropy_lab.entropy.sts import run_suite
 from entropy_lab.errors import UserError
+from entropy_lab.progress import progress
 
 log = logging.getLogger(__name__)
 REPORTS = Path("reports/harvest")
@@ -94,15 +94,7 @@ class Reader:
         out = [self.buffer[:n]]
         self.buffer = self.buffer[n:]
         have = out[0].size
-        with tqdm(
-            total=n,
-            initial=have,
-            desc=f"{self.spec.name}: collecting",
-            unit="B",
-            unit_scale=True,
-            disable=None,  # off when stderr is not a terminal
-            leave=False,
-        ) as bar:
+        with progress(total=n - have, desc=f"{self.spec.name}: collecting", unit="B") as bar:
             while have < n:
                 chunk = next(self.chunks, None)
                 if chunk is None:
@@ -139,13 +131,7 @@ def chunks_for(spec: SourceSpec) -> Iterator[np.ndarray]:
 def assess_source(name: str, raw: np.ndarray) -> dict[str, Any]:
     """SP 800-90B's ten estimators on a source's raw samples, with a progress bar; a source
     that cannot be assessed stops the stage in one line."""
-    with tqdm(
-        total=estimators.steps(raw),
-        desc=f"{name}: SP 800-90B",
-        unit="estimate",
-        disable=None,
-        leave=False,
-    ) as bar:
+    with progress(total=estimators.steps(raw), desc=f"{name}: SP 800-90B", unit="estimate") as bar:
         try:
             return estimators.assess(raw, 8, step=lambda _: bar.update())
         except ValueError as exc:

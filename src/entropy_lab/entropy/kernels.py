@@ -335,25 +335,16 @@ def lag(s):
 
 
 @njit(cache=True, nogil=True)
-def _binary_offsets(depth):
-    # the table of context length m holds 2^m contexts x 2 next bits, after the shorter ones
-    off = np.zeros(depth + 1, np.int64)
-    for m in range(1, depth + 1):
-        off[m] = off[m - 1] + (1 << (m + 1))
-    return off
-
-
-@njit(cache=True, nogil=True)
 def multi_mmc_binary(s):
     """6.3.9 MultiMMC on bits: Markov predictors of order 1..16 over context tables."""
     n = s.size
-    off = _binary_offsets(MMC_D)
-    table = np.zeros(off[MMC_D], np.int32)
+    # the counts of context length m (2^m contexts x 2 next bits) start at 2^(m+1) - 4
+    table = np.zeros((1 << (MMC_D + 2)) - 4, np.int32)
     entries = np.ones(MMC_D, np.int64)
     pattern = 0
     for d in range(MMC_D):  # the first context of each order
         pattern = (pattern << 1) | (s[d] & 1)
-        table[off[d] + ((pattern & ((1 << (d + 1)) - 1)) << 1) + (s[d + 1] & 1)] = 1
+        table[(1 << (d + 2)) - 4 + (pattern << 1) + (s[d + 1] & 1)] = 1
     score = np.zeros(MMC_D, np.int64)
     winner = 0
     c = 0
@@ -366,7 +357,8 @@ def multi_mmc_binary(s):
         found = True
         current = winner
         for d in range(min(MMC_D, i - 1)):
-            e = off[d] + ((history & ((2 << d) - 1)) << 1)  # the context s[i-d-1..i-1]
+            # the context s[i-d-1..i-1], of length d+1
+            e = (1 << (d + 2)) - 4 + ((history & ((2 << d) - 1)) << 1)
             if found:  # a context is looked up only while its shorter suffix was found
                 a0 = table[e]
                 a1 = table[e + 1]
@@ -384,8 +376,9 @@ def multi_mmc_binary(s):
                             longest = run
                 elif d == current:
                     run = 0
-                if table[e + y] != 0:
-                    table[e + y] += 1
+                seen = a1 if y else a0
+                if seen != 0:
+                    table[e + y] = seen + 1
                 elif entries[d] < MMC_MAX_ENTRIES:
                     table[e + y] = 1
                     entries[d] += 1
@@ -457,13 +450,12 @@ def multi_mmc(s, ids):
 def lz78y_binary(s):
     """6.3.10 LZ78Y on bits: contexts of 1..16 bits in one dictionary of at most 65,536."""
     n = s.size
-    off = _binary_offsets(LZ78Y_B)
-    table = np.zeros(off[LZ78Y_B], np.int32)
+    table = np.zeros((1 << (LZ78Y_B + 2)) - 4, np.int32)  # laid out as in multi_mmc_binary
     size = 0
     pattern = 0
     for j in range(LZ78Y_B):  # the contexts ending just before s[16]
         pattern |= (s[LZ78Y_B - j - 1] & 1) << j
-        table[off[j] + ((pattern & ((1 << (j + 1)) - 1)) << 1) + (s[LZ78Y_B] & 1)] = 1
+        table[(1 << (j + 2)) - 4 + (pattern << 1) + (s[LZ78Y_B] & 1)] = 1
         size += 1
     c = 0
     run = 0
@@ -478,7 +470,7 @@ def lz78y_binary(s):
         guess = 0
         top = 0
         for j in range(LZ78Y_B, 0, -1):
-            e = off[j - 1] + ((history & ((1 << j) - 1)) << 1)  # the context s[i-j..i-1]
+            e = (1 << (j + 1)) - 4 + ((history & ((1 << j) - 1)) << 1)  # the context s[i-j..i-1]
             a0 = table[e]
             a1 = table[e + 1]
             count = a1 if a1 >= a0 else a0
@@ -487,7 +479,7 @@ def lz78y_binary(s):
                     top = count
                     have = True
                     guess = 1 if a1 >= a0 else 0
-                table[e + y] += 1
+                table[e + y] = (a1 if y else a0) + 1
             elif size < LZ78Y_MAX_DICT:
                 table[e + y] = 1
                 size += 1

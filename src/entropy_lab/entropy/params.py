@@ -26,7 +26,7 @@ class SourceSpec(Section):
     name: Literal["kernel", "jitter", "external"]
     bytes: Annotated[int, Field(ge=1, le=MAX_SOURCE_BYTES)]  # conditioned bytes for the pool
     # bits per 8-bit sample the health tests assume
-    claimed_h: Annotated[float, Field(gt=0, le=8, allow_inf_nan=False)]
+    claimed_h: Annotated[float, Field(gt=0, le=8)]
     path: str | None = None  # external only: the dump to import, under data/external/
     sha256: str | None = None  # external only: its expected hash
 

@@ -141,15 +141,15 @@ class Pool:
         path, card_path = Path(directory) / POOL_FILE, Path(directory) / CARD_FILE
         if not path.is_file():
             raise UserError(f"no entropy pool at {path}; run the harvest stage first")
+        data = path.read_bytes()
         try:
             card = json.loads(card_path.read_text())
-            size, sha256 = int(card["size"]), str(card["sha256"])
+            size, sha256 = int(card.get("size", len(data))), str(card["sha256"])
             segments = tuple(
                 Segment(str(s["source"]), int(s["start"]), int(s["end"])) for s in card["segments"]
             )
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise UserError(f"entropy pool card {card_path}: unreadable ({exc!r})") from None
-        data = path.read_bytes()
         if len(data) != size:
             raise UserError(f"entropy pool {path} has {len(data)} bytes, its card says {size}")
         digest = sha256_bytes(data)
