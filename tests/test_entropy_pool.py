@@ -97,3 +97,54 @@ def test_ledger_round_trip(tmp_path, monkeypatch):
     write_ledger(tmp_path / "ledger.json", ranges)
     assert read_ledger(tmp_path / "ledger.json") == ranges
     check_ledger(read_ledger(tmp_path / "ledger.json"))
+
+
+def write_pool(directory, data: bytes, segments, card_changes=None):
+    import hashlib
+    import json
+
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "pool.bin").write_bytes(data)
+    card = {
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "size": len(data),
+        "segments": [{"source": s, "start": a, "end": b} for s, a, b in segments],
+    } | (card_changes or {})
+    (directory / "pool.json").write_text(json.dumps(card))
+
+
+GOOD = [("kernel", 0, 64), ("jitter", 64, 128)]
+
+
+@pytest.mark.parametrize(
+    ("segments", "changes", "truncate", "message"),
+    [
+        (GOOD, {}, 100, "has 100 bytes, its card says 128"),
+        (GOOD, {"sha256": "0" * 64}, None, "hashes to"),
+        ([("kernel", 0, 64), ("jitter", 64, 200)], {}, None, "inside the pool's 128 bytes"),
+        ([("kernel", 0, 64), ("jitter", 32, 128)], {}, None, "sorted, disjoint"),
+        ([("jitter", 64, 128), ("kernel", 0, 64)], {}, None, "sorted, disjoint"),
+        ([("kernel", 10, 5)], {}, None, "sorted, disjoint"),
+        (GOOD, {"segments": [{"source": "kernel"}]}, None, "unreadable"),
+    ],
+)
+def test_pool_card_is_checked_against_the_data(tmp_path, segments, changes, truncate, message):
+    from entropy_lab.entropy.pool import Pool
+
+    data = bytes(range(128))
+    write_pool(tmp_path, data, segments, changes)
+    if truncate is not None:
+        (tmp_path / "pool.bin").write_bytes(data[:truncate])
+    with pytest.raises(UserError, match=message) as err:
+        Pool.load(tmp_path)
+    assert "\n" not in str(err.value)
+
+
+def test_pool_read_outside_the_data_raises_instead_of_returning_short_bytes(tmp_path):
+    from entropy_lab.entropy.pool import Pool
+
+    write_pool(tmp_path, bytes(range(128)), GOOD)
+    pool = Pool.load(tmp_path)
+    assert pool.read(Range("ab", 0, 0, 120, 128)) == bytes(range(120, 128))
+    with pytest.raises(UserError, match=r"range \[120, 132\) of 'ab' sample 3 is outside"):
+        pool.read(Range("ab", 3, 0, 120, 132))

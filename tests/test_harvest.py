@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from entropy_lab.cli import main
 from entropy_lab.config import parse_params
+from entropy_lab.entropy.estimators import NAMES
 from entropy_lab.entropy.harvest import byte_statistics, reassess
 from entropy_lab.entropy.pool import Experiment, Pool, allocate
 from entropy_lab.errors import UserError
@@ -52,8 +53,11 @@ def test_harvest_writes_pool_card_manifest_and_metrics(params_data, tmp_path, mo
     assert pool.read(r) == pool.data[32768 + 64 : 32768 + 96]
     assert (tmp_path / "data" / "entropy" / "raw-jitter.bin").stat().st_size == 20_000
     metrics = json.loads((tmp_path / "reports" / "harvest" / "metrics.json").read_text())
+    assert metrics["estimators"] == list(NAMES)
     for name in ("kernel", "jitter"):
         m = metrics["sources"][name]
+        assert set(m["assessment"]["bitstring"]) == set(NAMES)
+        assert m["min_entropy_estimator"].endswith(("(samples)", "(bit string)"))
         assert m["raw_bytes_per_s"] > 0 and 0 < m["min_entropy"] <= 8
         assert m["raw_per_32_bytes"] == int(np.ceil(320 / m["min_entropy"]))
         assert m["health"]["samples"] >= m["raw_samples"]
@@ -80,18 +84,38 @@ def test_harvest_writes_pool_card_manifest_and_metrics(params_data, tmp_path, mo
 
 
 def dump(tmp_path, data: bytes) -> dict:
-    path = tmp_path / "dump.bin"
+    """An external source reading `data` from data/external/ (the only place dumps may live)."""
+    path = tmp_path / "data" / "external" / "dump.bin"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
-    return {"name": "external", "bytes": 8192, "claimed_h": 6.0, "path": str(path)}
+    return {
+        "name": "external",
+        "bytes": 8192,
+        "claimed_h": 6.0,
+        "path": "data/external/dump.bin",
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
 
 
 def test_external_dump_enters_through_the_same_door(params_data, tmp_path, monkeypatch):
     spec = dump(tmp_path, os.urandom(60_000))
-    spec["sha256"] = hashlib.sha256((tmp_path / "dump.bin").read_bytes()).hexdigest()
     result = run_harvest(tmp_path, monkeypatch, small(params_data, [spec]))
     assert result.exit_code == 0, result.output
-    manifest = json.loads((tmp_path / "data" / "entropy" / "manifest.json").read_text())
+    pool_dir = tmp_path / "data" / "entropy"
+    manifest = json.loads((pool_dir / "manifest.json").read_text())
     assert manifest["inputs"]["external:external"] == spec["sha256"]
+    # only the assessed samples are kept, not a copy of the dump
+    assert sorted(p.name for p in pool_dir.iterdir()) == [
+        "manifest.json",
+        "pool.bin",
+        "pool.json",
+        "raw-external.bin",
+    ]
+    assert (pool_dir / "raw-external.bin").read_bytes() == (
+        tmp_path / "data" / "external" / "dump.bin"
+    ).read_bytes()[:20_000]
+    card = json.loads((pool_dir / "pool.json").read_text())
+    assert card["estimators"] == list(NAMES) and len(NAMES) == 10
 
 
 def test_external_dump_hash_mismatch_and_shortage(params_data, tmp_path, monkeypatch):
@@ -105,7 +129,7 @@ def test_external_dump_hash_mismatch_and_shortage(params_data, tmp_path, monkeyp
         and "source 'external': need" in result.stderr
         and "ran out" in result.stderr
     )
-    assert not (tmp_path / "data").exists()
+    assert not (tmp_path / "data" / "entropy").exists()
 
 
 FAULTS = {
@@ -132,7 +156,7 @@ def test_faulty_source_stops_the_stage_and_writes_no_pool(
         and line.startswith("error: source 'external' failed the ")
         and "no pool written" in line
     )
-    assert not (tmp_path / "data").exists() and not (tmp_path / "reports").exists()
+    assert not (tmp_path / "data" / "entropy").exists() and not (tmp_path / "reports").exists()
 
 
 def test_external_source_needs_a_path(params_data):

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
-from entropy_lab.entropy.harvest import HarvestSection
+from entropy_lab.entropy.params import HarvestSection
 from entropy_lab.errors import UserError
 from entropy_lab.evaluation.params import EvaluateSection
 from entropy_lab.generation.params import ABSection

@@ -17,21 +17,23 @@ import math
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import numpy as np
-from pydantic import Field, model_validator
 
-from entropy_lab.entropy import sources
-from entropy_lab.entropy.estimators import assess
+from entropy_lab.entropy import estimators, sources
 from entropy_lab.entropy.health import STARTUP_SAMPLES, HealthTests, startup_test
+from entropy_lab.entropy.params import Assessment, HarvestSection, SourceSpec
 from entropy_lab.entropy.pool import CARD_FILE, POOL_DIR, POOL_FILE, Segment
 from entropy_lab.entropy.sts import run_suite
 from entropy_lab.errors import UserError
-from entropy_lab.schema import PositiveInt, Section, bad_value
+from entropy_lab.progress import progress
 
 log = logging.getLogger(__name__)
 REPORTS = Path("reports/harvest")
+# The most raw bytes one 32-byte block may hash (a ratio of 128:1, i.e. at least 0.078 bits
+# per sample at margin 64): below that the source is too repetitive to be worth conditioning.
+MAX_RAW_PER_BLOCK = 4096
 
 
 def raw_file(source: str) -> str:
@@ -39,38 +41,21 @@ def raw_file(source: str) -> str:
     return f"raw-{source}.bin"
 
 
-class SourceSpec(Section):
-    name: Literal["kernel", "jitter", "external"]
-    bytes: PositiveInt  # conditioned bytes this source adds to the pool
-    claimed_h: Annotated[float, Field(gt=0, le=8)]  # bits per 8-bit sample the health tests assume
-    path: str | None = None  # external only: the dump to import
-    sha256: str | None = None  # external only: its expected hash
+def available_memory() -> int:
+    import psutil
 
-    @model_validator(mode="after")
-    def _external_needs_path(self) -> SourceSpec:
-        if (self.name == "external") != (self.path is not None):
-            raise bad_value("path", self.path, "required for the external source, and only for it")
-        return self
+    return int(psutil.virtual_memory().available)
 
 
-class Assessment(Section):
-    samples: Annotated[int, Field(ge=STARTUP_SAMPLES)]  # raw samples given to the 90B estimators
-    sts_sequence_bits: Annotated[int, Field(ge=1000)]  # SP 800-22 sequence length
-    margin_bits: Annotated[int, Field(ge=0, le=256)]  # conditioning margin over 256 bits
-
-
-class HarvestSection(Section):
-    sources: Annotated[list[SourceSpec], Field(min_length=1)]
-    false_alarm_log2: Annotated[int, Field(ge=20, le=60)]  # health tests' alpha = 2^-k
-    apt_form: Literal["sp800-90b", "jitterentropy"]
-    assessment: Assessment
-
-    @model_validator(mode="after")
-    def _unique(self) -> HarvestSection:
-        names = [s.name for s in self.sources]
-        if len(set(names)) != len(names):
-            raise bad_value("sources", names, "each source may appear once")
-        return self
+def check_memory(spec: SourceSpec, raw_bytes: int, why: str) -> None:
+    """Refuse before collecting what would not fit: raw samples are held twice at most
+    (as read, then joined for conditioning)."""
+    have = available_memory()
+    if 2 * raw_bytes > have:
+        raise UserError(
+            f"source {spec.name!r}: {why} needs {raw_bytes} raw bytes, held twice while "
+            f"conditioning; {have} bytes of memory are available; no pool written"
+        )
 
 
 def byte_statistics(data: bytes) -> dict[str, float]:
@@ -109,27 +94,30 @@ class Reader:
         out = [self.buffer[:n]]
         self.buffer = self.buffer[n:]
         have = out[0].size
-        while have < n:
-            chunk = next(self.chunks, None)
-            if chunk is None:
-                raise UserError(
-                    f"source {self.spec.name!r}: need {n} more raw bytes, the source ran out after {self.tests.samples}"
-                )
-            if self.tests.samples == 0:
-                startup_test(self.tests, chunk)
-                self.tests.update(chunk[STARTUP_SAMPLES:])
-            else:
-                self.tests.update(chunk)
-            out.append(chunk[: n - have])
-            self.buffer = chunk[n - have :]
-            have += min(chunk.size, n - have)
+        with progress(total=n - have, desc=f"{self.spec.name}: collecting", unit="B") as bar:
+            while have < n:
+                chunk = next(self.chunks, None)
+                if chunk is None:
+                    raise UserError(
+                        f"source {self.spec.name!r}: need {n} more raw bytes, the source ran out after {self.tests.samples}"
+                    )
+                if self.tests.samples == 0:
+                    startup_test(self.tests, chunk)
+                    self.tests.update(chunk[STARTUP_SAMPLES:])
+                else:
+                    self.tests.update(chunk)
+                used = min(chunk.size, n - have)
+                out.append(chunk[:used])
+                self.buffer = chunk[used:]
+                have += used
+                bar.update(used)
         self.seconds += time.perf_counter() - t0
         taken = np.concatenate(out)
         self.parts.append(taken)
         return taken
 
-    def raw(self) -> bytes:
-        return b"".join(p.tobytes() for p in self.parts)
+    def raw(self) -> np.ndarray:
+        return np.concatenate(self.parts)
 
 
 def chunks_for(spec: SourceSpec) -> Iterator[np.ndarray]:
@@ -140,19 +128,45 @@ def chunks_for(spec: SourceSpec) -> Iterator[np.ndarray]:
     return sources.external(Path(spec.path), spec.sha256)
 
 
+def assess_source(name: str, raw: np.ndarray) -> dict[str, Any]:
+    """SP 800-90B's ten estimators on a source's raw samples, with a progress bar; a source
+    that cannot be assessed stops the stage in one line."""
+    with progress(total=estimators.steps(raw), desc=f"{name}: SP 800-90B", unit="estimate") as bar:
+        try:
+            return estimators.assess(raw, 8, step=lambda _: bar.update())
+        except ValueError as exc:
+            raise UserError(f"source {name!r} cannot be assessed: {exc}; no pool written") from None
+
+
+def conditioning_ratio(name: str, h: float, margin_bits: int) -> int:
+    """Raw bytes per 32-byte block; one line and no pool if the source is too repetitive."""
+    need = math.inf if h <= 0 else math.ceil((256 + margin_bits) / h)
+    if need > MAX_RAW_PER_BLOCK:
+        raise UserError(
+            f"source {name!r}: assessed min-entropy {h:.3g} bits/sample is too low to condition "
+            f"{256 + margin_bits} bits per 32-byte block within {MAX_RAW_PER_BLOCK} raw bytes; "
+            "no pool written"
+        )
+    return sources.raw_per_block(h, margin_bits)
+
+
 def harvest_source(
     spec: SourceSpec, section: HarvestSection, chunks: Iterator[np.ndarray] | None = None
 ) -> dict[str, Any]:
     """Collect, test, assess and condition one source; returns its bytes and its report."""
     a = section.assessment
+    blocks = math.ceil(spec.bytes / 32)
+    best_case = blocks * math.ceil((256 + a.margin_bits) / 8)  # 8 bits in every sample
+    check_memory(spec, max(a.samples, best_case), f"conditioning {spec.bytes} bytes")
     tests = HealthTests(
         spec.name, spec.claimed_h, 2.0**-section.false_alarm_log2, 8, section.apt_form
     )
     reader = Reader(spec, tests, chunks if chunks is not None else chunks_for(spec))
     raw_assessed = reader.take(a.samples)
     log.info("%s: assessing %d raw samples (SP 800-90B)", spec.name, raw_assessed.size)
-    assessment = assess(raw_assessed, 8)
+    assessment = assess_source(spec.name, raw_assessed)
     h = float(assessment["min_entropy"])
+    log.info("%s: %.4f bits/sample (%s)", spec.name, h, limiting_estimator(assessment))
     if h < spec.claimed_h:
         log.warning(
             "%s: assessed %.3f bits/sample, below the %.3f the health tests assume",
@@ -160,8 +174,9 @@ def harvest_source(
             h,
             spec.claimed_h,
         )
-    per_block = sources.raw_per_block(h, a.margin_bits)
-    need = math.ceil(spec.bytes / 32) * per_block
+    per_block = conditioning_ratio(spec.name, h, a.margin_bits)
+    need = blocks * per_block
+    check_memory(spec, need, f"conditioning {spec.bytes} bytes at {per_block} raw bytes per 32")
     if need > raw_assessed.size:
         reader.take(need - raw_assessed.size)
     raw = reader.raw()
@@ -190,19 +205,35 @@ def harvest_source(
     }
 
 
+def limiting_estimator(assessment: dict[str, Any]) -> str:
+    """The estimate the assessed min-entropy comes from, e.g. 'multi_mmc (bit string)'."""
+    h = assessment["min_entropy"]
+    for part, label, scale in (("original", "samples", 1), ("bitstring", "bit string", 8)):
+        for name, value in (assessment[part] or {}).items():
+            if value * scale == h:
+                return f"{name} ({label})"
+    raise AssertionError("the min-entropy is one of the estimates")
+
+
 def assessment_report(
     assessment: dict[str, Any], raw_assessed: np.ndarray, conditioned: bytes, a: Assessment
 ) -> dict[str, Any]:
     """The part of a source's report that is a function of its stored bytes alone."""
     h = float(assessment["min_entropy"])
     bits = np.unpackbits(np.frombuffer(conditioned, dtype=np.uint8))
-    sts = run_suite(bits, a.sts_sequence_bits) if bits.size >= a.sts_sequence_bits else {}
+    if bits.size < a.sts_sequence_bits:
+        raise UserError(
+            f"harvest.assessment.sts_sequence_bits = {a.sts_sequence_bits}: more than the "
+            f"{bits.size} bits of a pool segment; SP 800-22 cannot run"
+        )
+    sts = run_suite(bits, a.sts_sequence_bits)
     return {
         "min_entropy": h,
+        "min_entropy_estimator": limiting_estimator(assessment),
         "assessment": assessment,
         "raw_per_32_bytes": sources.raw_per_block(h, a.margin_bits),
         "sts": sts,
-        "sts_all_passed": all(t["passed"] for t in sts.values()) if sts else None,
+        "sts_all_passed": all(t["passed"] for t in sts.values()),
         "bytes_raw": byte_statistics(raw_assessed.tobytes()),
         "bytes_conditioned": byte_statistics(conditioned),
     }
@@ -217,7 +248,9 @@ def reassess(section: HarvestSection, pool_dir: Path = POOL_DIR) -> dict[str, di
     for seg in pool.segments:
         raw = np.frombuffer((pool_dir / raw_file(seg.source)).read_bytes(), dtype=np.uint8)
         conditioned = pool.data[seg.start : seg.end]
-        out[seg.source] = assessment_report(assess(raw, 8), raw, conditioned, section.assessment)
+        out[seg.source] = assessment_report(
+            assess_source(seg.source, raw), raw, conditioned, section.assessment
+        )
     return out
 
 
@@ -240,17 +273,20 @@ def run_stage(section: HarvestSection, out: Path = POOL_DIR, reports: Path = REP
     reports_by_source = {name: r["report"] for name, r in results.items()}
     with atomic_dir(out) as tmp:
         (tmp / POOL_FILE).write_bytes(pool)
-        for (
-            name,
-            r,
-        ) in results.items():  # unconditioned samples, kept so the assessment can be re-run
+        # Only the assessed raw samples are kept (so the assessment can be re-run); the rest
+        # of the raw input, an imported dump included, is not copied.
+        for name, r in results.items():
             (tmp / raw_file(name)).write_bytes(r["raw_assessed"])
         card = {
             "sha256": sha256_bytes(pool),
             "size": len(pool),
             "segments": [s.__dict__ for s in segments],
             "bytes_per_source": {s.source: s.end - s.start for s in segments},
+            "estimators": list(estimators.NAMES),
             "min_entropy_per_sample": {n: r["min_entropy"] for n, r in reports_by_source.items()},
+            "min_entropy_estimator": {
+                n: r["min_entropy_estimator"] for n, r in reports_by_source.items()
+            },
             "sts_all_passed": {n: r["sts_all_passed"] for n, r in reports_by_source.items()},
             "raw_per_32_bytes": {n: r["raw_per_32_bytes"] for n, r in reports_by_source.items()},
         }
@@ -259,4 +295,11 @@ def run_stage(section: HarvestSection, out: Path = POOL_DIR, reports: Path = REP
         write_json(
             tmp / MANIFEST, build_manifest("harvest", flatten(section, "harvest"), external, tmp)
         )
-    write_json(reports / "metrics.json", {"pool_bytes": len(pool), "sources": reports_by_source})
+    write_json(
+        reports / "metrics.json",
+        {
+            "pool_bytes": len(pool),
+            "estimators": list(estimators.NAMES),
+            "sources": reports_by_source,
+        },
+    )

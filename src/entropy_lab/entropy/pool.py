@@ -134,18 +134,41 @@ class Pool:
 
     @classmethod
     def load(cls, directory: Path = POOL_DIR) -> Pool:
-        from entropy_lab.provenance import sha256_file
+        """The pool, after checking its card against its bytes: size, sha256, and segments
+        sorted, disjoint and inside the pool."""
+        from entropy_lab.provenance import sha256_bytes
 
-        path = Path(directory) / POOL_FILE
+        path, card_path = Path(directory) / POOL_FILE, Path(directory) / CARD_FILE
         if not path.is_file():
             raise UserError(f"no entropy pool at {path}; run the harvest stage first")
-        card = json.loads((Path(directory) / CARD_FILE).read_text())
-        digest = sha256_file(path)
-        if digest != card["sha256"]:
-            raise UserError(
-                f"entropy pool {path} hashes to {digest}, its card says {card['sha256']}"
+        data = path.read_bytes()
+        try:
+            card = json.loads(card_path.read_text())
+            size, sha256 = int(card.get("size", len(data))), str(card["sha256"])
+            segments = tuple(
+                Segment(str(s["source"]), int(s["start"]), int(s["end"])) for s in card["segments"]
             )
-        return cls(path.read_bytes(), digest, tuple(Segment(**s) for s in card["segments"]))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise UserError(f"entropy pool card {card_path}: unreadable ({exc!r})") from None
+        if len(data) != size:
+            raise UserError(f"entropy pool {path} has {len(data)} bytes, its card says {size}")
+        digest = sha256_bytes(data)
+        if digest != sha256:
+            raise UserError(f"entropy pool {path} hashes to {digest}, its card says {sha256}")
+        end = 0
+        for seg in segments:
+            if not end <= seg.start <= seg.end <= size:
+                raise UserError(
+                    f"entropy pool card {card_path}: segment {seg.source!r} [{seg.start}, "
+                    f"{seg.end}) is not sorted, disjoint and inside the pool's {size} bytes"
+                )
+            end = seg.end
+        return cls(data, digest, segments)
 
     def read(self, r: Range) -> bytes:
+        if not 0 <= r.start <= r.end <= len(self.data):
+            raise UserError(
+                f"entropy pool: range [{r.start}, {r.end}) of {r.experiment!r} sample {r.sample} "
+                f"is outside the pool's {len(self.data)} bytes"
+            )
         return self.data[r.start : r.end]

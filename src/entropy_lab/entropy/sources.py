@@ -52,13 +52,13 @@ def jitter() -> Iterator[np.ndarray]:
         yield out
 
 
-def external(path: Path, expected_sha256: str | None) -> Iterator[np.ndarray]:
+def external(path: Path, expected_sha256: str) -> Iterator[np.ndarray]:
     """Bytes of an imported dump, in order, after checking that it exists and matches its hash."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"harvest.sources.external.path = '{path}': no such file")
     digest = sha256_file(path)
-    if expected_sha256 is not None and digest != expected_sha256:
+    if digest != expected_sha256:
         raise UserError(
             f"harvest.sources.external.sha256 = '{expected_sha256}': file {path} hashes to {digest}"
         )

@@ -1,0 +1,546 @@
+"""The sequential scans of the SP 800-90B estimators, compiled with numba.
+
+A predictor's state at sample i depends on every earlier sample (its counts, its
+scoreboard, the dictionary it has grown), so these loops cannot be expressed as numpy
+array operations without sorting the input once per context length, which costs more
+than NIST's whole C++ loop on a million-bit string. numba compiles them to machine code
+(cached on disk after the first call); each follows the order of updates of NIST's
+`ea_non_iid` (SP800-90B_EntropyAssessment, cpp/non_iid), which decides its ties.
+
+Symbols are uint8; literal (non-binary) inputs arrive translated to 0..k-1 in value order,
+as NIST's tool translates them. The predictors return (correct predictions C, number of
+predictions N, longest run of correct predictions); `estimators.prediction_estimate`
+turns those into a min-entropy.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numba
+import numpy as np
+from numba import njit
+
+if not os.environ.get("NUMBA_CACHE_DIR"):
+    # Compiled code is cached outside the source tree: files under src/ would change the
+    # harvest stage's code hash in dvc.lock.
+    _cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    numba.config.CACHE_DIR = str(_cache / "entropy-lab" / "numba")
+
+MCW_WINDOWS = (63, 255, 1023, 4095)  # 6.3.7
+LAG_D = 128  # 6.3.8
+MMC_D = 16  # 6.3.9
+MMC_MAX_ENTRIES = 100_000
+LZ78Y_B = 16  # 6.3.10
+LZ78Y_MAX_DICT = 65_536
+
+
+@njit(cache=True, nogil=True)
+def collision_sums(b):
+    """6.3.2: the waits for a collision (2 or 3 bits) read left to right: (count, sum, sum of squares)."""
+    n = b.size
+    i = 0
+    v = 0
+    s = 0
+    while i < n - 1:
+        if b[i] == b[i + 1]:
+            t = 2
+        elif i < n - 2:
+            t = 3
+        else:
+            break
+        v += 1
+        s += t * t
+        i += t
+    return v, i, s
+
+
+@njit(cache=True, nogil=True)
+def compression_distances(bits, b, d):
+    """6.3.4: for each b-bit block from the (d+1)-th on, the distance back to the last
+    occurrence of the same block (its index + 1 if none)."""
+    num_blocks = bits.size // b
+    last = np.zeros(1 << b, np.int64)
+    out = np.empty(num_blocks - d, np.int64)
+    for i in range(num_blocks):
+        block = 0
+        for j in range(b):
+            block = (block << 1) | (bits[i * b + j] & 1)
+        if i >= d:
+            out[i - d] = i + 1 - last[block]
+        last[block] = i + 1
+    return out
+
+
+@njit(cache=True, nogil=True)
+def compression_g(z, d, log_i):
+    """6.3.4 step 9's G(z) in NIST's O(n) form: G = z (z F + A_end - A_d) / v with the
+    partial sums A_i of log2(i) (1-z)^(i-1), i = 2..num_blocks (log_i[i-2] = log2(i)).
+    Compensated sums; the power is refreshed from exp every 1024 terms, and the loop stops
+    where the terms leave double's normal range, as NIST's stops where they underflow."""
+    num_blocks = log_i.size + 1
+    step = math.log1p(-z)
+    power = 1.0 - z
+    first, first_c, later, later_c = 0.0, 0.0, 0.0, 0.0
+    for i in range(2, num_blocks + 1):
+        if i % 1024 == 0:
+            power = math.exp((i - 1) * step)
+        if power < 1e-300:
+            break
+        a = log_i[i - 2] * power
+        weight = num_blocks - d if i <= d else num_blocks - i
+        y = weight * a - first_c
+        s = first + y
+        first_c = (s - first) - y
+        first = s
+        if i > d:
+            y = a - later_c
+            s = later + y
+            later_c = (s - later) - y
+            later = s
+        power *= 1.0 - z
+    return z * (z * first + later) / (num_blocks - d)
+
+
+@njit(cache=True, nogil=True)
+def tuple_counts(lcp):
+    """6.3.5-6.3.6 from an LCP array (lcp[j] = common prefix of the j-th and (j+1)-th
+    sorted suffixes, last entry 0): per length t, the most occurrences of one t-tuple
+    (`best`, to be suffix-maximised) and the number of pairs of equal t-tuples (`diff`, to
+    be suffix-summed). One stack pass over the LCP intervals, O(n)."""
+    n = lcp.size
+    v = 0
+    for j in range(n):
+        if lcp[j] > v:
+            v = lcp[j]
+    best = np.zeros(v + 2, np.int64)
+    diff = np.zeros(v + 2, np.int64)
+    heights = np.empty(n + 1, np.int64)
+    lefts = np.empty(n + 1, np.int64)
+    top = 0
+    for i in range(n):
+        h = lcp[i]
+        left = i
+        while top > 0 and heights[top - 1] > h:
+            top -= 1
+            th = heights[top]
+            tl = lefts[top]
+            below = h
+            if top > 0 and heights[top - 1] > below:
+                below = heights[top - 1]
+            c = i - tl + 1  # suffixes sharing a prefix of length below+1 .. th
+            if c > best[th]:
+                best[th] = c
+            pairs = c * (c - 1) // 2
+            diff[th] += pairs
+            diff[below] -= pairs
+            left = tl
+        if h > 0 and (top == 0 or heights[top - 1] < h):
+            heights[top] = h
+            lefts[top] = left
+            top += 1
+    return best, diff
+
+
+@njit(cache=True, nogil=True)
+def _largest_root(logs, ratios, t0, count):
+    """max over j of ratios[j]^(1/(t0+j)), ranked by logs[j] = log(ratios[j])/(t0+j) and
+    taken with pow (as NIST's code computes it) at every j within rounding of the top."""
+    top = -np.inf
+    for j in range(count):
+        top = max(top, logs[j])
+    floor = top - 1e-12 * max(1.0, abs(top))
+    out = -1.0
+    for j in range(count):
+        if logs[j] >= floor:
+            out = max(out, ratios[j] ** (1.0 / (t0 + j)))
+    return out
+
+
+@njit(cache=True, nogil=True)
+def tuple_maxima(best, diff, n):
+    """From `tuple_counts` (changed in place): the largest p_t^(1/t) of the t-tuple
+    estimate (t < u, where u is the first length with no tuple occurring 35 times) and of
+    the LRS estimate (u <= t <= v, v the longest repeat); -1 where there is none."""
+    v = best.size - 2
+    for t in range(v, 0, -1):  # most occurrences of a t-tuple, pairs of equal t-tuples
+        best[t] = max(best[t], best[t + 1])
+        diff[t] += diff[t + 1]
+    u = 1
+    while u <= v and best[u] >= 35:
+        u += 1
+    ratios = np.empty(v, np.float64)
+    logs = np.empty(v, np.float64)
+    for t in range(1, u):
+        ratios[t - 1] = best[t] / (n - t + 1)
+        logs[t - 1] = np.log(ratios[t - 1]) / t
+    p_tuple = _largest_root(logs, ratios, 1, u - 1)
+    for t in range(u, v + 1):
+        ratios[t - u] = diff[t] / (((n - t) * (n - t + 1)) >> 1)
+        logs[t - u] = np.log(ratios[t - u]) / t
+    p_lrs = _largest_root(logs, ratios, u, v + 1 - u)
+    return p_tuple, p_lrs
+
+
+@njit(cache=True, nogil=True)
+def substring_ids(sa, lcp, lengths):
+    """ids[p, L-1]: a number shared by exactly the positions p whose next L symbols are
+    equal (ranks of the distinct L-substrings, read off the suffix array), L = 1..lengths."""
+    n = sa.size
+    ids = np.empty((n, lengths), np.int32)
+    cur = np.full(lengths, -1, np.int32)
+    for r in range(n):
+        common = lcp[r - 1] if r > 0 else 0
+        for k in range(lengths):
+            if common < k + 1:
+                cur[k] += 1
+            ids[sa[r], k] = cur[k]
+    return ids
+
+
+@njit(cache=True, nogil=True)
+def multi_mcw(s, k):
+    """6.3.7 MultiMCW: four most-common-in-window predictors (ties to the value seen last)."""
+    n = s.size
+    nw = len(MCW_WINDOWS)
+    w = np.array(MCW_WINDOWS, np.int64)
+    counts = np.zeros((nw, k), np.int64)
+    last = np.zeros((nw, k), np.int64)
+    top = np.zeros(nw, np.int64)
+    frequent = np.zeros(nw, np.int64)
+    for i in range(w[nw - 1]):
+        x = s[i]
+        for j in range(nw):
+            if i < w[j]:
+                counts[j, x] += 1
+                if top[j] <= counts[j, x]:
+                    top[j] = counts[j, x]
+                    frequent[j] = x
+                last[j, x] = i
+    score = np.zeros(nw, np.int64)
+    winner = 0
+    c = 0
+    run = 0
+    longest = 0
+    for i in range(w[0], n):
+        x = s[i]
+        if frequent[winner] == x:
+            c += 1
+            run += 1
+            if run > longest:
+                longest = run
+        else:
+            run = 0
+        for j in range(nw):
+            if i >= w[j] and frequent[j] == x:
+                score[j] += 1
+                if score[j] >= score[winner]:
+                    winner = j
+        for j in range(nw):
+            if i >= w[j]:
+                old = s[i - w[j]]
+                counts[j, old] -= 1
+                counts[j, x] += 1
+                last[j, x] = i
+                if old != frequent[j] and top[j] <= counts[j, x]:
+                    top[j] = counts[j, x]
+                    frequent[j] = x
+                elif old == frequent[j]:
+                    top[j] -= 1
+                    at = i - w[j]
+                    for y in range(k):
+                        if top[j] < counts[j, y] or (top[j] == counts[j, y] and at <= last[j, y]):
+                            top[j] = counts[j, y]
+                            frequent[j] = y
+                            at = last[j, y]
+    return c, n - w[0], longest
+
+
+@njit(cache=True, nogil=True)
+def multi_mcw_binary(s):
+    """6.3.7 MultiMCW on bits: the windows are odd, so the most common bit is the majority."""
+    n = s.size
+    nw = len(MCW_WINDOWS)
+    w = np.array(MCW_WINDOWS, np.int64)
+    ones = np.zeros(nw, np.int64)
+    for j in range(nw):
+        for i in range(w[j]):
+            ones[j] += s[i]
+    score = np.zeros(nw, np.int64)
+    winner = 0
+    c = 0
+    run = 0
+    longest = 0
+    for i in range(w[0], n):
+        x = s[i]
+        if (2 * ones[winner] > w[winner]) == (x == 1):
+            c += 1
+            run += 1
+            if run > longest:
+                longest = run
+        else:
+            run = 0
+        for j in range(nw):
+            if i >= w[j]:
+                if (2 * ones[j] > w[j]) == (x == 1):
+                    score[j] += 1
+                    if score[j] >= score[winner]:
+                        winner = j
+                ones[j] += np.int64(x) - s[i - w[j]]
+    return c, n - w[0], longest
+
+
+@njit(cache=True, nogil=True)
+def lag(s):
+    """6.3.8 Lag: predictors "the value d+1 samples back", d < 128; ties to the longer lag."""
+    n = s.size
+    score = np.zeros(LAG_D, np.int32)  # score[e]: lag d = 127 - e, so the window reads forward
+    winner = 0
+    high = 0
+    c = 0
+    run = 0
+    longest = 0
+    for i in range(1, n):
+        x = s[i]
+        if s[i - winner - 1] == x:
+            c += 1
+            run += 1
+            if run > longest:
+                longest = run
+        else:
+            run = 0
+        # NIST updates the matching lags in increasing d, each taking the lead at >= the
+        # high score: the new leader is the longest matching lag with the top new score.
+        # (A branch-free pass over all 128 lags; the window is read forward.)
+        top = -1
+        if i >= LAG_D:  # a fixed-length loop, which the compiler vectorises
+            window = s[i - LAG_D : i]
+            for e in range(LAG_D):
+                hit = window[e] == x
+                score[e] += hit
+                key = (np.int64(score[e]) << 8) | (LAG_D - 1 - e)
+                top = max(top, key if hit else -1)
+        else:
+            for e in range(LAG_D - i, LAG_D):
+                hit = s[i - LAG_D + e] == x
+                score[e] += hit
+                key = (np.int64(score[e]) << 8) | (LAG_D - 1 - e)
+                top = max(top, key if hit else -1)
+        if top >= 0 and (top >> 8) >= high:
+            high = top >> 8
+            winner = top & 0xFF
+    return c, n - 1, longest
+
+
+@njit(cache=True, nogil=True)
+def multi_mmc_binary(s):
+    """6.3.9 MultiMMC on bits: Markov predictors of order 1..16 over context tables."""
+    n = s.size
+    # the counts of context length m (2^m contexts x 2 next bits) start at 2^(m+1) - 4
+    table = np.zeros((1 << (MMC_D + 2)) - 4, np.int32)
+    entries = np.ones(MMC_D, np.int64)
+    pattern = 0
+    for d in range(MMC_D):  # the first context of each order
+        pattern = (pattern << 1) | (s[d] & 1)
+        table[(1 << (d + 2)) - 4 + (pattern << 1) + (s[d + 1] & 1)] = 1
+    score = np.zeros(MMC_D, np.int64)
+    winner = 0
+    c = 0
+    run = 0
+    longest = 0
+    history = 0  # the last 16 bits, newest lowest
+    for i in range(2, n):
+        history = ((history << 1) | (s[i - 1] & 1)) & 0xFFFF
+        y = s[i] & 1
+        found = True
+        current = winner
+        for d in range(min(MMC_D, i - 1)):
+            # the context s[i-d-1..i-1], of length d+1
+            e = (1 << (d + 2)) - 4 + ((history & ((2 << d) - 1)) << 1)
+            if found:  # a context is looked up only while its shorter suffix was found
+                a0 = table[e]
+                a1 = table[e + 1]
+                guess = 1 if a1 >= a0 else 0
+                found = (a0 | a1) != 0
+            if found:
+                if guess == y:
+                    score[d] += 1
+                    if score[d] >= score[winner]:
+                        winner = d
+                    if d == current:
+                        c += 1
+                        run += 1
+                        if run > longest:
+                            longest = run
+                elif d == current:
+                    run = 0
+                seen = a1 if y else a0
+                if seen != 0:
+                    table[e + y] = seen + 1
+                elif entries[d] < MMC_MAX_ENTRIES:
+                    table[e + y] = 1
+                    entries[d] += 1
+            elif entries[d] < MMC_MAX_ENTRIES:
+                table[e + y] = 1
+                entries[d] += 1
+    return c, n - 2, longest
+
+
+@njit(cache=True, nogil=True)
+def multi_mmc(s, ids):
+    """6.3.9 MultiMMC on non-binary symbols; `ids` from `substring_ids` with 17 lengths
+    name the contexts (lengths 1..16) and (context, next symbol) pairs (lengths 2..17).
+    Each context predicts its most frequent next symbol, ties to the larger symbol."""
+    n = s.size
+    m = ids.shape[0]
+    pair_count = np.zeros((MMC_D, m), np.int32)
+    best = np.zeros((MMC_D, m), np.int32)  # 0: the context has not been seen
+    guess = np.zeros((MMC_D, m), np.uint8)
+    entries = np.zeros(MMC_D, np.int64)
+    for d in range(min(MMC_D, n - 2)):  # the first context of each order
+        ctx = ids[0, d]
+        pair_count[d, ids[0, d + 1]] = 1
+        best[d, ctx] = 1
+        guess[d, ctx] = s[d + 1]
+        entries[d] = 1
+    score = np.zeros(MMC_D, np.int64)
+    winner = 0
+    c = 0
+    run = 0
+    longest = 0
+    for i in range(2, n):
+        y = s[i]
+        found = False
+        current = winner
+        for d in range(min(MMC_D, i - 1)):
+            p = i - d - 1
+            ctx = ids[p, d]
+            if d == 0 or found:  # a context is looked up only while its shorter suffix was found
+                found = best[d, ctx] > 0
+            if found:
+                if guess[d, ctx] == y:
+                    score[d] += 1
+                    if score[d] >= score[winner]:
+                        winner = d
+                    if d == current:
+                        c += 1
+                        run += 1
+                        if run > longest:
+                            longest = run
+                elif d == current:
+                    run = 0
+            pair = ids[p, d + 1]
+            got = pair_count[d, pair]
+            # a new pair, or any pair of a context not looked up, counts as an entry (as NIST's)
+            if got == 0 or not found:
+                if entries[d] >= MMC_MAX_ENTRIES:
+                    continue
+                entries[d] += 1
+            got += 1
+            pair_count[d, pair] = got
+            if got > best[d, ctx] or (got == best[d, ctx] and y > guess[d, ctx]):
+                best[d, ctx] = got
+                guess[d, ctx] = y
+    return c, n - 2, longest
+
+
+@njit(cache=True, nogil=True)
+def lz78y_binary(s):
+    """6.3.10 LZ78Y on bits: contexts of 1..16 bits in one dictionary of at most 65,536."""
+    n = s.size
+    table = np.zeros((1 << (LZ78Y_B + 2)) - 4, np.int32)  # laid out as in multi_mmc_binary
+    size = 0
+    pattern = 0
+    for j in range(LZ78Y_B):  # the contexts ending just before s[16]
+        pattern |= (s[LZ78Y_B - j - 1] & 1) << j
+        table[(1 << (j + 2)) - 4 + (pattern << 1) + (s[LZ78Y_B] & 1)] = 1
+        size += 1
+    c = 0
+    run = 0
+    longest = 0
+    history = 0  # the last 16 bits, newest lowest
+    for j in range(LZ78Y_B):
+        history = (history << 1) | (s[j] & 1)
+    for i in range(LZ78Y_B + 1, n):
+        history = ((history << 1) | (s[i - 1] & 1)) & 0xFFFF
+        y = s[i] & 1
+        have = False
+        guess = 0
+        top = 0
+        for j in range(LZ78Y_B, 0, -1):
+            e = (1 << (j + 1)) - 4 + ((history & ((1 << j) - 1)) << 1)  # the context s[i-j..i-1]
+            a0 = table[e]
+            a1 = table[e + 1]
+            count = a1 if a1 >= a0 else a0
+            if count != 0:
+                if count > top:  # the longest context with the most counts predicts
+                    top = count
+                    have = True
+                    guess = 1 if a1 >= a0 else 0
+                table[e + y] = (a1 if y else a0) + 1
+            elif size < LZ78Y_MAX_DICT:
+                table[e + y] = 1
+                size += 1
+        if have and guess == y:
+            c += 1
+            run += 1
+            if run > longest:
+                longest = run
+        else:
+            run = 0
+    return c, n - LZ78Y_B - 1, longest
+
+
+@njit(cache=True, nogil=True)
+def lz78y(s, ids, k):
+    """6.3.10 LZ78Y on non-binary symbols; `ids` (16 lengths) name the contexts. Each
+    context predicts its most frequent next symbol, ties to the larger symbol."""
+    n = s.size
+    m = ids.shape[0]
+    slot = np.full((LZ78Y_B, m), -1, np.int32)  # context id -> dictionary entry
+    pair_count = np.zeros((LZ78Y_MAX_DICT, k), np.int32)
+    best = np.zeros(LZ78Y_MAX_DICT, np.int32)
+    guess = np.zeros(LZ78Y_MAX_DICT, np.uint8)
+    size = 0
+    for j in range(1, LZ78Y_B + 1):  # the contexts ending just before s[16]
+        slot[j - 1, ids[LZ78Y_B - j, j - 1]] = size
+        pair_count[size, s[LZ78Y_B]] = 1
+        best[size] = 1
+        guess[size] = s[LZ78Y_B]
+        size += 1
+    c = 0
+    run = 0
+    longest = 0
+    for i in range(LZ78Y_B + 1, n):
+        y = s[i]
+        have = False
+        g = 0
+        top = 0
+        for j in range(LZ78Y_B, 0, -1):
+            e = slot[j - 1, ids[i - j, j - 1]]
+            if e >= 0:
+                if best[e] > top:  # the longest context with the most counts predicts
+                    top = best[e]
+                    g = guess[e]
+                    have = True
+            elif size < LZ78Y_MAX_DICT:
+                e = size
+                slot[j - 1, ids[i - j, j - 1]] = e
+                size += 1
+            else:
+                continue
+            got = pair_count[e, y] + 1
+            pair_count[e, y] = got
+            if got > best[e] or (got == best[e] and y > guess[e]):
+                best[e] = got
+                guess[e] = y
+        if have and g == y:
+            c += 1
+            run += 1
+            if run > longest:
+                longest = run
+        else:
+            run = 0
+    return c, n - LZ78Y_B - 1, longest
