@@ -206,7 +206,7 @@ def test_deterministic_is_scored_by_accuracy():
     from tests.conftest import REPO
 
     fam = load_params(REPO / "params.yaml").tasks.instantiate()["deterministic"]
-    inst = {"value": 7, "sides": 6}
+    inst = {"value": 7}
     record = {
         "id": "d0", "temperature": 1.0, "instance": json.dumps(inst), "support": ["7"], "target": [1.0],
         "model": [], "support_mass": float("nan"), "answers": ["7"] * 9 + ["8"],

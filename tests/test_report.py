@@ -68,10 +68,12 @@ def numbers(params_data) -> dict:
     }
     source = {
         "min_entropy": 3.2,
+        "min_entropy_estimator": "t_tuple (samples)",
         "assessment": {
             "h_original": 3.2,
             "h_bitstring": 0.41,
             "original": {"most_common_value": 3.4, "t_tuple": 3.2, "lrs": 3.7},
+            "bitstring": {"multi_mmc": 0.41, "lag": 0.6},
         },
         "raw_per_32_bytes": 100,
         "sts": sts,
@@ -159,7 +161,7 @@ def test_report_renders_every_section_from_the_numbers(numbers, prov):
         assert heading in md
     assert md.count("*Source:* stage `s` · manifest digest `dddddddddddd`") == 4
     assert "kjv-tiny model.safetensors `cccccccccccc`" in md
-    assert "| jitter | 3.2 | 3.2 | 3.28 | 100 | 1/2 |" in md  # 8 × 0.41 bits per bit
+    assert "| jitter | 3.2 | t_tuple (samples) | 3.2 | 3.28 | 100 | 1/2 |" in md  # 8 × 0.41
     assert "minimal detectable effect at 80% power ranges from d = 0.63" in md
     assert "19 of 400 simulated tests reject, rate 0.0475 [0.03, 0.07], which contains alpha" in md
     assert "| repeat_rate | E |" in md and "| early_stop | – |" in md

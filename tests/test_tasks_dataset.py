@@ -241,7 +241,7 @@ def test_tasks_stage_writes_a_loadable_datasetdict_byte_identically(
 
 def test_impossible_count_is_one_line_and_writes_nothing(params_data, tmp_path, monkeypatch):
     data = small(params_data)
-    data["tasks"]["families"] = {"uuid": {}, "deterministic": {"values": [0, 2], "sides": [6]}}
+    data["tasks"]["families"] = {"uuid": {}, "deterministic": {"values": [0, 2]}}
     data["tasks"]["heldout_families"] = ["deterministic"]
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(data))
     write_pool(tmp_path)

@@ -39,23 +39,29 @@ def save(fig, directory: Path, name: str) -> list[str]:
 
 
 def harvest(numbers: dict[str, Any]):
-    """SP 800-90B estimates per source, and SP 800-22 uniformity p-values per test."""
+    """SP 800-90B estimates per source (on the samples, and on the bit string x 8), and SP 800-22
+    uniformity p-values per test."""
     plt = _pyplot()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4), gridspec_kw={"wspace": 0.5})
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8), gridspec_kw={"wspace": 0.6})
     names = list(numbers)
-    estimators = sorted({e for n in numbers.values() for e in n["estimators"]})
-    width = 0.8 / (len(estimators) + 1)
-    for j, est in enumerate([*estimators, "h_bitstring_per_byte"]):
-        values = [
-            numbers[n]["estimators"].get(est, np.nan) if est in estimators else numbers[n][est]
-            for n in names
-        ]
-        left.bar(np.arange(len(names)) + j * width, values, width, label=est.replace("_", " "))
+    estimators = sorted(
+        {e for n in numbers.values() for part in ("estimators", "estimators_bitstring_per_byte")
+         for e in n[part]}
+    )  # fmt: skip
+    y = {e: i for i, e in enumerate(estimators)}
     for i, n in enumerate(names):
-        left.hlines(numbers[n]["min_entropy"], i - width / 2, i + 0.8, colors="k")
-    left.set_xticks(np.arange(len(names)) + 0.4 - width / 2, names)
-    left.set_ylabel("bits per 8-bit sample")
-    left.set_title("SP 800-90B estimates (black: assessed min-entropy)")
+        colour = f"C{i}"
+        for part, marker, label in (
+            ("estimators", "o", "samples"),
+            ("estimators_bitstring_per_byte", "s", "bit string x 8"),
+        ):
+            est = numbers[n][part]
+            left.scatter([est[e] for e in est], [y[e] for e in est], color=colour, marker=marker,
+                         facecolors="none" if marker == "s" else colour, label=f"{n}: {label}")  # fmt: skip
+        left.axvline(numbers[n]["min_entropy"], color=colour, linewidth=0.8, linestyle="--")
+    left.set_yticks(range(len(estimators)), [e.replace("_", " ") for e in estimators])
+    left.set_xlabel("bits per 8-bit sample (dashed: assessed min-entropy)")
+    left.set_title("SP 800-90B non-IID estimates")
     left.legend(fontsize=6)
     for i, n in enumerate(names):
         p = numbers[n]["sts_uniformity_p"]

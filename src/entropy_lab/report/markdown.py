@@ -129,6 +129,7 @@ def harvest_section(n: dict[str, Any], prov: dict[str, Any]) -> list[str]:
         [
             name,
             fmt(s["min_entropy"]),
+            s["limiting_estimator"],
             fmt(s["h_original"]),
             fmt(s["h_bitstring_per_byte"]),
             str(s["raw_per_32_bytes"]),
@@ -143,6 +144,7 @@ def harvest_section(n: dict[str, Any], prov: dict[str, Any]) -> list[str]:
         [
             "source",
             "min-entropy (bits/byte)",
+            "set by",
             "90B non-binary",
             "90B bitstring ×8",
             "raw bytes per 32",

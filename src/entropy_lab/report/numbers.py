@@ -98,11 +98,14 @@ def harvest_numbers(by_source: dict[str, dict[str, Any]]) -> dict[str, Any]:
     out = {}
     for name, r in by_source.items():
         a, sts = r["assessment"], r["sts"]
+        bits = a["bitstring"] or {}  # none when the samples are binary: assessed as bits
         out[name] = {
             "min_entropy": r["min_entropy"],
+            "limiting_estimator": r["min_entropy_estimator"],
             "h_original": a["h_original"],
-            "h_bitstring_per_byte": 8 * a["h_bitstring"],
+            "h_bitstring_per_byte": None if a["h_bitstring"] is None else 8 * a["h_bitstring"],
             "estimators": a["original"],
+            "estimators_bitstring_per_byte": {k: 8 * v for k, v in bits.items()},
             "raw_per_32_bytes": r["raw_per_32_bytes"],
             "sts_passed": sum(t["passed"] for t in sts.values()),
             "sts_tests": len(sts),

@@ -30,7 +30,6 @@ from entropy_lab.tasks.base import (
 
 class DeterministicConfig(Section):
     values: Annotated[list[int], Field(min_length=2, max_length=2)]  # [min, max] face value
-    sides: Annotated[list[Annotated[int, Field(ge=2, le=100)]], Field(min_length=1)]
 
     @model_validator(mode="after")
     def _ordered(self) -> DeterministicConfig:
@@ -58,7 +57,7 @@ class Deterministic(Family):
         if rng.integers(2):
             return {"items": [pick(rng, self.words)]}  # "items": paraphrases must keep it
         low, high = self.config.values
-        return {"value": int(rng.integers(low, high + 1)), "sides": pick(rng, self.config.sides)}
+        return {"value": int(rng.integers(low, high + 1))}
 
     def answer(self, inst) -> str:
         return inst["items"][0] if "items" in inst else str(inst["value"])
@@ -69,7 +68,8 @@ class Deterministic(Family):
     def slots(self, inst):
         if "items" in inst:
             return {"source": f"a list with one item: {inst['items'][0]}"}
-        return {"source": f"a {inst['sides']}-sided die with {inst['value']} on every face"}
+        # one number in the prompt: the answer cannot be confused with a die's size
+        return {"source": f"a die with {inst['value']} on every face"}
 
     def format_hint(self, inst):
         return "Answer with the item only." if "items" in inst else "Answer with the number only."
