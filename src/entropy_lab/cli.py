@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -47,6 +48,9 @@ def main(verbose: bool) -> None:
     )
     # bitsandbytes warns at import about CPU kernels it cannot use; quantisation is refused on CPU anyway.
     logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+    if not sys.stderr.isatty():  # libraries' progress bars only on a terminal, like ours
+        for library in ("HF_HUB", "HF_DATASETS"):  # read when transformers / datasets import
+            os.environ.setdefault(f"{library}_DISABLE_PROGRESS_BARS", "1")
 
 
 @main.command("harvest")
