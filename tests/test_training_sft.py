@@ -4,6 +4,7 @@ bad LoRA configs are one-line errors."""
 from __future__ import annotations
 
 import copy
+import itertools
 import os
 import re
 import signal
@@ -274,3 +275,16 @@ def test_qlora_4bit_step_on_cuda(tmp_path, params_data):
         "d",
     )
     assert len(curve) >= 2
+
+
+def test_learning_rate_warms_up_then_decays_to_zero(params_data):
+    from entropy_lab.training.sft import learning_rate
+
+    t = parse_params(params_data).training.model_copy(
+        update={"lr": 0.01, "warmup_steps": 10, "steps": 110}
+    )
+    rates = [learning_rate(s, t) for s in range(t.steps)]
+    assert rates[0] == pytest.approx(0.001) and rates[9] == pytest.approx(0.01)
+    assert rates[60] == pytest.approx(0.005)  # half way through the decay
+    assert all(a >= b for a, b in itertools.pairwise(rates[9:]))
+    assert rates[-1] < 1e-5

@@ -37,6 +37,8 @@ class TrainingSection(Section):
 
     @model_validator(mode="after")
     def _unique(self) -> TrainingSection:
+        if self.warmup_steps >= self.steps:
+            raise bad_value("warmup_steps", self.warmup_steps, f"must be < steps ({self.steps})")
         for key in ("models", "variants"):
             names = getattr(self, key)
             if len(set(names)) != len(names):
