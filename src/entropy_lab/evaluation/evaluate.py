@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 
 from entropy_lab.errors import UserError
 from entropy_lab.evaluation import distribution as dist
@@ -68,36 +69,72 @@ def answer_budget(tokenizer, record: dict[str, Any], family: Family) -> int:
     return len(family.longest_answer(json.loads(record["instance"])).encode()) + 1
 
 
+@torch.inference_mode()
+def decode_shared(model, prefix: list[int], suffixes: list[list[int]], steps: int, pick, eos: int):
+    """Continue `prefix + suffixes[row]` for every row (suffixes of one length): the prefix is run
+    once and its KV cache repeated for the rows, then each step takes `pick(logits, step)` (one
+    token per row). Returns each row's tokens before EOS, or None where no EOS came within
+    `steps`. Sampling N answers to one prompt (empty suffixes) costs N answers' tokens, not N
+    prompts'."""
+    rows = len(suffixes)
+    ids = torch.tensor([prefix], device=model.device)
+    out = model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=True)
+    cache, logits = out.past_key_values, out.logits[:, -1].expand(rows, -1)
+    cache.batch_repeat_interleave(rows)
+    seen = len(prefix)
+
+    def step_in(tokens: torch.Tensor):
+        nonlocal cache, logits, seen
+        seen += tokens.shape[1]
+        mask = torch.ones(rows, seen, dtype=torch.long, device=model.device)
+        out = model(input_ids=tokens.to(model.device), attention_mask=mask, past_key_values=cache,
+                    use_cache=True)  # fmt: skip
+        cache, logits = out.past_key_values, out.logits[:, -1]
+
+    if suffixes[0]:
+        step_in(torch.tensor(suffixes))
+    tokens = torch.full((rows, steps), eos, dtype=torch.long)
+    done = torch.zeros(rows, dtype=torch.bool)
+    for step in range(steps):
+        chosen = pick(logits, step).cpu()
+        tokens[:, step] = torch.where(done, eos, chosen)
+        done |= chosen == eos
+        if bool(done.all()) or step + 1 == steps:
+            break
+        step_in(chosen[:, None])
+    answers: list[list[int] | None] = []
+    for row in tokens.tolist():
+        answers.append(row[: row.index(eos)] if eos in row else None)
+    return answers
+
+
 def sample_answers(
     model, tokenizer, records, budgets, e: EvaluateSection, key: str, max_prompt, temperature=1.0
 ):
     """N sampled answer texts per record (None where the model did not stop within the
-    record's budget). Answer j of a record reads its own keyed uniform stream, the same at
-    every temperature (common random numbers), so batching answers of several records
-    together (records with similar budgets, up to `evaluate.batch_size` answers per
-    `generate` call) changes nothing but the speed."""
-    from entropy_lab.generation.sampler import Sampling, prng_uniforms, sample_streams
+    record's budget, EOS included). Answer j of a record reads its own keyed uniform stream,
+    the same at every temperature (common random numbers); a record's N answers share one
+    run of its prompt (`evaluate.batch_size` answers per step at most)."""
+    from entropy_lab.generation.sampler import Sampling, inverse_cdf, prng_uniforms, warp
     from entropy_lab.models import prompt_ids
 
-    prompts = [prompt_ids(tokenizer, r["prompt"], max_prompt, suffix="\nAnswer: ") for r in records]
-    jobs = sorted(
-        ((i, j) for i in range(len(records)) for j in range(e.samples)),
-        key=lambda job: (budgets[job[0]], job),
-    )
-    out: list[list[str | None]] = [[None] * e.samples for _ in records]
-    for start in progress(range(0, len(jobs), e.batch_size), desc=f"sample {key}", unit="batch"):
-        chunk = jobs[start : start + e.batch_size]
-        width = max(budgets[i] for i, _ in chunk)
-        u = np.full((len(chunk), width), 0.5)  # past a row's own budget: never read as an answer
-        for row, (i, j) in enumerate(chunk):
-            u[row, : budgets[i]] = prng_uniforms(
-                f"{e.seed}/{key}/{records[i]['id']}/{j}", budgets[i]
-            )
-        s = Sampling(temperature, 0, 1.0, width)
-        generated = sample_streams(model, tokenizer, [prompts[i] for i, _ in chunk], u, s)
-        for (i, j), g in zip(chunk, generated, strict=True):
-            if g.stopped and len(g.token_ids) < budgets[i]:  # EOS within the record's budget
-                out[i][j] = tokenizer.decode(g.token_ids)
+    out = []
+    for r, budget in progress(list(zip(records, budgets, strict=True)), desc=f"sample {key}"):
+        prompt = prompt_ids(tokenizer, r["prompt"], max_prompt, suffix="\nAnswer: ")
+        s = Sampling(temperature, 0, 1.0, budget)
+        texts: list[str | None] = []
+        for start in range(0, e.samples, e.batch_size):
+            n = min(e.batch_size, e.samples - start)
+            keys = (f"{e.seed}/{key}/{r['id']}/{start + j}" for j in range(n))
+            u = torch.from_numpy(np.stack([prng_uniforms(k, budget) for k in keys]))
+
+            def pick(logits, step, u=u, s=s):  # the A/B strand's inverse-CDF step
+                return inverse_cdf(warp(logits, s), u[:, step].to(logits.device))
+
+            eos = tokenizer.eos_token_id
+            for ids in decode_shared(model, prompt, [[]] * n, budget, pick, eos):
+                texts.append(None if ids is None else tokenizer.decode(ids))
+        out.append(texts)
     return out
 
 

@@ -12,12 +12,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from entropy_lab.evaluation import distribution as dist
-from entropy_lab.evaluation.evaluate import answer_budget, is_ordinal, mean_ci
+from entropy_lab.evaluation.evaluate import answer_budget, decode_shared, is_ordinal, mean_ci
 from entropy_lab.evaluation.params import EvaluateSection
-from entropy_lab.progress import progress
 from entropy_lab.stats.inference import keyed_rng
 from entropy_lab.tasks.seeded import seeded_prompt
 
@@ -27,33 +25,28 @@ if TYPE_CHECKING:
     from entropy_lab.tasks.base import Family
 
 
-@torch.inference_mode()
 def greedy_answers(model, tokenizer, prompts: list[list[int]], budget: int, batch_size: int):
-    """Greedy continuations (None where no EOS within `budget` tokens), batched with left padding
-    (on the CPU in fp32 a row's argmax does not depend on its batch)."""
-    from entropy_lab.generation.sampler import _collect
-
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    out: list[str | None] = []
-    for start in progress(range(0, len(prompts), batch_size), desc="greedy", unit="batch"):
-        chunk = prompts[start : start + batch_size]
-        width = max(map(len, chunk))
-        ids = torch.full((len(chunk), width), pad, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for b, p in enumerate(chunk):
-            ids[b, width - len(p) :] = torch.tensor(p)
-            mask[b, width - len(p) :] = 1
-        gen = model.generate(
-            input_ids=ids.to(model.device),
-            attention_mask=mask.to(model.device),
-            do_sample=False,
-            max_new_tokens=budget,
-            pad_token_id=pad,
-            output_logits=True,
-            return_dict_in_generate=True,
-        )
-        for g in _collect(gen, width, {tokenizer.eos_token_id}):
-            out.append(tokenizer.decode(g.token_ids) if g.stopped else None)
+    """Greedy continuations (None where no EOS within `budget` tokens) of prompts that share a
+    long prefix (one record's prompts differ only in u): the prefix runs once per batch of
+    prompts with suffixes of one length."""
+    columns = zip(*prompts, strict=False)  # up to the shortest prompt
+    shared = next((i for i, col in enumerate(columns) if len(set(col)) > 1), None)
+    shortest = min(map(len, prompts))
+    prefix = prompts[0][: min(shortest if shared is None else shared, shortest - 1)]
+    by_length: dict[int, list[int]] = {}
+    for i, p in enumerate(prompts):
+        by_length.setdefault(len(p), []).append(i)
+    out: list[str | None] = [None] * len(prompts)
+    for rows in by_length.values():
+        for start in range(0, len(rows), batch_size):
+            chunk = rows[start : start + batch_size]
+            suffixes = [prompts[i][len(prefix) :] for i in chunk]
+            answers = decode_shared(
+                model, prefix, suffixes, budget, lambda logits, _: logits.argmax(-1),
+                tokenizer.eos_token_id,
+            )  # fmt: skip
+            for i, ids in zip(chunk, answers, strict=True):
+                out[i] = None if ids is None else tokenizer.decode(ids)
     return out
 
 
