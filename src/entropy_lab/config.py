@@ -111,6 +111,13 @@ class Params(Section):
             for i, model in enumerate(models):
                 if model not in self.models.use:
                     raise bad_value(f"{key}[{i}]", model, f"not in models.use; allowed: {known}")
+        sources = [s.name for s in self.harvest.sources]
+        if self.ab.generate.source not in sources:
+            raise bad_value(
+                "ab.generate.source",
+                self.ab.generate.source,
+                f"not in harvest.sources; allowed: {', '.join(sources)}",
+            )
         return self
 
 
