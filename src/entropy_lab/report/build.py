@@ -58,6 +58,7 @@ def run_stage(params, root: Path = Path(".")) -> None:
         figures.save(figures.harvest(numbers["harvest"]), tmp, "harvest")
         margin = numbers["profile"]["ab"]["equivalence_margin_sd"]
         figures.save(figures.forest(numbers["ab"]["tests"], margin), tmp, "ab_forest")
+        figures.save(figures.aa_pvalues(numbers["ab"]), tmp, "ab_aa_pvalues")
         for model, summary in numbers["teaching"].items():
             figures.save(figures.teaching_tvd(summary), tmp, f"teaching_tvd_{model}")
             records = pd.read_parquet(root / EVAL_DIR / model / "records.parquet")
