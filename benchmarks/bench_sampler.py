@@ -14,6 +14,7 @@ the inverse-CDF step itself.
 `--min-new-tokens` forces every row to the full length, so all three do the same work.
 
     python benchmarks/bench_sampler.py                       # the default model, CPU, fp32
+    python benchmarks/bench_sampler.py --threads 1           # ... one thread (a shared machine)
     python benchmarks/bench_sampler.py --config gpt2 --dtype bfloat16 --batch 64   # GPU, real size
 """
 
@@ -82,7 +83,10 @@ def main() -> None:
     ap.add_argument("--new-tokens", type=int, default=64)
     ap.add_argument("--loop-seeds", type=int, default=8, help="seeds timed in the per-seed loop")
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     model, device = build(args)
     vocab = model.config.vocab_size
     prompt = torch.randint(0, min(vocab, 256), (1, 16), generator=torch.Generator().manual_seed(0))

@@ -24,6 +24,7 @@ from entropy_lab.errors import UserError
 def small(params_data: dict, sources: list[dict]) -> dict:
     data = copy.deepcopy(params_data)
     data["harvest"]["sources"] = sources
+    data["ab"]["generate"]["source"] = sources[0]["name"]  # must name a harvested source
     data["harvest"]["assessment"] = {
         "samples": 20_000,
         "sts_sequence_bits": 10_000,

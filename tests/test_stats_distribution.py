@@ -108,13 +108,13 @@ def peaked_model(tmp_path_factory):
     return model, tok
 
 
-def _texts(model, tok, temperature, key, prompts, per_prompt, length=24, batch=32):
+def _texts(model, tok, temperature, key, prompts, per_prompt, length=24, top_k=50, batch=32):
     """`per_prompt` samples of each prompt from the stream sampler, uniforms keyed by `key`."""
     from entropy_lab.generation.sampler import Sampling, prng_uniforms, sample_streams
 
     ids = [tok(p)["input_ids"] for p in prompts for _ in range(per_prompt)]
     u = np.stack([prng_uniforms(f"{key}/{i}", length) for i in range(len(ids))])
-    s = Sampling(temperature, 50, 1.0, length)
+    s = Sampling(temperature, top_k, 1.0, length)
     out = [
         o
         for i in range(0, len(ids), batch)
@@ -124,16 +124,16 @@ def _texts(model, tok, temperature, key, prompts, per_prompt, length=24, batch=3
 
 
 def test_detects_a_planted_temperature_shift_on_a_model(peaked_model):
-    """Temperature 0.7 vs 1.0 on a tiny model, 3 prompts x 24 samples per arm, texts as the
+    """Temperature 0.7 vs 1.0 (top-k off) on a tiny model, 3 prompts x 24 samples per arm, texts as the
     stage's fallback embedding (character 2-4-gram TF-IDF): detected; an A/A pair (same
     temperature, other keys) of the same size is not."""
     from entropy_lab.generation.metrics import load_embedder
 
     model, tok = peaked_model
     prompts = ["In the beginning", "And the lord said", "Blessed are they"]
-    cold = _texts(model, tok, 0.7, "cold", prompts, 24)
-    warm = _texts(model, tok, 1.0, "warm", prompts, 24)
-    other = _texts(model, tok, 0.7, "other", prompts, 24)
+    cold = _texts(model, tok, 0.7, "cold", prompts, 24, top_k=0)
+    warm = _texts(model, tok, 1.0, "warm", prompts, 24, top_k=0)
+    other = _texts(model, tok, 0.7, "other", prompts, 24, top_k=0)
     strata = np.tile(np.repeat(np.arange(3), 24), 2)
     treated = np.repeat([True, False], 72)
     for a, b, detected in ((cold, warm, True), (cold, other, False)):

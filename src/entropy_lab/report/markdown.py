@@ -221,10 +221,10 @@ def ab_section(n: dict[str, Any], prov: dict[str, Any]) -> list[str]:
     lines = ["## 2. Seeding A/B study", ""]
     verdicts = list(VERDICT_LETTER)
     rows = []
-    groups = [(c.replace("_vs_", " vs "), [c], runs) for c, runs in main.items()]
+    groups = [(c.replace("_vs_", " vs "), [c]) for c in main]
     if aa_runs:
-        groups.append((f"A/A pairs ({len(aa_runs)})", list(aa_runs), None))
-    for label, names, _ in groups:
+        groups.append((f"A/A pairs ({len(aa_runs)})", list(aa_runs)))
+    for label, names in groups:
         tests = [m for c in names for metrics in by[c].values() for m in metrics.values()]
         counts = [sum(ab["verdicts"][c][v] for c in names) for v in verdicts]
         reachable = sum(t["equivalence_reachable"] for t in tests)
@@ -253,8 +253,8 @@ def ab_section(n: dict[str, Any], prov: dict[str, Any]) -> list[str]:
         + ", ".join(f"{v} {k}" for k, v in statuses.items())
         + " (boundary: prompt variance estimated at zero, the fit is OLS).",
         "",
-        f"A/A calibration: {ab['aa']['pairs']} pairs of prng_stream arms under keys of their "
-        "own, one independent split per pair, model and length.",
+        f"A/A calibration ({ab['aa']['pairs']} pairs of prng_stream arms under keys of their "
+        "own; one independent split per pair, model and length):",
         "",
     ]
     lines += aa_lines(ab["aa"])
@@ -291,21 +291,21 @@ def ab_section(n: dict[str, Any], prov: dict[str, Any]) -> list[str]:
 def distribution_lines(ab: dict[str, Any]) -> list[str]:
     """The texts compared as wholes: energy distance per feature set, and MAUVE."""
     rows = []
-    for name, d in sorted(ab["distribution"].items()):
-        run, comparison = name.rsplit("/", 1)
+    for comparison, runs in by_run(ab["distribution"]).items():
         if _is_aa(comparison):
             continue
-        e, g = d["embedding"], d["ngram"]
-        rows.append(
-            [
-                comparison.replace("_vs_", " vs "),
-                run,
-                f"{fmt(e['p_adj'])} / {fmt(e['power'])}",
-                f"{fmt(g['p_adj'])} / {fmt(g['power'])}",
-                fmt(e["mauve"]),
-                f"{e['verdict']} / {g['verdict']}",
-            ]
-        )
+        for run, d in runs.items():
+            e, g = d["embedding"], d["ngram"]
+            rows.append(
+                [
+                    comparison.replace("_vs_", " vs "),
+                    run,
+                    f"{fmt(e['p_adj'])} / {fmt(e['power'])}",
+                    f"{fmt(g['p_adj'])} / {fmt(g['power'])}",
+                    fmt(e["mauve"]),
+                    f"{e['verdict']} / {g['verdict']}",
+                ]
+            )
     if not rows:
         return []
     return [
@@ -343,7 +343,8 @@ def literature_lines(ab: dict[str, Any]) -> list[str]:
         "Per arm, as Holtzman et al. 2020 (Table 1) report them, on the model's token ids: "
         "repetition % (texts ending in a phrase repeated back to back), Self-BLEU4 (each text "
         "against the rest of its arm, nltk, smoothing method 1), Zipf coefficient. One number "
-        "per arm, so no CI; repetition is also tested per sample above.",
+        "per arm, so no CI; both pool the arm's texts and depend on its size, so compare arms "
+        "of equal n. Repetition is also tested per sample above.",
         "",
         *table(["run", "arm", "n", "repetition %", "Self-BLEU4", "Zipf", "mean tokens"], rows),
     ]

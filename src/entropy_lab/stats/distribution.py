@@ -131,6 +131,10 @@ def mauve_score(p_features: np.ndarray, q_features: np.ndarray, seed: int) -> fl
     below 78 texts, too few for two buckets).
     faiss runs single-threaded here so that the clustering, and the score, are reproducible.
     """
+    import logging
+
+    # faiss logs each CPU-specific build it fails to import before the one it loads
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
     import faiss
     import mauve
 
