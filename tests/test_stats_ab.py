@@ -179,7 +179,9 @@ def test_analysis_verdicts_and_statuses(analysed):
 def test_no_ci_and_no_equivalence_from_a_constant_arm_or_one_record(analysed):
     _, _, tests, _, _ = analysed
     constant = tests[(tests.treatment == "fixed42") & (tests.metric == "repeat_rate")]
-    assert constant.constant_arm.item() and np.isnan(constant[["ci_low", "ci_high"]].to_numpy()).all()
+    assert (
+        constant.constant_arm.item() and np.isnan(constant[["ci_low", "ci_high"]].to_numpy()).all()
+    )
     assert np.isnan(constant.p_tost.item()) and constant.verdict.item() != "equivalent"
     # one checkable prompt, fixed42 has one sample of it
     one = tests[(tests.treatment == "fixed42") & (tests.metric == "accuracy")]
