@@ -5,16 +5,22 @@ Same model, prompt, batch and length, three ways:
   2. our inverse-CDF sampler, one uniform stream per row    (batch-invariant)
   3. the write-up's loop: `torch.manual_seed(s)` + `generate` per seed, batch 1 (>= 20x slower)
 
+The three run interleaved, round after round, and each ratio is the median of the rounds'
+ratios, so load from other processes falls on all three alike. The last lines say where the
+loop ratio comes from: it is 64 x (batch-1 step) / (batch-64 step), so it is high only where
+a batch of 64 costs little more than one row, and the share of the sampler's time spent in
+the inverse-CDF step itself.
+
 `--min-new-tokens` forces every row to the full length, so all three do the same work.
 
     python benchmarks/bench_sampler.py                       # the default model, CPU, fp32
+    python benchmarks/bench_sampler.py --threads 1           # ... one thread (a shared machine)
     python benchmarks/bench_sampler.py --config gpt2 --dtype bfloat16 --batch 64   # GPU, real size
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from pathlib import Path
 
@@ -40,18 +46,33 @@ def build(args):
     return model.eval(), device
 
 
-def timed(fn, repeats: int) -> float:
-    fn()  # warm-up
-    out = []
+def rounds(fns: dict, repeats: int) -> dict[str, np.ndarray]:
+    """Seconds per call of each function, interleaved: round r runs each once."""
+    for fn in fns.values():
+        fn()  # warm-up
+    out = {name: [] for name in fns}
     for _ in range(repeats):
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
+        for name, fn in fns.items():
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            fn()
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            out[name].append(time.perf_counter() - t0)
+    return {name: np.array(v) for name, v in out.items()}
+
+
+class TimedInverseCDF(InverseCDF):
+    """The inverse-CDF step with its own time recorded."""
+
+    seconds = 0.0
+
+    def __call__(self, input_ids, scores):
         t0 = time.perf_counter()
-        fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        out.append(time.perf_counter() - t0)
-    return statistics.median(out)
+        out = super().__call__(input_ids, scores)
+        TimedInverseCDF.seconds += time.perf_counter() - t0
+        return out
 
 
 def main() -> None:
@@ -61,8 +82,11 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--new-tokens", type=int, default=64)
     ap.add_argument("--loop-seeds", type=int, default=8, help="seeds timed in the per-seed loop")
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     model, device = build(args)
     vocab = model.config.vocab_size
     prompt = torch.randint(0, min(vocab, 256), (1, 16), generator=torch.Generator().manual_seed(0))
@@ -87,7 +111,7 @@ def main() -> None:
     def ours():
         from transformers import LogitsProcessorList
 
-        proc = LogitsProcessorList([InverseCDF(u, batch.shape[1], s)])
+        proc = LogitsProcessorList([TimedInverseCDF(u, batch.shape[1], s)])
         model.generate(batch, attention_mask=mask, do_sample=False, logits_processor=proc, **common)
 
     @torch.inference_mode()
@@ -103,18 +127,29 @@ def main() -> None:
                 **common,
             )
 
+    t = rounds({"hf": hf_batched, "ours": ours, "loop": per_seed}, args.repeats)
+    t["loop"] = t["loop"] * args.batch / args.loop_seeds  # per batch-equivalent
+    calls = args.repeats + 1  # the warm-up call counted too
+    step_share = TimedInverseCDF.seconds / (t["ours"].sum() * calls / args.repeats)
     tokens = args.batch * args.new_tokens
-    t_hf = timed(hf_batched, args.repeats)
-    t_ours = timed(ours, args.repeats)
-    t_loop = timed(per_seed, args.repeats) * args.batch / args.loop_seeds  # per batch-equivalent
     print(
-        f"device {device}, dtype {args.dtype}, model {args.config}, batch {args.batch}, {args.new_tokens} new tokens"
+        f"device {device}, dtype {args.dtype}, model {args.config}, batch {args.batch}, "
+        f"{args.new_tokens} new tokens, {args.repeats} interleaved rounds, "
+        f"{torch.get_num_threads()} threads"
     )
-    print(f"HF generate batched:   {tokens / t_hf:12,.0f} tokens/s")
-    print(f"inverse-CDF sampler:   {tokens / t_ours:12,.0f} tokens/s")
-    print(f"per-seed loop (bs 1):  {tokens / t_loop:12,.0f} tokens/s")
-    print(f"ratio sampler / HF batched:    {t_hf / t_ours:.2f}x (target >= 0.9x)")
-    print(f"ratio sampler / per-seed loop: {t_loop / t_ours:.1f}x (target >= 20x)")
+    print(f"HF generate batched:   {tokens / np.median(t['hf']):12,.0f} tokens/s")
+    print(f"inverse-CDF sampler:   {tokens / np.median(t['ours']):12,.0f} tokens/s")
+    print(f"per-seed loop (bs 1):  {tokens / np.median(t['loop']):12,.0f} tokens/s")
+    print(f"ratio sampler / HF batched:    {np.median(t['hf'] / t['ours']):.2f}x (target >= 0.9x)")
+    print(f"ratio sampler / per-seed loop: {np.median(t['loop'] / t['ours']):.1f}x (target >= 20x)")
+    step_1 = np.median(t["loop"]) / args.batch / args.new_tokens
+    step_b = np.median(t["ours"]) / args.new_tokens
+    print(
+        f"one batch-{args.batch} step costs {step_b / step_1:.1f} batch-1 steps "
+        f"({1e3 * step_b:.1f} ms vs {1e3 * step_1:.2f} ms): the loop ratio is "
+        f"{args.batch} / {step_b / step_1:.1f}; the inverse-CDF step is "
+        f"{100 * step_share:.1f}% of the sampler's time"
+    )
 
 
 if __name__ == "__main__":

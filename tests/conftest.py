@@ -151,8 +151,8 @@ def shrink(params_data: dict) -> dict:
     ab = params_data["ab"]
     ab["prompts"] = ab["prompts"][:2] + ab["prompts"][-1:]
     ab["lengths"] = [12]
-    ab["generate"].update(replicates=4, batch_size=8)
+    ab["generate"].update(replicates=4, batch_size=8, aa_pairs=2)
     ab["metrics"].update(best_of_k=2, embedder="tfidf")
-    ab["analysis"].update(bootstrap=200, permutations=200, aa_simulations=10)
+    ab["analysis"].update(bootstrap=200, permutations=2000)
     params_data["evaluate"].update(records=4, samples=16, batch_size=16, bootstrap=100)
     return params_data

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from entropy_lab.cli import main
 from entropy_lab.provenance import sha256_file
+from entropy_lab.stats.inference import MIXED_STATUSES, VERDICTS
 from tests.conftest import REPO, save_tiny_model
 from tests.test_generation_design import fake_pool, small_ab
 
@@ -21,7 +22,8 @@ def ab_repo(tmp_path_factory):
     root = tmp_path_factory.mktemp("ab")
     params = small_ab(yaml.safe_load((REPO / "params.yaml").read_text()))
     params["ab"]["metrics"]["embedder"] = "tfidf"
-    params["ab"]["analysis"].update(bootstrap=200, permutations=200, aa_simulations=10)
+    params["ab"]["generate"]["aa_pairs"] = 2
+    params["ab"]["analysis"].update(bootstrap=200, permutations=2000)
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     save_tiny_model("gpt2", root / "models" / "kjv-tiny", seed=1, positions=128)
     pool_dir = root / "data" / "entropy"
@@ -46,12 +48,15 @@ def run(root, monkeypatch, *args):
 def test_chain(ab_repo, monkeypatch):
     run(ab_repo, monkeypatch, "ab-generate", "--model", "kjv-tiny", "--length", "12")
     samples = pd.read_parquet(ab_repo / "data/ab/kjv-tiny/12/samples.parquet")
-    assert len(samples) == 3 * (1 + 4 + 4 * 5)  # fixed42, listed seeds, five conditions x 4
+    # fixed42, listed seeds, four conditions x 4, two A/A pairs x 2 arms x 4
+    assert len(samples) == 3 * (1 + 4 + 4 * 4 + 2 * 2 * 4)
     pool_rows = samples[samples.condition.str.startswith("entropy")]
     assert (
         pool_rows.pool_start.notna().all()
-        and samples.loc[samples.seed.isna(), "prng_key"].notna().sum() == 24
+        and samples.loc[samples.seed.isna(), "prng_key"].notna().sum() == 3 * 4 * 5
     )
+    assert set(samples.condition) >= {"aa1_a", "aa1_b", "aa2_a", "aa2_b"}
+    assert samples.prng_key.dropna().is_unique  # every A/A arm under keys of its own
     ledger = json.loads((ab_repo / "data/ab/kjv-tiny/12/ledger.json").read_text())
     assert len(ledger) == len(pool_rows)
     manifest = json.loads((ab_repo / "data/ab/kjv-tiny/12/manifest.json").read_text())
@@ -60,15 +65,27 @@ def test_chain(ab_repo, monkeypatch):
     run(ab_repo, monkeypatch, "ab-metrics", "--model", "kjv-tiny", "--length", "12")
     per = pd.read_parquet(ab_repo / "data/ab_metrics/kjv-tiny/12/samples.parquet")
     assert per.accuracy.notna().sum() == (samples.prompt_id == "add").sum()
+    assert (per.length == 12).all() and (per.n_tokens <= 12).all()
+    assert per.self_bleu4.between(0, 1).all() and set(per.repetition) <= {0.0, 1.0}
+    assert len(per.embedding.iloc[0]) > 0 and (per.text == samples.text).all()
     groups = pd.read_parquet(ab_repo / "data/ab_metrics/kjv-tiny/12/groups.parquet")
     assert set(groups.condition) == set(samples.condition) - {"fixed42"}
 
     run(ab_repo, monkeypatch, "ab-analyze")
-    tests = pd.read_csv(ab_repo / "reports/ab/tests.csv")
-    assert set(tests.verdict) <= {"difference", "equivalent", "inconclusive", "no variation"}
-    assert {"p_perm_adj", "p_tost_adj", "p_lmm", "mde_d", "ci_low", "ci_high"} <= set(tests.columns)
+    tests = pd.read_csv(ab_repo / "reports/ab/tests.csv", keep_default_na=False)
+    assert set(tests.verdict) <= {*VERDICTS, "n = 1"}
+    columns = {"p_perm_adj", "p_tost_adj", "p_lmm", "lmm_status", "alpha_eff", "mde_d"}
+    assert columns | {"ci_low", "ci_high", "power", "mauve", "statistic"} <= set(tests.columns)
+    tested = tests[tests.level != "distribution"]
+    assert set(tested.lmm_status) <= {*MIXED_STATUSES, ""}
+    dist = tests[tests.level == "distribution"]
+    assert set(dist.metric) == {"energy_embedding", "energy_ngram"}
+    assert len(dist) == 2 * (5 + 2)  # five comparisons and two A/A pairs, two feature sets
+    arms = pd.read_csv(ab_repo / "reports/ab/arms.csv")
+    assert set(arms.arm) == set(samples.condition)
     summary = json.loads((ab_repo / "reports/ab/metrics.json").read_text())
-    assert summary["aa_simulation"]["tests"] > 0
+    assert summary["aa"]["pairs"] == 2 and summary["aa"]["per_metric"]["splits"] == 2
+    assert summary["aa"]["per_metric"]["tests"] > 0
     assert "entropy_stream_vs_prng_stream" in summary["verdicts"]
 
 

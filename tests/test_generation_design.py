@@ -22,7 +22,7 @@ def small_ab(params_data: dict, **generate) -> dict:
     ab = params_data["ab"]
     ab["prompts"] = ab["prompts"][:2] + [p for p in ab["prompts"] if p.get("answer")][:1]
     ab["lengths"] = [12]
-    ab["generate"].update(replicates=4, **generate)
+    ab["generate"].update(replicates=4, aa_pairs=0, **generate)
     ab["metrics"]["best_of_k"] = 2
     return params_data
 
@@ -57,7 +57,7 @@ def test_unknown_condition_is_one_line(params_data):
     with pytest.raises(UserError) as err:
         parse_params(params_data)
     msg = str(err.value)
-    assert "ab.generate.conditions[7]" in msg and "'fixed42'" in msg and "\n" not in msg
+    assert "ab.generate.conditions[6]" in msg and "'fixed42'" in msg and "\n" not in msg
 
 
 def test_comparison_of_an_absent_condition_is_rejected(params_data):
@@ -67,12 +67,12 @@ def test_comparison_of_an_absent_condition_is_rejected(params_data):
 
 
 def test_ab_source_must_be_in_the_pool(params_data):
-    params_data["ab"]["generate"]["source"] = "external"
+    """params.yaml names a harvested source, but the pool on disk came from another harvest."""
     ab = parse_params(small_ab(params_data)).ab
-    with pytest.raises(
-        UserError, match="source 'external' is not in the pool; pool has kernel, jitter"
-    ):
-        design.plan(ab, "kjv-tiny", 12, fake_pool())
+    data = fake_pool().data
+    kernel_only = Pool(data[:4096], "test", (Segment("kernel", 0, 4096),))
+    with pytest.raises(UserError, match="source 'jitter' is not in the pool; pool has kernel"):
+        design.plan(ab, "kjv-tiny", 12, kernel_only)
 
 
 @pytest.fixture(scope="module")
@@ -119,3 +119,52 @@ def test_stage_refuses_an_exhausted_pool_and_writes_nothing(tmp_path, params_dat
     assert result.output.startswith("error: entropy pool source 'jitter': need ")
     assert result.output.count("\n") == 1
     assert not (tmp_path / "data" / "ab").exists()
+
+
+def test_a_model_that_stops_early_cannot_change_the_grouping(params_data, tiny):
+    """Every row stops after 3 tokens (a uniform at the top of the CDF picks the last token,
+    EOS): the metrics keep `length` = max_new_tokens, the design factor, and count the
+    tokens in `n_tokens`; the analysis sees one (model, length) run."""
+    import numpy as np
+    import pandas as pd
+
+    from entropy_lab.generation.metrics import compute, load_embedder, load_scorer
+    from entropy_lab.generation.sampler import Sampling, sample_streams
+    from entropy_lab.stats.ab import analyze
+
+    model, tok = tiny
+    small_ab(params_data)
+    params_data["ab"]["generate"].update(top_k=0, aa_pairs=1)
+    params_data["ab"]["analysis"]["permutations"] = 2000
+    params = parse_params(params_data)
+    ab = params.ab
+    specs = [s for s in design.plan(ab, "kjv-tiny", 12, fake_pool()) if s.kind == "stream"]
+    prompts = design.encode_prompts(tok, ab)
+    u = np.random.default_rng(0).uniform(0, 0.9, (len(specs), 12))
+    u[:, 3] = 1 - 1e-12
+    outs = sample_streams(
+        model, tok, [prompts[s.prompt_id] for s in specs], u, Sampling(1.0, 0, 1.0, 12)
+    )
+    rows = [
+        {
+            "sample_id": s.sample_id,
+            "model": s.model,
+            "length": s.length,
+            "condition": s.condition,
+            "prompt_id": s.prompt_id,
+            "replicate": s.replicate,
+            "token_ids": o.token_ids,
+            "text": tok.decode(o.token_ids, skip_special_tokens=True),
+            "logprobs": o.logprobs,
+            "entropies": o.entropies,
+            "stopped": o.stopped,
+        }
+        for s, o in zip(specs, outs, strict=True)
+    ]
+    assert all(r["stopped"] and len(r["token_ids"]) == 3 for r in rows)
+    texts = [r["text"] for r in rows]
+    per, groups = compute(rows, ab, load_embedder("tfidf", texts), load_scorer("topicality", {}))
+    per = pd.DataFrame(per)
+    assert (per.length == 12).all() and (per.n_tokens == 3).all() and (per.early_stop == 1).all()
+    tests, _ = analyze(per, pd.DataFrame(groups), params)
+    assert set(tests.length) == {12}

@@ -25,6 +25,8 @@ from entropy_lab.errors import UserError
 def small(params_data: dict, sources: list[dict]) -> dict:
     data = copy.deepcopy(params_data)
     data["harvest"]["sources"] = sources
+    for section in (data["ab"]["generate"], data["tasks"]["seeded"]):
+        section["source"] = sources[0]["name"]  # the pool's readers name a harvested source
     data["harvest"]["assessment"] = {
         "samples": 20_000,
         "sts_sequence_bits": 10_000,

@@ -47,6 +47,8 @@ def small_harvest(params_data: dict, sources: list[dict] | None = None) -> dict:
     data = copy.deepcopy(params_data)
     if sources is not None:
         data["harvest"]["sources"] = sources
+        for section in (data["ab"]["generate"], data["tasks"]["seeded"]):
+            section["source"] = sources[0]["name"]  # the pool's readers name a harvested source
     data["harvest"]["assessment"] = {
         "samples": 20_000,
         "sts_sequence_bits": 10_000,

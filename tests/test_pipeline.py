@@ -137,15 +137,15 @@ def test_repro_ends_with_a_report_that_verify_reproduces_and_tampering_fails(rep
         return proc.stdout
 
     metrics = json.loads((repo / "reports" / "metrics.json").read_text())
-    rejections = metrics["ab"]["aa_simulation"]["rejections"]
+    rejections = metrics["ab"]["aa"]["per_metric"]["rejections"]
 
     def one_more_rejection(b: bytes) -> bytes:
         m = json.loads(b)
-        m["ab"]["aa_simulation"]["rejections"] += 1
+        m["ab"]["aa"]["per_metric"]["rejections"] += 1
         return json.dumps(m, indent=2, sort_keys=True).encode()
 
     out = tampered("reports/metrics.json", one_more_rejection)
-    assert f"ab.aa_simulation.rejections: reported {rejections + 1}, recomputed {rejections}" in out
+    assert f"ab.aa.per_metric.rejections: reported {rejections + 1}, recomputed {rejections}" in out
 
     line = next(x for x in report.splitlines() if x.startswith("| jitter |"))
     out = tampered(

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -47,16 +48,51 @@ def seeded_block(accuracy: float) -> dict:
     }
 
 
-def ab_test(d: float | None, verdict: str) -> dict:
+def ab_test(d: float | None, verdict: str, ci: bool = True, p: float = 0.3) -> dict:
     return {
+        "level": "sample",
         "n": [40, 40],
         "diff": None if d is None else d / 10,
         "d": d,
-        "d_ci": [None, None] if d is None else [d - 0.3, d + 0.3],
-        "p_adj": 0.5,
+        "d_ci": [d - 0.3, d + 0.3] if d is not None and ci else [None, None],
+        "p": None if d is None else p,
+        "p_adj": None if d is None else 0.5,
         "p_tost_adj": 0.01,
+        "alpha_eff": None if d is None else 0.0125,
         "mde_d": None if d is None else 0.63,
+        "equivalence_reachable": d is not None,
+        "lmm_status": "" if d is None else "boundary",
+        "p_lmm": None if d is None else 0.4,
         "verdict": verdict,
+    }
+
+
+def calibration(k: int, n: int, status: str) -> dict:
+    return {
+        "splits": 2,
+        "tests": n,
+        "rejections": k,
+        "rate": k / n,
+        "ci_low": 0.01,
+        "ci_high": 0.2,
+        "design_effect": 1.5,
+        "effective_n": n / 1.5,
+        "per_split": {"m/64/aa1": k, "m/64/aa2": 0},
+        "status": status,
+        "differences_after_correction": 0,
+    }
+
+
+def energy(p: float, power: float, mauve: float | None) -> dict:
+    return {
+        "n": [160, 160],
+        "energy": 0.01,
+        "p": p,
+        "p_adj": p,
+        "alpha_eff": 0.025,
+        "power": power,
+        "mauve": mauve,
+        "verdict": "difference" if p < 0.05 else "inconclusive",
     }
 
 
@@ -92,29 +128,65 @@ def numbers(params_data) -> dict:
                 "verdicts": {
                     "entropy_seed_vs_prng_seed": {
                         "difference": 0,
+                        "trivial difference": 1,
                         "equivalent": 1,
                         "inconclusive": 1,
                         "no variation": 1,
-                    }
+                        "n = 1": 0,
+                    },
+                    "aa1_a_vs_aa1_b": {
+                        "difference": 0,
+                        "trivial difference": 0,
+                        "equivalent": 0,
+                        "inconclusive": 2,
+                        "no variation": 0,
+                        "n = 1": 0,
+                    },
                 },
-                "aa_observed": {
-                    "tests": 20,
-                    "rejections": 1,
-                    "differences_after_correction": 0,
-                },
-                "aa_simulation": {
-                    "tests": 400,
-                    "rejections": 19,
-                    "rate": 0.0475,
-                    "ci_low": 0.03,
-                    "ci_high": 0.07,
-                    "alpha_in_ci": True,
+                "families": {"main": {"p_perm_tests": 3, "p_perm_declared": 1}},
+                "aa": {
+                    "pairs": 1,
+                    "per_metric": calibration(1, 20, "consistent with alpha"),
+                    "distribution": calibration(0, 2, "consistent with alpha"),
                 },
                 "tests": {
                     "m/64/entropy_seed_vs_prng_seed": {
                         "repeat_rate": ab_test(0.1, "equivalent"),
-                        "distinct_1": ab_test(0.5, "inconclusive"),
+                        "distinct_1": ab_test(0.5, "inconclusive", ci=False),
+                        "echo": ab_test(0.2, "trivial difference"),
                         "early_stop": ab_test(None, "no variation"),
+                    },
+                    "m/64/aa1_a_vs_aa1_b": {
+                        "repeat_rate": ab_test(0.05, "inconclusive", p=0.04),
+                        "echo": ab_test(-0.1, "inconclusive", p=0.7),
+                    },
+                },
+                "distribution": {
+                    "m/64/entropy_seed_vs_prng_seed": {
+                        "embedding": energy(0.01, 0.9, 0.97),
+                        "ngram": energy(0.4, 0.5, None),
+                    },
+                    "m/64/aa1_a_vs_aa1_b": {
+                        "embedding": energy(0.3, 0.9, 0.99),
+                        "ngram": energy(0.6, 0.5, None),
+                    },
+                },
+                "arms": {
+                    "m/64": {
+                        "prng_seed": {
+                            "n": 160,
+                            "repetition_pct": 12.5,
+                            "self_bleu4": 0.31,
+                            "zipf": 1.07,
+                            "mean_tokens": 64.0,
+                        },
+                        "aa1_a": {
+                            "n": 160,
+                            "repetition_pct": 10.0,
+                            "self_bleu4": 0.3,
+                            "zipf": 1.1,
+                            "mean_tokens": 64.0,
+                        },
                     }
                 },
             },
@@ -162,15 +234,24 @@ def test_report_renders_every_section_from_the_numbers(numbers, prov):
     assert md.count("*Source:* stage `s` · manifest digest `dddddddddddd`") == 4
     assert "kjv-tiny model.safetensors `cccccccccccc`" in md
     assert "| jitter | 3.2 | t_tuple (samples) | 3.2 | 3.28 | 100 | 1/2 |" in md  # 8 × 0.41
-    assert "minimal detectable effect at 80% power ranges from d = 0.63" in md
-    assert "19 of 400 simulated tests reject, rate 0.0475 [0.03, 0.07], which contains alpha" in md
-    assert "| repeat_rate | E |" in md and "| early_stop | – |" in md
     assert "| validation / dice | 0.5 [0.4, 0.6] | 0.5 [0.4, 0.6] | 0.25 [0.15, 0.35] |" in md
     assert "| validation / coin | 0.2 (n = 1) | 0.2 (n = 1) | 0.1 (n = 1) |" in md  # no fake CI
     assert "| validation / uuid | valid 55%, pass 40% |" in md
     assert "| soft_trie | validation | 0.3 [0.2, 0.4] | 55% [0.5, 0.6] | 40% [0.1, 0.7] | 5 |" in md
     assert "median 7% of distributions at N = 1000" in md
     assert "Soft targets are closer on 1 of 1 splits (validation)." in md
+    assert "minimal detectable effect at 80% power, at the alpha each verdict used" in md
+    assert "| entropy_seed vs prng_seed | 40 | 0.63 | 0 | 1 | 1 | 1 | 1 | 0 | 3 of 4 |" in md
+    assert "| A/A pairs (1) | 40 | 0.63 | 0 | 0 | 0 | 2 | 0 | 0 | 2 of 2 |" in md
+    assert (
+        "Per-metric tests: 1 of 20 reject at alpha before correction, rate 0.05 [0.01, 0.2]" in md
+    )
+    assert "**consistent with alpha**" in md and "at most 0.2 of its per-metric tests" in md
+    assert "Mixed model (prompt as random intercept) fits: 0 ok, 5 boundary" in md
+    assert "| repeat_rate | E |" in md and "| early_stop | – |" in md and "| echo | T |" in md
+    assert "| entropy_seed vs prng_seed | m/64 | 0.01 / 0.9 | 0.4 / 0.5 | 0.97 |" in md
+    assert "| m/64 | prng_seed | 160 | 12.5 | 0.31 | 1.07 | 64 |" in md
+    assert "aa1_a |" not in md  # A/A arms are in the calibration, not the per-arm table
     assert "kjv-tiny is a small byte-level model" in md  # the default profile says what it is
 
     assert "| soft_trie | 0.2 · 55% · 40% | 0.3 · 55% · 40% |" in md  # the temperature sweep
@@ -204,6 +285,7 @@ def test_figures_are_byte_identical_across_runs(numbers, tmp_path):
     for run in ("a", "b"):
         figures.save(figures.harvest(numbers["harvest"]), tmp_path / run, "harvest")
         figures.save(figures.forest(numbers["ab"]["tests"], 0.3), tmp_path / run, "forest")
+        figures.save(figures.aa_pvalues(numbers["ab"]), tmp_path / run, "aa")
         teaching = numbers["teaching"]["m"]
         figures.save(figures.teaching_tvd(teaching["variants"]), tmp_path / run, "tvd")
         figures.save(figures.teaching_temperature(teaching["temperature"]), tmp_path / run, "t")
@@ -213,7 +295,7 @@ def test_figures_are_byte_identical_across_runs(numbers, tmp_path):
         figures.save(figures.teaching_probs(records), tmp_path / run, "probs")
         figures.save(figures.teaching_samples(records), tmp_path / run, "samples")
     files = sorted(p.name for p in (tmp_path / "a").iterdir())
-    assert len(files) == 16
+    assert len(files) == 18
     for name in files:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
 
@@ -248,3 +330,17 @@ def test_teaching_rows_are_one_per_family(numbers):
         "valid_rate": 0.55,
         "gof_pass_rate": 0.4,
     }
+
+
+def test_the_report_checks_every_pool_ledger_together(tmp_path, monkeypatch):
+    from entropy_lab.entropy.pool import Range, write_ledger
+    from entropy_lab.errors import UserError
+    from entropy_lab.report.build import check_ledgers
+
+    monkeypatch.chdir(tmp_path)
+    write_ledger(Path("data/ab/m/64/ledger.json"), [Range("ab/m/64/entropy_seed", 0, 0, 0, 4)])
+    write_ledger(Path("data/tasks/ledger.json"), [Range("tasks/seeded/train", 0, 0, 100, 132)])
+    assert check_ledgers(tmp_path) == 2
+    write_ledger(Path("data/tasks/ledger.json"), [Range("tasks/seeded/train", 0, 0, 2, 34)])
+    with pytest.raises(UserError, match="overlaps"):
+        check_ledgers(tmp_path)

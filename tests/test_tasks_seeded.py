@@ -16,7 +16,7 @@ from entropy_lab.config import parse_params
 from entropy_lab.entropy.pool import Pool, check_ledger, read_ledger
 from entropy_lab.errors import UserError
 from entropy_lab.tasks.base import Target
-from entropy_lab.tasks.dataset import add_seeded, build
+from entropy_lab.tasks.dataset import add_seeded, build, seeded_experiments
 from entropy_lab.tasks.seeded import inverse_cdf, seeded_prompt, u_from_word, u_text
 from tests.conftest import write_pool
 
@@ -99,7 +99,18 @@ def test_tasks_stage_records_its_pool_ranges_and_refuses_a_small_pool(
     assert "pool" in manifest["inputs"]
 
 
-def test_seeded_source_must_not_be_the_ab_source(params_data):
-    params_data["tasks"]["seeded"]["source"] = params_data["ab"]["generate"]["source"]
-    with pytest.raises(UserError, match=r"^params.yaml: tasks.seeded.source = 'jitter': "):
+def test_the_seeded_source_must_be_harvested(params_data):
+    params_data["tasks"]["seeded"]["source"] = "external"
+    with pytest.raises(UserError, match=r"^params.yaml: tasks.seeded.source = 'external': "):
         parse_params(params_data)
+
+
+def test_seeded_u_come_from_the_tail_of_their_segment(params_data, tmp_path):
+    """The A/B conditions lay out from a segment's start, the seeded mode from its end."""
+    section = parse_params(params_data).tasks
+    pool = Pool.load(write_pool(tmp_path))
+    ranges = add_seeded(build(section), section, pool)
+    kernel = next(s for s in pool.segments if s.source == "kernel")
+    need = sum(e.size for e in seeded_experiments(section))
+    assert min(r.start for r in ranges) >= kernel.end - need > kernel.start
+    assert max(r.end for r in ranges) <= kernel.end

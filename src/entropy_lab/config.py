@@ -123,16 +123,6 @@ class Params(Section):
         name = self.tasks.paraphrase.model
         if name is not None and name not in self.models.use:
             raise bad_value("tasks.paraphrase.model", name, f"not in models.use; allowed: {known}")
-        pool_conditions = any(
-            c in ("entropy_seed", "entropy_stream") for c in self.ab.generate.conditions
-        )
-        if pool_conditions and self.tasks.seeded.source == self.ab.generate.source:
-            raise bad_value(
-                "tasks.seeded.source",
-                self.tasks.seeded.source,
-                f"a pool source other than ab.generate.source ({self.ab.generate.source}), so "
-                "the two never read the same bytes",
-            )
         for key, models in (
             ("training.models", self.training.models),
             ("ab.models", self.ab.models),
@@ -140,6 +130,15 @@ class Params(Section):
             for i, model in enumerate(models):
                 if model not in self.models.use:
                     raise bad_value(f"{key}[{i}]", model, f"not in models.use; allowed: {known}")
+        sources = [s.name for s in self.harvest.sources]
+        for key, source in (
+            ("ab.generate.source", self.ab.generate.source),
+            ("tasks.seeded.source", self.tasks.seeded.source),
+        ):
+            if source not in sources:
+                raise bad_value(
+                    key, source, f"not in harvest.sources; allowed: {', '.join(sources)}"
+                )
         return self
 
 

@@ -1,9 +1,10 @@
 """The A/B design: which samples exist, where each one's randomness comes from, and the
 `ab-generate` stage that produces them.
 
-A sample is (model, length, condition, prompt, replicate). Its randomness is a pure function
-of that identity: a PRNG keyed by it, or a pool range allocated to it. All (model, length)
-stages lay the pool out the same way from params, so their ranges never overlap.
+A sample is (model, length, arm, prompt, replicate), where an arm is a condition or one side
+of an A/A pair. Its randomness is a pure function of that identity: a PRNG keyed by it, or a
+pool range allocated to it. All (model, length) stages lay the pool out the same way from
+params, so their ranges never overlap.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 
 from entropy_lab.entropy.pool import Experiment, Pool, Range, allocate, base_offsets, check_ledger
 from entropy_lab.errors import UserError
-from entropy_lab.generation.params import CONDITIONS, ABSection
+from entropy_lab.generation.params import ABSection, condition_kind
 from entropy_lab.generation.sampler import WORD_BYTES, prng_bytes, seed_from, uniforms
 from entropy_lab.parallel import rank_world
 
@@ -43,17 +44,7 @@ class Spec:
 
     @property
     def kind(self) -> str:
-        return CONDITIONS[self.condition][0]
-
-
-def replicates(ab: ABSection, condition: str) -> int:
-    """fixed42 is one sample per prompt (every replicate would be the same); listed seeds one each."""
-    source = CONDITIONS[condition][1]
-    if source == "fixed":
-        return 1
-    if source == "listed":
-        return len(ab.generate.listed_seeds)
-    return ab.generate.replicates
+        return condition_kind(self.condition)[0]
 
 
 def experiment_name(model: str, length: int, condition: str) -> str:
@@ -66,10 +57,10 @@ def experiments(ab: ABSection) -> list[Experiment]:
     for model in ab.models:
         for length in ab.lengths:
             for c in ab.generate.conditions:
-                kind, source = CONDITIONS[c]
+                kind, source = condition_kind(c)
                 if source == "pool":
                     size = WORD_BYTES * (1 if kind == "seed" else length)
-                    samples = len(ab.prompts) * replicates(ab, c)
+                    samples = len(ab.prompts) * ab.generate.replicates_of(c)
                     out.append(
                         Experiment(
                             experiment_name(model, length, c), ab.generate.source, samples, 1, size
@@ -87,10 +78,10 @@ def plan(ab: ABSection, model: str, length: int, pool: Pool | None) -> list[Spec
         base_offsets(layout, pool.segments)
     g = ab.generate
     specs = []
-    for c in g.conditions:
-        source = CONDITIONS[c][1]
+    for c in g.arms():
+        source = condition_kind(c)[1]
         for p_index, prompt in enumerate(ab.prompts):
-            for r in range(replicates(ab, c)):
+            for r in range(g.replicates_of(c)):
                 sid = f"{model}/{length}/{c}/{prompt.id}/{r}"
                 kw: dict = {}
                 if source == "fixed":
@@ -100,7 +91,7 @@ def plan(ab: ABSection, model: str, length: int, pool: Pool | None) -> list[Spec
                 elif source == "prng":
                     kw["prng_key"] = f"{g.seed}/{sid}"
                 else:
-                    index = p_index * replicates(ab, c) + r
+                    index = p_index * g.replicates_of(c) + r
                     kw["pool_range"] = allocate(
                         layout, pool.segments, experiment_name(model, length, c), index, 0
                     )
@@ -224,7 +215,7 @@ def run_stage(params, model_name: str, length: int, root: Path = Path(".")) -> N
     if length not in ab.lengths:
         allowed = ", ".join(map(str, ab.lengths))
         raise UserError(f"--length {length}: not in ab.lengths; allowed: {allowed}")
-    uses_pool = any(CONDITIONS[c][1] == "pool" for c in ab.generate.conditions)
+    uses_pool = any(condition_kind(c)[1] == "pool" for c in ab.generate.conditions)
     pool = Pool.load(root / POOL_DIR) if uses_pool else None
     specs = plan(ab, model_name, length, pool)  # fails here, before any model is loaded
 

@@ -1,10 +1,17 @@
 """Text metrics of generated samples, and the `ab-metrics` stage.
 
-Per sample: loops (repeated n-gram rate, longest repeated suffix), prompt echo, distinct-n,
-length and early stop, mean token log-prob and entropy, topicality (embedding similarity to
-the prompt) and accuracy where the prompt has a checkable answer. Per group of K replicates
-of one prompt and condition: self-BLEU, embedding diversity and the best-of-K score (the
-write-up's rejection-sampling view) under a pluggable scorer.
+Per sample: loops (repeated n-gram rate, longest repeated suffix, and Holtzman et al.'s
+repetition: the text ends in a phrase repeated consecutively), prompt echo, distinct-n, number
+of generated tokens and early stop, mean token log-prob and entropy, topicality (embedding
+similarity to the prompt) and accuracy where the prompt has a checkable answer. Per group of K
+replicates of one prompt and condition: self-BLEU, embedding diversity and the best-of-K score
+(the write-up's rejection-sampling view) under a pluggable scorer.
+
+Beside them, for Holtzman et al. 2020 ("The Curious Case of Neural Text Degeneration",
+Table 1; code: github.com/ari-holtzman/degen, metrics/): each sample's BLEU-4 against every
+other sample of its arm (their Self-BLEU4, nltk with smoothing method 1, on the model's token
+ids as their code does), stored with the token ids, text and embedding that ab-analyze's arm
+statistics (Self-BLEU4, Zipf coefficient) and distribution tests read.
 """
 
 from __future__ import annotations
@@ -23,20 +30,9 @@ from entropy_lab.generation.params import ABSection, MetricsSection
 log = logging.getLogger(__name__)
 
 METRICS_DIR = Path("data/ab_metrics")
-SAMPLE_METRICS = (
-    "repeat_rate",
-    "longest_repeat",
-    "echo",
-    "distinct_1",
-    "distinct_2",
-    "length",
-    "early_stop",
-    "mean_logprob",
-    "mean_entropy",
-    "topicality",
-    "accuracy",
-)
-GROUP_METRICS = ("self_bleu", "embedding_diversity", "best_score")
+HOLTZMAN_MAX_N = 90  # longest repeated phrase their repetition.py looks for (tokens)
+HOLTZMAN_MIN_PHRASE = 3  # a phrase of fewer tokens counts only if repeated more than ...
+HOLTZMAN_MIN_REPEATS = 50  # ... this many times
 
 
 def words(text: str) -> list[str]:
@@ -79,6 +75,47 @@ def longest_repeated_suffix(seq: Sequence) -> int:
     return max(z[1:], default=0)
 
 
+def ends_in_repetition(tokens: Sequence) -> bool:
+    """Holtzman et al.'s repetition: the text ends in a phrase repeated consecutively.
+
+    Their rule (degen metrics/repetition.py): for each phrase length n <= 90, count how many
+    times the last n tokens repeat back to back at the end; take the n with the most repeats
+    (the shortest on ties); the text repeats if that count is > 1 and the phrase has >= 3
+    tokens or repeats > 50 times. Their "repetition %" is the share of texts that do.
+    """
+    rev = list(reversed(tokens))
+    best_n, best = 0, 0
+    for n in range(1, HOLTZMAN_MAX_N + 1):
+        count = 1
+        while rev[n * count : n * (count + 1)] == rev[:n] and len(rev) >= n * (count + 1):
+            count += 1
+        if count > best:
+            best_n, best = n, count
+    return best > 1 and (best_n >= HOLTZMAN_MIN_PHRASE or best > HOLTZMAN_MIN_REPEATS)
+
+
+def pool_bleu4(token_lists: Sequence[Sequence[int]]) -> list[float]:
+    """Each text's BLEU-4 against all the others (Holtzman et al.'s Self-BLEU4 is the mean):
+    nltk `sentence_bleu`, uniform weights over 1-4-grams, smoothing method 1, token ids."""
+    from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
+
+    if len(token_lists) < 2:
+        return [float("nan")] * len(token_lists)
+    smooth = SmoothingFunction().method1
+    refs = [[int(x) for x in t] for t in token_lists]
+    return [
+        float(
+            sentence_bleu(
+                refs[:i] + refs[i + 1 :],
+                refs[i],
+                weights=(0.25, 0.25, 0.25, 0.25),
+                smoothing_function=smooth,
+            )
+        )
+        for i in range(len(refs))
+    ]
+
+
 def prompt_echo(prompt: str, text: str) -> float:
     """Longest run of the prompt's words repeated in the output, as a share of the prompt."""
     a, b = words(prompt), words(text)
@@ -98,13 +135,15 @@ def accuracy(text: str, answer: str | None) -> float:
 def sample_metrics(row: dict, prompt: str, answer: str | None, n: int) -> dict[str, float]:
     """Every per-sample metric but topicality (which needs embeddings)."""
     w, logp, ent = words(row["text"]), row["logprobs"], row["entropies"]
+    tokens = [int(t) for t in row["token_ids"]]
     return {
         "repeat_rate": repeat_rate(w, n),
-        "longest_repeat": float(longest_repeated_suffix(row["token_ids"])),
+        "longest_repeat": float(longest_repeated_suffix(tokens)),
+        "repetition": float(ends_in_repetition(tokens)),
         "echo": prompt_echo(prompt, row["text"]),
         "distinct_1": distinct(w, 1),
         "distinct_2": distinct(w, 2),
-        "length": float(len(row["token_ids"])),
+        "n_tokens": float(len(tokens)),
         "early_stop": float(row["stopped"]),
         "mean_logprob": float(np.mean(logp)) if len(logp) else float("nan"),
         "mean_entropy": float(np.mean(ent)) if len(ent) else float("nan"),
@@ -163,29 +202,31 @@ def load_embedder(kind: str, corpus: list[str]) -> tuple[str, Embed]:
 
         def embed(texts: list[str]) -> np.ndarray:
             with torch.inference_mode():
-                v = model.encode(texts, batch_size=64, normalize_embeddings=True)
+                v = model.encode(
+                    texts, batch_size=64, normalize_embeddings=True, show_progress_bar=False
+                )
             return np.asarray(v, dtype=np.float64)
 
         return "all-MiniLM-L6-v2", embed
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    tfidf = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4)).fit(corpus)
+    # the most frequent 1024 n-grams: the vectors are stored per sample for ab-analyze
+    tfidf = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), max_features=1024).fit(corpus)
     return "tfidf-char-2-4", lambda texts: tfidf.transform(texts).toarray()
 
 
 def load_scorer(spec: str, prompts: dict[str, str]) -> Callable[[list[dict]], np.ndarray]:
     """Best-of-K scorer: a per-sample metric column, or `reward:<dir>` (a local sequence-
-    classification model; its last logit scores prompt + completion)."""
+    classification model; its last logit scores prompt + completion). params.py has checked
+    the name."""
     if not spec.startswith("reward:"):
-        if spec not in SAMPLE_METRICS:
-            raise UserError(
-                f"ab.metrics.scorer = {spec!r}: allowed: {', '.join(SAMPLE_METRICS)}, reward:<model dir>"
-            )
         return lambda rows: np.array([r[spec] for r in rows], dtype=np.float64)
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     path = Path(spec.removeprefix("reward:"))
+    if not path.resolve().is_relative_to(Path.cwd().resolve()):
+        raise UserError(f"ab.metrics.scorer = {spec!r}: {path} resolves outside the repository")
     if not (path / "config.json").is_file() or not any(path.glob("*.safetensors")):
         raise UserError(f"ab.metrics.scorer = {spec!r}: no safetensors model at {path}")
     tok = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
@@ -220,20 +261,39 @@ def groups(rows: list[dict], k: int) -> dict[tuple[str, str, int], list[dict]]:
 def compute(
     rows: list[dict], ab: ABSection, embedder: tuple[str, Embed], scorer
 ) -> tuple[list, list]:
-    """(per-sample metric rows, per-group metric rows) for one stage's samples."""
+    """(per-sample metric rows, per-group metric rows) for one stage's samples.
+
+    Per-sample rows also carry what ab-analyze's arm statistics and distribution tests read:
+    the token ids, the text, the embedding and the text's BLEU-4 against the rest of its arm.
+    """
+    from tqdm import tqdm
+
     m: MetricsSection = ab.metrics
     prompts = {p.id: p for p in ab.prompts}
     keys = ("sample_id", "model", "length", "condition", "prompt_id", "replicate")
-    out = [
-        {k: r[k] for k in keys}
-        | sample_metrics(r, prompts[r["prompt_id"]].text, prompts[r["prompt_id"]].answer, m.ngram)
-        for r in rows
-    ]
+    out = []
+    with tqdm(total=2 * len(rows), desc="ab-metrics", disable=None) as bar:
+        for r in rows:
+            p = prompts[r["prompt_id"]]
+            out.append({k: r[k] for k in keys} | sample_metrics(r, p.text, p.answer, m.ngram))
+            bar.update()
+        by_arm: dict[str, list[int]] = {}
+        for i, r in enumerate(rows):
+            by_arm.setdefault(r["condition"], []).append(i)
+        for idx in by_arm.values():
+            for i, b in zip(idx, pool_bleu4([rows[i]["token_ids"] for i in idx]), strict=True):
+                out[i]["self_bleu4"] = b
+            bar.update(len(idx))
     _, embed = embedder
     vectors = embed([r["text"] for r in rows])
     prompt_vectors = dict(zip(prompts, embed([p.text for p in ab.prompts]), strict=True))
-    for o, v in zip(out, vectors, strict=True):
+    for o, r, v in zip(out, rows, vectors, strict=True):
         o["topicality"] = float(v @ prompt_vectors[o["prompt_id"]])
+        o |= {
+            "token_ids": [int(t) for t in r["token_ids"]],
+            "text": r["text"],
+            "embedding": v.astype(np.float32),
+        }
     scores = scorer(out)
     index = {r["sample_id"]: i for i, r in enumerate(rows)}
     grouped = []

@@ -1,15 +1,20 @@
 """The `ab` params section: prompts, conditions, generation, metrics and analysis settings.
 
-Kept free of torch so that validating params.yaml stays fast.
+Kept free of torch so that validating params.yaml stays fast. Every bound that can be
+checked from params alone is checked here, so a bad value is a one-line `params.yaml:` error
+before any stage starts.
 """
 
 from __future__ import annotations
 
+import math
+import re
+from pathlib import PurePosixPath
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from entropy_lab.schema import PositiveInt, Section, bad_value
+from entropy_lab.schema import Section, bad_value
 
 # Every condition is (how the randomness enters, where it comes from). Seed conditions are the
 # write-up's protocol: `torch.manual_seed(seed)` then HF `generate(do_sample=True)`, one call per
@@ -21,88 +26,193 @@ CONDITIONS: dict[str, tuple[str, str]] = {
     "entropy_seed": ("seed", "pool"),
     "prng_stream": ("stream", "prng"),
     "entropy_stream": ("stream", "pool"),
-    "prng_stream_aa": ("stream", "prng"),  # arm B of the A/A control (arm A: prng_stream)
 }
 Condition = Literal[
-    "fixed42",
-    "listed_seeds",
-    "prng_seed",
-    "entropy_seed",
-    "prng_stream",
-    "entropy_stream",
-    "prng_stream_aa",
+    "fixed42", "listed_seeds", "prng_seed", "entropy_seed", "prng_stream", "entropy_stream"
 ]
-AA_COMPARISON = ("prng_stream_aa", "prng_stream")
+AA_KIND = ("stream", "prng")  # every A/A arm is prng_stream under its own keys
+
+# Per-sample metrics (metrics.py computes them; a best-of-K scorer may name any of them).
+SAMPLE_METRICS = (
+    "repeat_rate",
+    "longest_repeat",
+    "repetition",
+    "echo",
+    "distinct_1",
+    "distinct_2",
+    "n_tokens",
+    "early_stop",
+    "mean_logprob",
+    "mean_entropy",
+    "topicality",
+    "accuracy",
+)
+GROUP_METRICS = ("self_bleu", "embedding_diversity", "best_score")
+DISTRIBUTION_FEATURES = ("embedding", "ngram")  # what the distribution tests compare
+
+NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"  # ids that become parts of paths and sample ids
+MAX_SAMPLES = 1_000_000  # per (model, length) stage
 
 
-class Prompt(Section):
-    id: Annotated[str, Field(pattern=r"^[a-z0-9_]+$")]
-    text: Annotated[str, Field(min_length=1)]
+def aa_arms(pairs: int) -> list[tuple[str, str]]:
+    """The A/A pairs: two prng_stream arms under keys of their own, per pair."""
+    return [(f"aa{k}_a", f"aa{k}_b") for k in range(1, pairs + 1)]
+
+
+def condition_kind(name: str) -> tuple[str, str]:
+    """(kind, source) of a condition or an A/A arm."""
+    if name in CONDITIONS:
+        return CONDITIONS[name]
+    if re.fullmatch(r"aa[1-9][0-9]*_[ab]", name):
+        return AA_KIND
+    raise KeyError(name)
+
+
+def _unique(key: str, values: list) -> None:
+    if len(set(values)) != len(values):
+        raise bad_value(key, values, "each value at most once")
+
+
+class ABParams(Section):
+    """Every float of the `ab` section is finite."""
+
+    model_config = ConfigDict(allow_inf_nan=False)
+
+
+Seed = Annotated[int, Field(ge=0, lt=2**63)]
+
+
+class Prompt(ABParams):
+    id: Annotated[str, Field(pattern=NAME, max_length=64)]
+    text: Annotated[str, Field(min_length=1, max_length=10_000)]
     answer: str | None = None  # a regex; a sample is accurate when its text matches it
 
+    @field_validator("answer")
+    @classmethod
+    def _compiles(cls, answer: str | None) -> str | None:
+        if answer is not None:
+            try:
+                re.compile(answer)
+            except re.error as exc:
+                raise bad_value("", answer, f"not a regular expression ({exc})") from None
+        return answer
 
-class GenerateSection(Section):
+
+class GenerateSection(ABParams):
     conditions: Annotated[list[Condition], Field(min_length=1)]
-    listed_seeds: Annotated[list[Annotated[int, Field(ge=0, lt=2**32)]], Field(min_length=1)]
-    replicates: Annotated[int, Field(ge=2)]
-    seed: Annotated[int, Field(ge=0)]  # keys every PRNG draw
-    source: str  # the pool source the entropy_* conditions read
-    temperature: Annotated[float, Field(gt=0)]
-    top_k: Annotated[int, Field(ge=0)]  # 0: off
+    aa_pairs: Annotated[int, Field(ge=0, le=20)]  # A/A pairs of prng_stream arms
+    listed_seeds: Annotated[
+        list[Annotated[int, Field(ge=0, lt=2**32)]], Field(min_length=1, max_length=1000)
+    ]
+    replicates: Annotated[int, Field(ge=2, le=10_000)]
+    seed: Seed  # keys every PRNG draw
+    source: str  # the pool source the entropy_* conditions read (a harvest.sources name)
+    temperature: Annotated[float, Field(gt=0, le=10)]
+    top_k: Annotated[int, Field(ge=0, le=1_000_000)]  # 0: off
     top_p: Annotated[float, Field(gt=0, le=1)]  # 1: off
-    batch_size: PositiveInt
+    batch_size: Annotated[int, Field(ge=1, le=4096)]
 
     @model_validator(mode="after")
     def _unique(self) -> GenerateSection:
-        if len(set(self.conditions)) != len(self.conditions):
-            raise bad_value("conditions", self.conditions, "each condition at most once")
+        _unique("conditions", self.conditions)
         return self
 
+    def arms(self) -> list[str]:
+        """Every arm generated: the conditions, then the A/A pairs."""
+        return [*self.conditions, *(a for pair in aa_arms(self.aa_pairs) for a in pair)]
 
-class MetricsSection(Section):
+    def replicates_of(self, arm: str) -> int:
+        """Samples per prompt: fixed42 one (every replicate would be the same), listed_seeds
+        one per seed, every other arm `replicates`."""
+        source = condition_kind(arm)[1]
+        if source == "fixed":
+            return 1
+        if source == "listed":
+            return len(self.listed_seeds)
+        return self.replicates
+
+
+def _inside_repository(path: str) -> bool:
+    p = PurePosixPath(path)
+    return bool(path) and not p.is_absolute() and ".." not in p.parts and "\\" not in path
+
+
+class MetricsSection(ABParams):
     embedder: Literal["auto", "minilm", "tfidf"]  # auto: MiniLM when installed, else TF-IDF
     ngram: Annotated[int, Field(ge=1, le=8)]
-    best_of_k: Annotated[int, Field(ge=2)]
-    scorer: str  # a per-sample metric (higher is better) or `reward:<local model dir>`
+    best_of_k: Annotated[int, Field(ge=2, le=1000)]
+    scorer: str  # a per-sample metric (higher is better) or `reward:<model dir in the repository>`
+
+    @field_validator("scorer")
+    @classmethod
+    def _known(cls, scorer: str) -> str:
+        if scorer.startswith("reward:"):
+            if not _inside_repository(scorer.removeprefix("reward:")):
+                raise bad_value(
+                    "", scorer, "reward:<dir> takes a relative path inside the repository"
+                )
+        elif scorer not in SAMPLE_METRICS:
+            raise bad_value("", scorer, f"allowed: {', '.join(SAMPLE_METRICS)}, reward:<model dir>")
+        return scorer
 
 
-class AnalysisSection(Section):
+class AnalysisSection(ABParams):
     comparisons: Annotated[
-        list[Annotated[list[Condition], Field(min_length=2, max_length=2)]], Field(min_length=1)
+        list[Annotated[list[Condition], Field(min_length=2, max_length=2)]],
+        Field(min_length=1, max_length=100),
     ]  # [treatment, control]
     alpha: Annotated[float, Field(gt=0, lt=0.5)]
     correction: Literal["holm", "fdr_bh"]
-    equivalence_margin_sd: Annotated[float, Field(gt=0)]  # TOST margin, in pooled SDs
+    equivalence_margin_sd: Annotated[float, Field(gt=0, le=2)]  # TOST margin, in pooled SDs
     power: Annotated[float, Field(gt=0, lt=1)]
-    bootstrap: Annotated[int, Field(ge=100)]
-    permutations: Annotated[int, Field(ge=100)]
-    aa_simulations: Annotated[int, Field(ge=10)]
-    seed: Annotated[int, Field(ge=0)]
+    bootstrap: Annotated[int, Field(ge=100, le=100_000)]
+    permutations: Annotated[int, Field(ge=100, le=100_000)]
+    seed: Seed  # keys the bootstrap, permutation and MAUVE draws
 
 
-class ABSection(Section):
-    models: Annotated[list[str], Field(min_length=1)]
-    lengths: Annotated[list[PositiveInt], Field(min_length=1)]  # max_new_tokens
-    prompts: Annotated[list[Prompt], Field(min_length=2)]
+class ABSection(ABParams):
+    models: Annotated[list[str], Field(min_length=1, max_length=100)]
+    lengths: Annotated[
+        list[Annotated[int, Field(ge=1, le=32_768)]], Field(min_length=1, max_length=100)
+    ]  # max_new_tokens
+    prompts: Annotated[list[Prompt], Field(min_length=2, max_length=1000)]
     generate: GenerateSection
     metrics: MetricsSection
     analysis: AnalysisSection
 
     @model_validator(mode="after")
     def _consistent(self) -> ABSection:
-        ids = [p.id for p in self.prompts]
-        if len(set(ids)) != len(ids):
-            raise bad_value("prompts", ids, "prompt ids must be unique")
-        if self.metrics.best_of_k > self.generate.replicates:
+        _unique("models", self.models)
+        _unique("lengths", self.lengths)
+        _unique("prompts", [p.id for p in self.prompts])
+        g = self.generate
+        if self.metrics.best_of_k > g.replicates:
             raise bad_value(
                 "metrics.best_of_k",
                 self.metrics.best_of_k,
-                f"at most generate.replicates ({self.generate.replicates})",
+                f"at most generate.replicates ({g.replicates})",
             )
-        have = ", ".join(self.generate.conditions)
+        samples = len(self.prompts) * sum(map(g.replicates_of, g.arms()))
+        if samples > MAX_SAMPLES:
+            raise bad_value(
+                "generate.replicates",
+                g.replicates,
+                f"{samples:,} samples per model and length; at most {MAX_SAMPLES:,}",
+            )
+        a = self.analysis
+        family = self.largest_family()
+        if a.permutations * a.alpha < family:
+            raise bad_value(
+                "analysis.permutations",
+                a.permutations,
+                f"at least {math.ceil(family / a.alpha)}: the smallest permutation p-value, "
+                f"1/(permutations+1), must pass alpha/m, the correction's threshold for a lone "
+                f"effect among the {family} tests of the largest family",
+            )
+        have = ", ".join(g.conditions)
         for i, pair in enumerate(self.analysis.comparisons):
             for name in pair:
-                if name not in self.generate.conditions:
+                if name not in g.conditions:
                     raise bad_value(
                         f"analysis.comparisons[{i}]",
                         name,
@@ -113,3 +223,11 @@ class ABSection(Section):
                     f"analysis.comparisons[{i}]", list(pair), "two different conditions"
                 )
         return self
+
+    def largest_family(self) -> int:
+        """Tests in the largest correction family (at most: not every metric exists for every
+        arm): main or A/A per-metric tests, main or A/A distribution tests."""
+        runs = len(self.models) * len(self.lengths)
+        metrics = len(SAMPLE_METRICS) + len(GROUP_METRICS)
+        pairs = max(len(self.analysis.comparisons), self.generate.aa_pairs)
+        return runs * pairs * max(metrics, len(DISTRIBUTION_FEATURES))

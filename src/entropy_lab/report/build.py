@@ -48,18 +48,30 @@ def teaching_rows(teaching: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def check_ledgers(root: Path) -> int:
+    """Every stage's pool ranges together (A/B samples, the tasks' seeded u's): no byte is read
+    by two of them. Returns how many ranges were checked."""
+    from entropy_lab.entropy.pool import check_ledger, read_ledger
+
+    ranges = [r for p in sorted((root / "data").glob("**/ledger.json")) for r in read_ledger(p)]
+    check_ledger(ranges)
+    return len(ranges)
+
+
 def run_stage(params, root: Path = Path(".")) -> None:
     import pandas as pd
 
     from entropy_lab.evaluation.evaluate import EVAL_DIR
     from entropy_lab.provenance import atomic_dir, atomic_file, write_json
 
+    check_ledgers(root)
     numbers, prov = gather(params, root), provenance(params, root)
     out = root / REPORTS
     with atomic_dir(out / "figures") as tmp:
         figures.save(figures.harvest(numbers["harvest"]), tmp, "harvest")
         margin = numbers["profile"]["ab"]["equivalence_margin_sd"]
         figures.save(figures.forest(numbers["ab"]["tests"], margin), tmp, "ab_forest")
+        figures.save(figures.aa_pvalues(numbers["ab"]), tmp, "ab_aa_pvalues")
         for model, summary in numbers["teaching"].items():
             figures.save(figures.teaching_tvd(summary["variants"]), tmp, f"teaching_tvd_{model}")
             if summary["temperature"]:
@@ -138,6 +150,10 @@ def verify(params, root: Path = Path(".")) -> list[str]:
     reported = json.loads((out / "metrics.json").read_text())
     recorded_prov = json.loads((out / "provenance.json").read_text())
     problems = dvc_changes(root)
+    try:
+        check_ledgers(root)
+    except UserError as exc:
+        problems.append(str(exc))
     problems += diff(reported, recompute(params, root))
     problems += [f"provenance.{d}" for d in diff(recorded_prov, provenance(params, root))]
     on_disk = (out / "report.md").read_text().splitlines()

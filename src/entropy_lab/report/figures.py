@@ -13,9 +13,11 @@ from entropy_lab.report.numbers import by_run
 
 VERDICT_COLOURS = {
     "difference": "tab:red",
+    "trivial difference": "tab:orange",
     "equivalent": "tab:green",
     "inconclusive": "tab:gray",
     "no variation": "tab:olive",
+    "n = 1": "tab:purple",
 }
 
 
@@ -75,12 +77,15 @@ def harvest(numbers: dict[str, Any]):
 
 
 def forest(tests: dict[str, dict[str, Any]], margin: float):
-    """Cohen's d with its bootstrap CI for every metric, one panel per comparison."""
+    """Cohen's d with its bootstrap CI for every metric, one panel per main comparison (the
+    A/A pairs are in `aa_pvalues`). A point without a bar has no CI (an arm is constant)."""
     plt = _pyplot()
-    by_comparison = by_run(tests)
+    by_comparison = {c: r for c, r in by_run(tests).items() if not c.startswith("aa")}
     comparisons = list(by_comparison)
     runs_seen = list(dict.fromkeys(r for runs in by_comparison.values() for r in runs))
-    metrics = sorted({m for v in tests.values() for m in v})
+    metrics = list(
+        dict.fromkeys(m for runs in by_comparison.values() for v in runs.values() for m in v)
+    )
     fig, axes = plt.subplots(
         1,
         len(comparisons),
@@ -98,7 +103,8 @@ def forest(tests: dict[str, dict[str, Any]], margin: float):
                 if t is None or t["d"] is None:
                     continue
                 colour = VERDICT_COLOURS[t["verdict"]]
-                ax.plot(t["d_ci"], [yi, yi], color=colour, linewidth=1)
+                if None not in t["d_ci"]:
+                    ax.plot(t["d_ci"], [yi, yi], color=colour, linewidth=1)
                 ax.plot(t["d"], yi, "o^sv"[k % 4], color=colour, markersize=3)
         ax.axvspan(-margin, margin, color="tab:green", alpha=0.08)
         ax.axvline(0, color="k", linewidth=0.5)
@@ -115,6 +121,31 @@ def forest(tests: dict[str, dict[str, Any]], margin: float):
     ]
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=7, frameon=False)
     fig.subplots_adjust(bottom=0.22)
+    return fig
+
+
+def aa_pvalues(ab: dict[str, Any]):
+    """The A/A pairs' uncorrected p-values against the uniform distribution they should
+    follow: points below the diagonal at small p are false positives beyond alpha."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(3.6, 3.4))
+    for key, label, marker in (("tests", "per-metric", "o"), ("distribution", "distribution", "^")):
+        p = sorted(
+            t["p"]
+            for name, metrics in ab[key].items()
+            if name.rsplit("/", 1)[1].startswith("aa")
+            for t in metrics.values()
+            if t["p"] is not None
+        )
+        if p:
+            expected = (np.arange(1, len(p) + 1) - 0.5) / len(p)
+            ax.plot(expected, p, marker, markersize=2.5, linestyle="", label=f"{label} ({len(p)})")
+    ax.plot([0, 1], [0, 1], color="k", linewidth=0.5)
+    ax.set_xlabel("expected p (uniform quantiles)")
+    ax.set_ylabel("observed p, A/A pairs")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=6)
     return fig
 
 

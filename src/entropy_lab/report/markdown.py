@@ -6,8 +6,36 @@ from __future__ import annotations
 from typing import Any
 
 from entropy_lab.report.numbers import by_run
+from entropy_lab.stats.inference import MIXED_STATUSES
 
-VERDICT_LETTER = {"difference": "D", "equivalent": "E", "inconclusive": "I", "no variation": "–"}
+VERDICT_LETTER = {
+    "difference": "D",
+    "trivial difference": "T",
+    "equivalent": "E",
+    "inconclusive": "I",
+    "no variation": "–",
+    "n = 1": "1",
+}
+AA_LICENSE = {
+    "consistent with alpha": (
+        "The analysis is not shown to declare differences between identical arms more often "
+        "than alpha: at most {hi} of its per-metric tests would, by the interval's upper end. "
+        "That licenses reading the main comparisons' *difference* verdicts as more than an "
+        "artefact of the analysis, for this model, these lengths and arms of this size "
+        "(prng_stream arms); it does not calibrate the smaller fixed42 and listed_seeds arms, "
+        "and says nothing about power."
+    ),
+    "anti-conservative": (
+        "The analysis declares differences between identical arms more often than alpha "
+        "(the whole interval is above it): the main comparisons' *difference* verdicts cannot "
+        "be taken at face value."
+    ),
+    "conservative": (
+        "The tests reject identical arms less often than alpha: verdicts of *difference* stand, "
+        "but the tests have less power than their nominal minimal detectable effects say."
+    ),
+    "no tests": "There are no A/A pairs (`ab.generate.aa_pairs: 0`): nothing calibrates the analysis.",
+}
 
 
 def fmt(x: Any, digits: int = 3) -> str:
@@ -60,6 +88,7 @@ def profile_section(n: dict[str, Any], prov: dict[str, Any]) -> list[str]:
         f"{', '.join(map(str, ab['lengths']))} tokens; {ab['prompts']} prompts; "
         f"{ab['replicates']} replicates per prompt and condition ({ab['listed_seeds']} for "
         f"listed_seeds, 1 for fixed42); conditions {', '.join(ab['conditions'])}; "
+        f"{ab['aa_pairs']} A/A pairs of prng_stream arms; "
         f"alpha {fmt(ab['alpha'])}, {ab['correction']} correction, equivalence margin "
         f"±{fmt(ab['equivalence_margin_sd'])} SD.",
         f"- Teaching: models {', '.join(t['models'])}; base and adapters "
@@ -94,11 +123,11 @@ def limits_section(n: dict[str, Any]) -> list[str]:
         )
     if mde:
         lines.append(
-            f"- Sensitivity: the minimal detectable effect at 80% power ranges from d = "
-            f"{fmt(mde[0])} to d = {fmt(mde[-1])} across the tests (smaller arms, such as "
-            "fixed42's one sample per prompt, have the larger values). A smaller effect can be "
-            'missed; "equivalent" is claimed only where TOST bounds the difference within the '
-            "margin."
+            f"- Sensitivity: the minimal detectable effect at 80% power, at the alpha each "
+            f"verdict used after correction, ranges from d = {fmt(mde[0])} to d = "
+            f"{fmt(mde[-1])} across the tests (smaller arms, such as fixed42's one sample per "
+            'prompt, have the larger values). A smaller effect can be missed; "equivalent" is '
+            "claimed only where TOST bounds the difference within the margin."
         )
     for model, evaluated in n["teaching"].items():
         summary = evaluated["variants"]
@@ -160,62 +189,107 @@ def harvest_section(n: dict[str, Any], prov: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _is_aa(comparison: str) -> bool:
+    return comparison.startswith("aa")
+
+
+def _range(values: list) -> str:
+    values = sorted(v for v in values if v is not None)
+    if not values:
+        return "–"
+    return fmt(values[0]) if values[0] == values[-1] else f"{fmt(values[0])}–{fmt(values[-1])}"
+
+
+def aa_lines(aa: dict[str, Any]) -> list[str]:
+    """The A/A calibration: its false-positive rate and what it licenses."""
+    lines = []
+    for name, label in (("per_metric", "Per-metric tests"), ("distribution", "Distribution tests")):
+        c = aa[name]
+        if c["tests"] == 0:
+            continue
+        per = ", ".join(f"{k} {v}" for k, v in c["per_split"].items())
+        lines.append(
+            f"- {label}: {c['rejections']} of {c['tests']} reject at alpha before correction, "
+            f"rate {fmt(c['rate'])} {ci([c['ci_low'], c['ci_high']])} (95%, Korn-Graubard, "
+            f"clustered by split; design effect {fmt(c['design_effect'])}); per split: {per}; "
+            f"after correction {c['differences_after_correction']}: **{c['status']}**."
+        )
+    c = aa["per_metric"]
+    hi = fmt(c["ci_high"]) if c["tests"] else "–"
+    return [*lines, "", AA_LICENSE[c["status"]].format(hi=hi), ""]
+
+
 def ab_section(n: dict[str, Any], prov: dict[str, Any]) -> list[str]:
     ab = n["ab"]
     by = by_run(ab["tests"])
+    main = {c: runs for c, runs in by.items() if not _is_aa(c)}
+    aa_runs = {c: runs for c, runs in by.items() if _is_aa(c)}
     lines = ["## 2. Seeding A/B study", ""]
+    verdicts = list(VERDICT_LETTER)
     rows = []
-    for comparison, runs in by.items():
-        tests = [m for metrics in runs.values() for m in metrics.values()]
-        ns = sorted({min(t["n"]) for t in tests})
-        mde = [t["mde_d"] for t in tests if t["mde_d"] is not None]
-        v = ab["verdicts"][comparison]
+    groups = [(c.replace("_vs_", " vs "), [c]) for c in main]
+    if aa_runs:
+        groups.append((f"A/A pairs ({len(aa_runs)})", list(aa_runs)))
+    for label, names in groups:
+        tests = [m for c in names for metrics in by[c].values() for m in metrics.values()]
+        counts = [sum(ab["verdicts"][c][v] for c in names) for v in verdicts]
+        reachable = sum(t["equivalence_reachable"] for t in tests)
         rows.append(
             [
-                comparison.replace("_vs_", " vs "),
-                fmt(ns[0]) if ns[0] == ns[-1] else f"{fmt(ns[0])}–{fmt(ns[-1])}",
-                fmt(max(mde)) if mde else "–",
-                *(str(v[k]) for k in ("difference", "equivalent", "inconclusive", "no variation")),
+                label,
+                _range([min(t["n"]) for t in tests]),
+                _range([t["mde_d"] for t in tests]),
+                *map(str, counts),
+                f"{reachable} of {len(tests)}",
             ]
         )
-    lines += table(
-        [
-            "comparison",
-            "n per arm",
-            "MDE d",
-            "difference",
-            "equivalent",
-            "inconclusive",
-            "no variation",
-        ],
-        rows,
-    )
-    obs, sim = ab["aa_observed"], ab["aa_simulation"]
+    lines += table(["comparison", "n per arm", "MDE d", *verdicts, "equivalence reachable"], rows)
+    tested = [
+        t for runs in by.values() for m in runs.values() for t in m.values() if t["lmm_status"]
+    ]
+    statuses = {s: sum(t["lmm_status"] == s for t in tested) for s in MIXED_STATUSES}
+    alphas = [t["alpha_eff"] for t in tested if t["alpha_eff"] is not None]
     lines += [
-        f"A/A control: {obs['rejections']} of {obs['tests']} tests reject at alpha before "
-        f"correction ({obs['differences_after_correction']} after); re-splitting the PRNG arms, "
-        f"{sim['rejections']} of {sim['tests']} simulated tests reject, rate {fmt(sim['rate'])} "
-        f"{ci([sim['ci_low'], sim['ci_high']])}, which "
-        f"{'contains' if sim['alpha_in_ci'] else 'does NOT contain'} alpha.",
+        "*Trivial difference*: different, and within the equivalence margin. The MDE (80% "
+        "power) is at each test's effective alpha, the raw p-value at which the correction "
+        f"would declare it given the family's other tests (here {_range(alphas)}). "
+        "*Equivalence reachable*: a zero observed difference would pass TOST at this n and "
+        "spread. No CI where an arm has one record or no variation. Mixed model (prompt as "
+        "random intercept) fits: "
+        + ", ".join(f"{v} {k}" for k, v in statuses.items())
+        + " (boundary: prompt variance estimated at zero, the fit is OLS).",
         "",
-        "Verdict per metric (D difference, E equivalent, I inconclusive, – no variation), "
-        "one letter per " + ", ".join(next(iter(by.values()))) + ":",
+        f"A/A calibration ({ab['aa']['pairs']} pairs of prng_stream arms under keys of their "
+        "own; one independent split per pair, model and length):",
         "",
     ]
-    metrics = sorted({m for runs in by.values() for t in runs.values() for m in t})
-    rows = [
-        [m]
-        + [
-            " ".join(VERDICT_LETTER[t[m]["verdict"]] if m in t else "·" for t in runs.values())
-            for runs in by.values()
+    lines += aa_lines(ab["aa"])
+    lines += figure("ab_aa_pvalues", "A/A pairs: uncorrected p-values against uniform quantiles")
+    if main:
+        lines += [
+            "Verdict per metric (D difference, T trivial difference, E equivalent, "
+            "I inconclusive, – no variation, 1 n = 1), one letter per "
+            + ", ".join(next(iter(main.values())))
+            + ":",
+            "",
         ]
-        for m in metrics
-    ]
-    lines += table(["metric", *(c.replace("_vs_", " vs ") for c in by)], rows)
+        metrics = list(dict.fromkeys(m for runs in main.values() for t in runs.values() for m in t))
+        rows = [
+            [m]
+            + [
+                " ".join(VERDICT_LETTER[t[m]["verdict"]] if m in t else "·" for t in runs.values())
+                for runs in main.values()
+            ]
+            for m in metrics
+        ]
+        lines += table(["metric", *(c.replace("_vs_", " vs ") for c in main)], rows)
     lines += figure(
         "ab_forest",
-        "Cohen's d with BCa 95% CI per metric and comparison (shaded: equivalence margin)",
+        "Cohen's d with BCa 95% CI per metric and comparison (shaded: equivalence margin; "
+        "no bar: no CI)",
     )
+    lines += distribution_lines(ab)
+    lines += literature_lines(ab)
     lines += source_line(prov["ab"])
     return lines
 
@@ -260,6 +334,68 @@ def hard_vs_soft(summary: dict[str, Any]) -> list[str]:
         + f". Soft targets are closer on {len(better)} of {len(parts)} splits"
         + (f" ({', '.join(better)})." if better else "."),
         "",
+    ]
+
+
+def distribution_lines(ab: dict[str, Any]) -> list[str]:
+    """The texts compared as wholes: energy distance per feature set, and MAUVE."""
+    rows = []
+    for comparison, runs in by_run(ab["distribution"]).items():
+        if _is_aa(comparison):
+            continue
+        for run, d in runs.items():
+            e, g = d["embedding"], d["ngram"]
+            rows.append(
+                [
+                    comparison.replace("_vs_", " vs "),
+                    run,
+                    f"{fmt(e['p_adj'])} / {fmt(e['power'])}",
+                    f"{fmt(g['p_adj'])} / {fmt(g['power'])}",
+                    fmt(e["mauve"]),
+                    f"{e['verdict']} / {g['verdict']}",
+                ]
+            )
+    if not rows:
+        return []
+    return [
+        "Texts compared as distributions: a stratified energy-distance permutation test on "
+        "sentence embeddings and on word 1-2-gram profiles (corrected p / power against a shift "
+        "of one margin along the texts' first principal axis), and MAUVE on the embeddings "
+        "(1: indistinguishable; descriptive, no test).",
+        "",
+        *table(
+            ["comparison", "run", "embeddings p / power", "n-grams p / power", "MAUVE", "verdict"],
+            rows,
+        ),
+    ]
+
+
+def literature_lines(ab: dict[str, Any]) -> list[str]:
+    """Holtzman et al. 2020's Table 1 numbers per arm."""
+    rows = [
+        [
+            run,
+            arm,
+            str(a["n"]),
+            fmt(a["repetition_pct"]),
+            fmt(a["self_bleu4"]),
+            fmt(a["zipf"]),
+            fmt(a["mean_tokens"]),
+        ]
+        for run, arms in ab["arms"].items()
+        for arm, a in arms.items()
+        if not _is_aa(arm)
+    ]
+    if not rows:
+        return []
+    return [
+        "Per arm, as Holtzman et al. 2020 (Table 1) report them, on the model's token ids: "
+        "repetition % (texts ending in a phrase repeated back to back), Self-BLEU4 (each text "
+        "against the rest of its arm, nltk, smoothing method 1), Zipf coefficient. One number "
+        "per arm, so no CI; both pool the arm's texts and depend on its size, so compare arms "
+        "of equal n. Repetition is also tested per sample above.",
+        "",
+        *table(["run", "arm", "n", "repetition %", "Self-BLEU4", "Zipf", "mean tokens"], rows),
     ]
 
 

@@ -78,6 +78,7 @@ def profile(params) -> dict[str, Any]:
             "conditions": g.conditions,
             "replicates": g.replicates,
             "listed_seeds": len(g.listed_seeds),
+            "aa_pairs": g.aa_pairs,
             "equivalence_margin_sd": ab.analysis.equivalence_margin_sd,
             "correction": ab.analysis.correction,
             "alpha": ab.analysis.alpha,
@@ -167,7 +168,7 @@ def recompute(params, root: Path = Path(".")) -> dict[str, Any]:
         {
             "profile": profile(params),
             "harvest": harvest_numbers(reassess(params.harvest, root / POOL_DIR)),
-            "ab": results(params, root)[1],
+            "ab": results(params, root)[2],
             "teaching": teaching,
             "sizes": {m: built_parameters(m, root) for m in taught_built(params)},
         }

@@ -2,12 +2,21 @@
 
 For each (model, length, [treatment, control], metric): the difference in means with a BCa
 bootstrap CI, Cohen's d, a permutation test stratified by prompt, a mixed model with prompt
-as random intercept, a TOST equivalence test with a margin in pooled SDs, and the minimal
-detectable effect. p-values are corrected across the family of tests (the A/A control is its
-own family), and each test gets a verdict: difference, equivalent, inconclusive.
+as random intercept (with the status of its fit), a TOST equivalence test with a margin in
+pooled SDs, and the minimal detectable effect at the alpha the verdict used. p-values are
+corrected across their family (main per-metric tests, A/A per-metric tests, and the same two
+for the distribution tests), and each test gets a verdict: difference, trivial difference
+(different, but within the margin), equivalent, inconclusive, no variation, or n = 1.
 
-The A/A control calibrates the whole analysis: its uncorrected false-positive rate should be
-alpha, checked on the real A/A arm and by re-splitting the pooled PRNG arms many times.
+Per comparison, the texts themselves are compared too: a stratified energy-distance test on
+sentence embeddings and on word n-gram profiles (stats/distribution.py), with its power
+against a planted shift of one margin, and MAUVE as a descriptive divergence. Per arm, the
+numbers Holtzman et al. 2020 report: repetition %, Self-BLEU4, Zipf coefficient.
+
+The A/A pairs calibrate the analysis: arms that differ only in their PRNG keys, one
+independent split per pair, model and length. Their false-positive rate, with an interval
+that treats the tests of a split as correlated, says whether a "difference" elsewhere can be
+taken at face value.
 """
 
 from __future__ import annotations
@@ -19,67 +28,88 @@ import numpy as np
 import pandas as pd
 
 from entropy_lab.errors import UserError
-from entropy_lab.generation.metrics import GROUP_METRICS, METRICS_DIR, SAMPLE_METRICS
-from entropy_lab.generation.params import AA_COMPARISON, AnalysisSection
+from entropy_lab.generation.metrics import METRICS_DIR
+from entropy_lab.generation.params import (
+    DISTRIBUTION_FEATURES,
+    GROUP_METRICS,
+    SAMPLE_METRICS,
+    AnalysisSection,
+    aa_arms,
+)
+from entropy_lab.stats import distribution as dist
 from entropy_lab.stats import inference as inf
 
 log = logging.getLogger(__name__)
 
 REPORT_DIR = Path("reports/ab")
-AA_SIM_PERMUTATIONS = 500  # per simulated A/A test: p to 0.002, enough to count p < alpha
+ZIPF_TOP = 5000  # ranks in Holtzman et al.'s Zipf fit (their zipf.py --N)
+NAN = float("nan")
+DECLARED = ("difference", "trivial difference")
 
 
 def compare(
     x: np.ndarray, y: np.ndarray, sx: np.ndarray, sy: np.ndarray, a: AnalysisSection, key: tuple
 ) -> dict:
-    """Every statistic of one two-arm comparison of one metric (before correction)."""
-    sd = inf.pooled_sd(x, y) if len(x) > 1 and len(y) > 1 else 0.0
+    """Every statistic of one two-arm comparison of one metric (before correction).
+
+    CIs only where they mean something: none when an arm has one record (n = 1) or no
+    variation (resampling a constant arm treats its mean as known).
+    """
     out = {
         "n_treatment": len(x),
         "n_control": len(y),
         "mean_treatment": float(x.mean()),
         "mean_control": float(y.mean()),
         "diff": float(x.mean() - y.mean()),
-        "sd": sd,
     }
-    nan = float("nan")
+    empty = dict.fromkeys(
+        (
+            "sd",
+            "d",
+            "ci_low",
+            "ci_high",
+            "p_perm",
+            "lmm_coef",
+            "lmm_se",
+            "p_lmm",
+            "margin",
+            "p_tost",
+            "p_tost_at_zero",
+        ),
+        NAN,
+    ) | {"constant_arm": False, "lmm_status": "", "lmm_warnings": ""}
+    if min(len(x), len(y)) < 2:
+        return out | empty | {"note": "n = 1"}
+    sd = inf.pooled_sd(x, y)
+    constant = bool(np.ptp(x) == 0 or np.ptp(y) == 0)
     if sd == 0:
-        return (
-            out
-            | dict.fromkeys(
-                (
-                    "d",
-                    "ci_low",
-                    "ci_high",
-                    "p_perm",
-                    "lmm_coef",
-                    "lmm_se",
-                    "p_lmm",
-                    "margin",
-                    "p_tost",
-                    "mde_d",
-                ),
-                nan,
-            )
-            | {"lmm_converged": False}
-        )
-    lo, hi = inf.bootstrap_ci(x, y, a.bootstrap, a.alpha, inf.keyed_rng(a.seed, "bootstrap", *key))
-    fit = inf.mixed_effects(x, y, sx, sy)
+        return out | empty | {"sd": 0.0, "constant_arm": True, "note": "no variation"}
     margin = a.equivalence_margin_sd * sd
+    if constant:
+        lo = hi = NAN
+    else:
+        lo, hi = inf.bootstrap_ci(
+            x, y, a.bootstrap, a.alpha, inf.keyed_rng(a.seed, "bootstrap", *key)
+        )
+    fit = inf.mixed_effects(x, y, sx, sy)
     return out | {
+        "sd": sd,
         "d": out["diff"] / sd,
         "ci_low": lo,
         "ci_high": hi,
+        "constant_arm": constant,
         "p_perm": inf.stratified_permutation_p(
             x, y, sx, sy, a.permutations, inf.keyed_rng(a.seed, "permutation", *key)
         ),
         "lmm_coef": fit.coef,
         "lmm_se": fit.se,
         "p_lmm": fit.p,
-        "lmm_converged": fit.converged,
+        "lmm_status": fit.status,
+        "lmm_warnings": fit.warnings,
         "margin": margin,
         "p_tost": inf.tost_p(x, y, margin),
-        "mde_d": inf.mde(len(x), len(y), a.alpha, a.power),
+        "p_tost_at_zero": inf.tost_p(x - x.mean() + y.mean(), y, margin),
+        "note": "one arm constant" if constant else "",
     }
 
 
@@ -97,12 +127,43 @@ def _arms(df: pd.DataFrame, metric: str, treatment: str, control: str):
     )
 
 
-def analyze(samples: pd.DataFrame, groups: pd.DataFrame, a: AnalysisSection) -> pd.DataFrame:
-    """One row per (model, length, comparison, metric) with corrected p-values and a verdict."""
+def comparisons(params) -> list[tuple[str, str, str]]:
+    """(treatment, control, family) for every comparison: the main ones, then the A/A pairs."""
+    main = [(t, c, "main") for t, c in params.ab.analysis.comparisons]
+    return main + [(t, c, "aa") for t, c in aa_arms(params.ab.generate.aa_pairs)]
+
+
+def _correct(out: pd.DataFrame, a: AnalysisSection, tost: bool) -> dict[str, dict]:
+    """Adjusted p-values and each test's effective alpha, per family, in place; returns each
+    family's size and how many tests it declared."""
+    families = {}
+    columns = [("p_perm", "p_perm_adj", "alpha_eff")]
+    if tost:
+        columns.append(("p_tost", "p_tost_adj", "alpha_eff_tost"))
+    for family, idx in out.groupby("family", sort=True).groups.items():
+        families[family] = {}
+        for raw, adjusted, threshold in columns:
+            p = out.loc[idx, raw].to_numpy(dtype=float)
+            adj = inf.adjust(p, a.correction)
+            out.loc[idx, adjusted] = adj
+            out.loc[idx, threshold] = inf.effective_alpha(p, a.alpha, a.correction)
+            families[family] |= {
+                f"{raw}_tests": int(np.isfinite(adj).sum()),
+                f"{raw}_declared": int((adj < a.alpha).sum()),
+            }
+    return families
+
+
+def analyze(
+    samples: pd.DataFrame, groups: pd.DataFrame, params
+) -> tuple[pd.DataFrame, dict[str, dict]]:
+    """One row per (model, length, comparison, metric) with corrected p-values and a verdict,
+    and each family's size and effective alpha."""
+    a: AnalysisSection = params.ab.analysis
     rows = []
     for (model, length), s in samples.groupby(["model", "length"], sort=True):
         g = groups[(groups.model == model) & (groups.length == length)]
-        for treatment, control in a.comparisons:
+        for treatment, control, family in comparisons(params):
             for level, df, metrics in (("sample", s, SAMPLE_METRICS), ("group", g, GROUP_METRICS)):
                 for metric in metrics:
                     x, y, sx, sy = _arms(df, metric, treatment, control)
@@ -115,80 +176,164 @@ def analyze(samples: pd.DataFrame, groups: pd.DataFrame, a: AnalysisSection) -> 
                             "length": int(length),
                             "treatment": treatment,
                             "control": control,
+                            "family": family,
                             "metric": metric,
                             "level": level,
                         }
                         | compare(x, y, sx, sy, a, key)
                     )
     out = pd.DataFrame(rows)
-    out["family"] = np.where(
-        (out.treatment == AA_COMPARISON[0]) & (out.control == AA_COMPARISON[1]), "aa", "main"
-    )
-    out["p_perm_adj"] = np.nan
-    out["p_tost_adj"] = np.nan
-    for _, idx in out.groupby("family").groups.items():
-        out.loc[idx, "p_perm_adj"] = inf.adjust(out.loc[idx, "p_perm"].to_numpy(), a.correction)
-        out.loc[idx, "p_tost_adj"] = inf.adjust(out.loc[idx, "p_tost"].to_numpy(), a.correction)
-    out["verdict"] = [
-        inf.verdict(p, q, a.alpha) for p, q in zip(out.p_perm_adj, out.p_tost_adj, strict=True)
+    families = _correct(out, a, tost=True)
+    out["mde_d"] = [
+        inf.mde(int(nt), int(nc), ae, a.power) if np.isfinite(d) and np.isfinite(ae) else NAN
+        for nt, nc, d, ae in zip(out.n_treatment, out.n_control, out.d, out.alpha_eff, strict=True)
     ]
-    return out
+    out["equivalence_reachable"] = np.isfinite(out.p_tost_at_zero) & (
+        out.p_tost_at_zero < out.alpha_eff_tost
+    )
+    out["verdict"] = [
+        note if note in ("n = 1", "no variation") else inf.verdict(p, q, a.alpha)
+        for p, q, note in zip(out.p_perm_adj, out.p_tost_adj, out.note, strict=True)
+    ]
+    return out, families
 
 
-def aa_simulation(samples: pd.DataFrame, a: AnalysisSection) -> dict:
-    """Re-split the two pooled PRNG arms at random within each prompt, many times, and count
-    how often the stratified permutation test rejects at alpha: the analysis' real FPR."""
-    arms = samples[samples.condition.isin(AA_COMPARISON)]
-    rejections = tests = 0
-    for (model, length), s in arms.groupby(["model", "length"], sort=True):
-        n_a = int((s.condition == AA_COMPARISON[0]).sum())
-        rng = inf.keyed_rng(a.seed, "aa-simulation", model, length)
-        for _ in range(a.aa_simulations):
-            label = np.zeros(len(s), bool)
-            for _, idx in s.groupby("prompt_id").indices.items():
-                half = len(idx) * n_a // len(s)
-                label[rng.choice(idx, size=half, replace=False)] = True
-            for metric in SAMPLE_METRICS:
-                v = s[metric].to_numpy(float)
-                ok = np.isfinite(v)
-                x, y = v[label & ok], v[~label & ok]
-                if len(x) < 2 or len(y) < 2 or np.ptp(np.r_[x, y]) == 0:
-                    continue
-                p = inf.stratified_permutation_p(
+def distribution_tests(samples: pd.DataFrame, params) -> tuple[pd.DataFrame, dict[str, dict]]:
+    """The energy-distance test per (model, length, comparison, feature set), with its power
+    against a planted shift of one equivalence margin, and MAUVE on the embeddings."""
+    a: AnalysisSection = params.ab.analysis
+    rows, energy = [], []
+    for (model, length), s in samples.groupby(["model", "length"], sort=True):
+        for treatment, control, family in comparisons(params):
+            t, c = s[s.condition == treatment], s[s.condition == control]
+            common = np.intersect1d(t.prompt_id.unique(), c.prompt_id.unique())
+            both = pd.concat([t, c])
+            both = both[both.prompt_id.isin(common)]
+            treated = (both.condition == treatment).to_numpy()
+            strata = both.prompt_id.to_numpy()
+            embeddings = np.stack(both.embedding.to_numpy()).astype(np.float64)
+            for feature in DISTRIBUTION_FEATURES:
+                x = embeddings if feature == "embedding" else dist.ngram_profiles(both.text)
+                key = (model, length, treatment, control, feature)
+                test = dist.energy_test(
                     x,
-                    y,
-                    s.prompt_id.to_numpy()[label & ok],
-                    s.prompt_id.to_numpy()[~label & ok],
-                    AA_SIM_PERMUTATIONS,
-                    rng,
+                    treated,
+                    strata,
+                    a.permutations,
+                    inf.keyed_rng(a.seed, "energy", *key),
+                    a.equivalence_margin_sd,
                 )
-                rejections += p < a.alpha
-                tests += 1
-    lo, hi = inf.binomial_interval(rejections, tests) if tests else (float("nan"),) * 2
+                mauve = NAN
+                if feature == "embedding":
+                    seed = int(inf.keyed_rng(a.seed, "mauve", *key).integers(2**31 - 16))
+                    mauve = dist.mauve_score(x[treated], x[~treated], seed)
+                energy.append(test)
+                rows.append(
+                    {
+                        "model": model,
+                        "length": int(length),
+                        "treatment": treatment,
+                        "control": control,
+                        "family": f"{family}-distribution",
+                        "metric": f"energy_{feature}",
+                        "level": "distribution",
+                        "n_treatment": int(treated.sum()),
+                        "n_control": int((~treated).sum()),
+                        "statistic": test.statistic,
+                        "p_perm": test.p,
+                        "mauve": mauve,
+                    }
+                )
+    out = pd.DataFrame(rows)
+    families = _correct(out, a, tost=False)
+    out["power"] = [test.power(ae) for test, ae in zip(energy, out.alpha_eff, strict=True)]
+    out["verdict"] = np.where(out.p_perm_adj < a.alpha, "difference", "inconclusive")
+    return out, families
+
+
+def zipf_coefficient(token_lists) -> float:
+    """Holtzman et al.'s Zipf coefficient: minus the slope of log count on log rank over the
+    ZIPF_TOP most frequent tokens (degen metrics/zipf.py)."""
+    from collections import Counter
+
+    from scipy import stats
+
+    counts = Counter(int(t) for tokens in token_lists for t in tokens)
+    top = np.array(sorted(counts.values(), reverse=True)[:ZIPF_TOP], dtype=float)
+    if len(top) < 2 or np.ptp(top) == 0:
+        return NAN
+    return float(-stats.linregress(np.log(np.arange(1, len(top) + 1)), np.log(top)).slope)
+
+
+def arm_statistics(samples: pd.DataFrame) -> pd.DataFrame:
+    """Per (model, length, arm): the numbers in Holtzman et al.'s Table 1. Descriptive: each is
+    one number per arm (Self-BLEU4 and Zipf pool the arm's texts), so no CI; the per-sample
+    repetition flag is tested with the other metrics."""
+    rows = []
+    for (model, length, arm), s in samples.groupby(["model", "length", "condition"], sort=True):
+        rows.append(
+            {
+                "model": model,
+                "length": int(length),
+                "arm": arm,
+                "n": len(s),
+                "repetition_pct": 100 * float(s.repetition.mean()),
+                "self_bleu4": float(s.self_bleu4.mean()),
+                "zipf": zipf_coefficient(s.token_ids),
+                "mean_tokens": float(s.n_tokens.mean()),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def calibrate(p: np.ndarray, split: np.ndarray, alpha: float) -> dict:
+    """False-positive rate of A/A tests (p-values, and the split each comes from) at alpha.
+
+    Splits are independent; tests within one are not (they share its samples), so the
+    interval is Korn-Graubard's, clustered by split. `anti-conservative`: the whole interval
+    is above alpha, so the analysis declares differences where there are none.
+    """
+    p, split = np.asarray(p, dtype=float), np.asarray(split)
+    names = sorted(set(split.tolist()))
+    k = np.array([int((p[split == s] < alpha).sum()) for s in names])
+    n = np.array([int((split == s).sum()) for s in names])
+    r = inf.clustered_rate(k, n)
+    status = (
+        "no tests"
+        if r.tests == 0
+        else "anti-conservative"
+        if r.ci_low > alpha
+        else "conservative"
+        if r.ci_high < alpha
+        else "consistent with alpha"
+    )
     return {
-        "tests": tests,
-        "rejections": int(rejections),
-        "rate": rejections / tests if tests else float("nan"),
-        "ci_low": lo,
-        "ci_high": hi,
-        "alpha_in_ci": bool(lo <= a.alpha <= hi),
+        "splits": len(names),
+        "tests": r.tests,
+        "rejections": r.rejections,
+        "rate": r.rate,
+        "ci_low": r.ci_low,
+        "ci_high": r.ci_high,
+        "design_effect": r.design_effect,
+        "effective_n": r.effective_n,
+        "per_split": {s: int(v) for s, v in zip(names, k, strict=True)},
+        "status": status,
     }
 
 
-def aa_observed(tests: pd.DataFrame, a: AnalysisSection) -> dict:
-    """The real A/A arm: uncorrected rejections among its tests, and corrected ones (should be 0)."""
-    aa = tests[(tests.family == "aa") & np.isfinite(tests.p_perm)]
-    k, n = int((aa.p_perm < a.alpha).sum()), len(aa)
-    lo, hi = inf.binomial_interval(k, n) if n else (float("nan"),) * 2
-    return {
-        "tests": n,
-        "rejections": k,
-        "rate": k / n if n else float("nan"),
-        "ci_low": lo,
-        "ci_high": hi,
-        "alpha_in_ci": bool(lo <= a.alpha <= hi),
-        "differences_after_correction": int((aa.verdict == "difference").sum()),
-    }
+def aa_calibration(tests: pd.DataFrame, dist_tests: pd.DataFrame, a: AnalysisSection) -> dict:
+    """The A/A pairs' false-positive rate at alpha, before correction: per split (one pair,
+    model and length), pooled with a Korn-Graubard interval clustered by split; separately for
+    the per-metric and the distribution tests. After correction there should be none."""
+    out = {"pairs": 0}
+    for name, df in (("per_metric", tests), ("distribution", dist_tests)):
+        aa = df[(df.family.str.startswith("aa")) & np.isfinite(df.p_perm)]
+        split = aa.model + "/" + aa.length.astype(str) + "/" + aa.treatment.str.removesuffix("_a")
+        out[name] = calibrate(aa.p_perm.to_numpy(), split.to_numpy(), a.alpha) | {
+            "differences_after_correction": int((aa.verdict.isin(DECLARED)).sum())
+        }
+        out["pairs"] = max(out["pairs"], int(aa.treatment.nunique()))
+    return out
 
 
 def load_metrics(params, root: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Path]]:
@@ -205,51 +350,99 @@ def load_metrics(params, root: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[s
     return pd.concat(samples, ignore_index=True), pd.concat(groups, ignore_index=True), inputs
 
 
-def summary(tests: pd.DataFrame, aa_obs: dict, aa_sim: dict) -> dict:
+def _value(x):
+    return None if isinstance(x, float) and not np.isfinite(x) else x
+
+
+def summary(
+    tests: pd.DataFrame, dist_tests: pd.DataFrame, arms: pd.DataFrame, families: dict, aa: dict
+) -> dict:
     """`reports/ab/metrics.json`: what `dvc metrics show/diff` compares between experiments."""
-    out: dict = {"aa_observed": aa_obs, "aa_simulation": aa_sim, "verdicts": {}, "tests": {}}
+    out: dict = {
+        "aa": aa,
+        "families": families,
+        "verdicts": {},
+        "tests": {},
+        "distribution": {},
+        "arms": {},
+    }
     for (t, c), df in tests.groupby(["treatment", "control"], sort=False):
         out["verdicts"][f"{t}_vs_{c}"] = {
-            v: int((df.verdict == v).sum())
-            for v in ("difference", "equivalent", "inconclusive", "no variation")
+            v: int((df.verdict == v).sum()) for v in (*inf.VERDICTS, "n = 1")
         }
     for r in tests.itertuples():
         name = f"{r.model}/{r.length}/{r.treatment}_vs_{r.control}"
         out["tests"].setdefault(name, {})[r.metric] = {
+            "level": r.level,
             "n": [int(r.n_treatment), int(r.n_control)],
             "diff": r.diff,
-            "d": r.d,
-            "d_ci": [r.ci_low / r.sd, r.ci_high / r.sd] if r.sd > 0 else [None, None],
-            "p_adj": r.p_perm_adj,
-            "p_tost_adj": r.p_tost_adj,
-            "mde_d": r.mde_d,
+            "d": _value(r.d),
+            "d_ci": [_value(r.ci_low / r.sd), _value(r.ci_high / r.sd)]
+            if r.sd > 0
+            else [None, None],
+            "p": _value(r.p_perm),
+            "p_adj": _value(r.p_perm_adj),
+            "p_tost_adj": _value(r.p_tost_adj),
+            "alpha_eff": _value(r.alpha_eff),
+            "mde_d": _value(r.mde_d),
+            "equivalence_reachable": bool(r.equivalence_reachable),
+            "lmm_status": r.lmm_status,
+            "p_lmm": _value(r.p_lmm),
             "verdict": r.verdict,
+        }
+    for r in dist_tests.itertuples():
+        name = f"{r.model}/{r.length}/{r.treatment}_vs_{r.control}"
+        out["distribution"].setdefault(name, {})[r.metric.removeprefix("energy_")] = {
+            "n": [int(r.n_treatment), int(r.n_control)],
+            "energy": r.statistic,
+            "p": r.p_perm,
+            "p_adj": r.p_perm_adj,
+            "alpha_eff": r.alpha_eff,
+            "power": r.power,
+            "mauve": _value(r.mauve),
+            "verdict": r.verdict,
+        }
+    for r in arms.itertuples():
+        out["arms"].setdefault(f"{r.model}/{r.length}", {})[r.arm] = {
+            "n": int(r.n),
+            "repetition_pct": r.repetition_pct,
+            "self_bleu4": _value(r.self_bleu4),
+            "zipf": _value(r.zipf),
+            "mean_tokens": r.mean_tokens,
         }
     return out
 
 
-def results(params, root: Path = Path(".")) -> tuple[pd.DataFrame, dict, dict[str, Path]]:
-    """The tests table and the metrics summary, from the stored metric tables."""
+def results(
+    params, root: Path = Path(".")
+) -> tuple[pd.DataFrame, pd.DataFrame, dict, dict[str, Path]]:
+    """The tests table, the arms table and the metrics summary, from the stored metric tables."""
     a: AnalysisSection = params.ab.analysis
     samples, groups, inputs = load_metrics(params, root)
-    tests = analyze(samples, groups, a)
-    aa_obs, aa_sim = aa_observed(tests, a), aa_simulation(samples, a)
-    if not aa_sim["alpha_in_ci"]:
+    tests, families = analyze(samples, groups, params)
+    dist_tests, dist_families = distribution_tests(samples, params)
+    arms = arm_statistics(samples)
+    aa = aa_calibration(tests, dist_tests, a)
+    if aa["per_metric"]["status"] == "anti-conservative":
         log.warning(
-            "A/A false-positive rate %.3f: alpha %.3f is outside its interval",
-            aa_sim["rate"],
+            "A/A false-positive rate %.3f [%.3f, %.3f] is above alpha %.3f",
+            aa["per_metric"]["rate"],
+            aa["per_metric"]["ci_low"],
+            aa["per_metric"]["ci_high"],
             a.alpha,
         )
-    return tests, summary(tests, aa_obs, aa_sim), inputs
+    both = pd.concat([tests, dist_tests], ignore_index=True)
+    return both, arms, summary(tests, dist_tests, arms, families | dist_families, aa), inputs
 
 
 def run_stage(params, root: Path = Path(".")) -> None:
-    """Stage `ab-analyze`: reports/ab/{tests.csv, effects.csv, metrics.json, manifest.json}."""
+    """Stage `ab-analyze`: reports/ab/{tests.csv, arms.csv, effects.csv, metrics.json,
+    manifest.json}."""
     from entropy_lab.provenance import MANIFEST, atomic_file, build_manifest, json_safe, write_json
     from entropy_lab.schema import flatten
 
     a: AnalysisSection = params.ab.analysis
-    tests, metrics, inputs = results(params, root)
+    tests, arms, metrics, inputs = results(params, root)
     effects = tests[np.isfinite(tests.d)].assign(
         label=lambda t: (
             t.model
@@ -281,10 +474,13 @@ def run_stage(params, root: Path = Path(".")) -> None:
     read = flatten(a, "ab.analysis") | {
         "ab.models": params.ab.models,
         "ab.lengths": params.ab.lengths,
+        "ab.generate.aa_pairs": params.ab.generate.aa_pairs,
     }
     out = root / REPORT_DIR
     with atomic_file(out / "tests.csv") as tmp:
         tests.to_csv(tmp, index=False, float_format="%.6g")
+    with atomic_file(out / "arms.csv") as tmp:
+        arms.to_csv(tmp, index=False, float_format="%.6g")
     with atomic_file(out / "effects.csv") as tmp:
         effects.to_csv(tmp, index=False, float_format="%.6g")
     write_json(out / "metrics.json", json_safe(metrics))

@@ -14,11 +14,12 @@ from entropy_lab.entropy.pool import (
     POOL_FILE,
     Experiment,
     Pool,
+    Segment,
     allocate,
-    base_offsets,
     check_ledger,
     write_ledger,
 )
+from entropy_lab.errors import UserError
 from entropy_lab.tasks import FAMILIES
 from entropy_lab.tasks.builder import (
     SPLITS,
@@ -133,13 +134,28 @@ def seeded_experiments(section: TasksSection) -> list[Experiment]:
     ]
 
 
+def seeded_segments(section: TasksSection, pool) -> list[Segment]:
+    """The part of the pool the seeded mode reads: the tail of its source's segment, as long as
+    its layout needs. The A/B conditions lay out from the start of their source's segment, so
+    the two meet only if a source is too small for both; the report checks every ledger
+    together. A pool too small for the seeded mode alone fails here, before any work."""
+    layout = seeded_experiments(section)
+    need = sum(e.size for e in layout)
+    seg = next((g for g in pool.segments if g.source == section.seeded.source), None)
+    if seg is None or need > seg.end - seg.start:
+        have = 0 if seg is None else seg.end - seg.start
+        raise UserError(
+            f"entropy pool source {section.seeded.source!r}: need {need} bytes, pool has {have}"
+        )
+    return [Segment(seg.source, seg.end - need, seg.end)]
+
+
 def add_seeded(records: dict[str, list[dict[str, Any]]], section: TasksSection, pool) -> list:
     """Give each record with an enumerable support (all of train, the first `eval_records` of
     each evaluation split) its pool-drawn u's and their answers, the target's inverse CDF at
     u; returns the pool ranges read, for the ledger."""
     s, families = section.seeded, section.instantiate()
-    layout = seeded_experiments(section)
-    base_offsets(layout, pool.segments)  # a pool too small fails here, before any work
+    layout, segments = seeded_experiments(section), seeded_segments(section, pool)
     jobs = [(SEEDED_TRAIN, i, r, s.train_draws) for i, r in enumerate(records["train"])]
     for k, split in enumerate(EVAL_SPLITS):
         first = records[split][: s.eval_records]
@@ -150,7 +166,7 @@ def add_seeded(records: dict[str, list[dict[str, Any]]], section: TasksSection, 
     for experiment, index, r, _ in jobs:
         if not r["support"]:
             continue
-        where = allocate(layout, pool.segments, experiment, index, 0)
+        where = allocate(layout, segments, experiment, index, 0)
         us = [u_from_word(int(w), s.digits) for w in np.frombuffer(pool.read(where), "<u4")]
         target = families[r["family"]].target(json.loads(r["instance"]))
         r["seeded_u"] = [u_text(u, s.digits) for u in us]
@@ -174,7 +190,7 @@ def run_stage(params, out: Path = OUT, reports: Path = REPORTS) -> None:
 
     section: TasksSection = params.tasks
     pool = Pool.load(POOL_DIR)
-    base_offsets(seeded_experiments(section), pool.segments)  # the pool is big enough
+    seeded_segments(section, pool)  # the pool is big enough
     paraphraser, inputs = None, {"pool": POOL_DIR / POOL_FILE}
     read = flatten(section, "tasks")
     if section.paraphrase.model:
