@@ -1,6 +1,6 @@
 """Default-model throughput, measured side by side in one run (ratios, not absolute times).
 
-1. Training step of the default config with 1 vs 2 CPU threads (why `models.built.kjv-tiny.threads: 2`).
+1. Training step of the default config with 1 vs 2 CPU threads (why `models.threads: 2`).
 2. Greedy decoding with the KV cache vs without (why generation stages keep the cache on).
 
     python benchmarks/bench_models.py [--repeats 5]

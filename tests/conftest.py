@@ -111,6 +111,7 @@ def fast_params(params_data, tmp_path) -> Path:
 
 def shrink(params_data: dict) -> dict:
     """The default params, shrunk so that the whole pipeline runs in a few minutes."""
+    params_data["models"]["threads"] = 1
     params_data["models"]["built"]["kjv-tiny"].update(
         n_layer=1,
         n_head=2,
@@ -121,7 +122,6 @@ def shrink(params_data: dict) -> dict:
         warmup_steps=1,
         eval_every=3,
         eval_batches=1,
-        threads=1,
     )
     params_data["training"].update(
         steps=4,

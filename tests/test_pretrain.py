@@ -34,7 +34,6 @@ SMALL = BuiltLM(
     eval_every=10,
     eval_batches=2,
     val_fraction=0.1,
-    threads=1,
 )
 
 

@@ -62,7 +62,6 @@ class BuiltLM(Section):
     eval_every: PositiveInt
     eval_batches: Annotated[int, Field(ge=1, le=10_000)]
     val_fraction: Annotated[float, Field(gt=0, lt=0.5)]
-    threads: Annotated[int, Field(ge=1, le=256)]
 
     @model_validator(mode="after")
     def _heads_divide_width(self) -> BuiltLM:
@@ -80,6 +79,9 @@ class ModelsSection(Section):
     build: list[Name]  # the built models in `use`, in its order: one `build` stage each
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    # torch CPU threads in every stage that runs a model: results repeat bit for bit only at
+    # the same count (reductions are split by thread), so it is a param, not the core count
+    threads: Annotated[int, Field(ge=1, le=256)]
     profiles: dict[Name, ModelProfile]
     built: dict[Name, BuiltLM]
 

@@ -160,7 +160,11 @@ def load(
 
 
 def load_profile(name: str, section: ModelsSection, models_dir: Path = MODELS_DIR):
-    """Resolve and load a profile with the section's device and dtype: (model, tokenizer, resolved)."""
+    """Resolve and load a profile with the section's device, dtype and thread count:
+    (model, tokenizer, resolved)."""
+    import torch
+
+    torch.set_num_threads(section.threads)
     profile = section.profiles[name]
     check_quantization(name, profile, pick_device(section.device))
     resolved = resolve_profile(name, section, models_dir)
@@ -199,13 +203,16 @@ def build_stage(
     section: ModelsSection, name: str, models_dir: Path = MODELS_DIR, reports: Path = REPORTS
 ) -> None:
     """Stage `build@<name>`: train one built model (a name in `models.build`)."""
+    import torch
+
     from entropy_lab.training.pretrain import build_model
 
     if name not in section.build:
         raise UserError(
             f"--model {name!r}: not in models.build; allowed: {', '.join(section.build) or 'none'}"
         )
-    build_model(name, section.built[name], models_dir / name, reports / name)
+    torch.set_num_threads(section.threads)
+    build_model(name, section.built[name], models_dir / name, reports / name, section.threads)
 
 
 def run_stage(section: ModelsSection, models_dir: Path = MODELS_DIR, out: Path = RESOLVED) -> None:

@@ -394,6 +394,7 @@ def run_stage(params, model_name: str, root: Path = Path(".")) -> None:
         model = peft.unload()
 
     read = flatten(e, "evaluate") | {
+        "models.threads": params.models.threads,
         "training.variants": t.variants,
         "training.max_prompt_tokens": t.max_prompt_tokens,
         "training.max_support_tokens": t.max_support_tokens,

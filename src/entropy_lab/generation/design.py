@@ -242,6 +242,7 @@ def run_stage(params, model_name: str, length: int, root: Path = Path(".")) -> N
     ranges = [s.pool_range for s in specs if s.pool_range]
     check_ledger(ranges)
     read = flatten(ab.generate, "ab.generate") | {
+        "models.threads": params.models.threads,
         "ab.prompts": [p.model_dump() for p in ab.prompts],
         "model": model_name,
         "length": length,

@@ -330,12 +330,18 @@ def run_stage(params, model_name: str, length: int, root: Path = Path(".")) -> N
     prompts = {p.id: p.text for p in ab.prompts}
     if missing := sorted({r["prompt_id"] for r in rows} - set(prompts)):
         raise UserError(f"samples in {src} use prompts not in ab.prompts: {', '.join(missing)}")
+    import torch
+
+    torch.set_num_threads(params.models.threads)  # embeddings repeat bit for bit at a fixed count
     scorer = load_scorer(ab.metrics.scorer, prompts)
     embedder = load_embedder(
         ab.metrics.embedder, [r["text"] for r in rows] + list(prompts.values())
     )
     per_sample, per_group = compute(rows, ab, embedder, scorer)
-    read = flatten(ab.metrics, "ab.metrics") | {"ab.prompts": [p.model_dump() for p in ab.prompts]}
+    read = flatten(ab.metrics, "ab.metrics") | {
+        "ab.prompts": [p.model_dump() for p in ab.prompts],
+        "models.threads": params.models.threads,
+    }
     inputs = {"samples": src / SAMPLES_FILE}
     if embedder[0] == "all-MiniLM-L6-v2":
         inputs["embedder"] = minilm_path() / "model.safetensors"

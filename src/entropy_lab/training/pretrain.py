@@ -152,7 +152,6 @@ def train(p: BuiltLM, data: torch.Tensor, val: torch.Tensor, live=None) -> Train
     """Train from scratch on random windows of the token streams; every draw comes from `p.seed`."""
     from transformers import GPT2LMHeadModel, get_cosine_schedule_with_warmup
 
-    torch.set_num_threads(p.threads)
     torch.use_deterministic_algorithms(True)
     if len(data) <= p.context + 1 or len(val) <= p.context + 1:
         raise ValueError("corpus shorter than one context window")
@@ -256,7 +255,7 @@ def stop_rate(model, tokenizer, docs: list[str], n: int, seed: int) -> dict[str,
 STOP_PROMPTS = 64
 
 
-def build_model(name: str, p: BuiltLM, out: Path, reports: Path) -> None:
+def build_model(name: str, p: BuiltLM, out: Path, reports: Path, threads: int) -> None:
     """Train one built LM and save it (safetensors, tokenizer, card, manifest) atomically, with
     its metrics and DVCLive curves under `reports`."""
     from dvclive import Live
@@ -296,7 +295,7 @@ def build_model(name: str, p: BuiltLM, out: Path, reports: Path) -> None:
         )
         manifest = build_manifest(
             "build",
-            flatten(p, f"models.built.{name}"),
+            flatten(p, f"models.built.{name}") | {"models.threads": threads},
             inputs={"corpus": src},
             outputs=tmp,
             seeds={"init": p.seed, "batches": p.seed + 1, "stop_rate": p.seed},

@@ -379,7 +379,11 @@ def run_stage(
     model = with_lora(model, t.lora, t.seed)
     rank, world = rank_world()
 
-    read = flatten(t, "training") | {"model": model_name, "variant": variant}
+    read = flatten(t, "training") | {
+        "model": model_name,
+        "variant": variant,
+        "models.threads": params.models.threads,
+    }
     inputs = {"tasks": tasks_dir, "base_model": resolved.path}
     run_digest = digest(
         read,
