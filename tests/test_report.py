@@ -344,3 +344,28 @@ def test_the_report_checks_every_pool_ledger_together(tmp_path, monkeypatch):
     write_ledger(Path("data/tasks/ledger.json"), [Range("tasks/seeded/train", 0, 0, 2, 34)])
     with pytest.raises(UserError, match="overlaps"):
         check_ledgers(tmp_path)
+
+
+def test_the_headline_is_a_handful_of_numbers_per_strand(numbers):
+    from entropy_lab.report.numbers import headline
+
+    h = headline(numbers)
+    leaves = []
+
+    def walk(x):
+        if isinstance(x, dict):
+            for v in x.values():
+                walk(v)
+        else:
+            leaves.append(x)
+
+    walk(h)
+    assert len(leaves) <= 60
+    assert h["harvest"] == {"jitter": 3.2}
+    assert h["teaching"]["m"]["soft_trie"]["validation"] == {
+        "tvd": 0.3,
+        "valid_rate": 0.55,
+        "gof_pass_rate": 0.4,
+    }
+    assert h["teaching"]["m"]["seeded"] == {"validation": {"accuracy": 0.62}}
+    assert "entropy_seed_vs_prng_seed" in h["ab"] and "aa_false_positive_rate" in h["ab"]

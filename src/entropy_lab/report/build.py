@@ -20,7 +20,7 @@ from typing import Any
 
 from entropy_lab.errors import UserError
 from entropy_lab.report import figures, markdown
-from entropy_lab.report.numbers import gather, provenance, recompute
+from entropy_lab.report.numbers import gather, headline, provenance, recompute
 
 REPORTS = Path("reports")
 REL_TOL = 1e-6  # recomputation on another machine may differ in the last bits of a float
@@ -89,6 +89,7 @@ def run_stage(params, root: Path = Path(".")) -> None:
     with atomic_file(out / "teaching.csv") as tmp:
         pd.DataFrame(teaching_rows(numbers["teaching"])).to_csv(tmp, index=False)
     write_json(out / "metrics.json", numbers)
+    write_json(out / "headline.json", headline(numbers))
     write_json(out / "provenance.json", prov)
     with atomic_file(out / "report.md") as tmp:
         tmp.write_text(markdown.render(numbers, prov))
@@ -144,7 +145,7 @@ def dvc_changes(root: Path) -> list[str]:
 
 def verify(params, root: Path = Path(".")) -> list[str]:
     out = root / REPORTS
-    for name in ("metrics.json", "provenance.json", "report.md"):
+    for name in ("metrics.json", "headline.json", "provenance.json", "report.md"):
         if not (out / name).is_file():
             raise UserError(f"no {out / name}; run `dvc pull` (or `dvc repro`) first")
     reported = json.loads((out / "metrics.json").read_text())
@@ -156,6 +157,8 @@ def verify(params, root: Path = Path(".")) -> list[str]:
         problems.append(str(exc))
     problems += diff(reported, recompute(params, root))
     problems += [f"provenance.{d}" for d in diff(recorded_prov, provenance(params, root))]
+    recorded_headline = json.loads((out / "headline.json").read_text())
+    problems += [f"headline.{d}" for d in diff(recorded_headline, headline(reported))]
     on_disk = (out / "report.md").read_text().splitlines()
     rendered = markdown.render(reported, recorded_prov).splitlines()
     for i, (a, b) in enumerate(itertools.zip_longest(on_disk, rendered), 1):

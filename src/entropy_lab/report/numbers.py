@@ -210,3 +210,39 @@ def provenance(params, root: Path = Path(".")) -> dict[str, Any]:
     resolved = _read_json(root / RESOLVED)
     out["profile"]["weights"] = {m: resolved[m]["weights"] for m in profile(params)["models"]}
     return out
+
+
+HEADLINE_SPLITS = ("validation", "test_family")  # seen, and held-out families
+HEADLINE_VERDICTS = ("difference", "trivial difference", "equivalent", "inconclusive")
+
+
+def headline(n: dict[str, Any]) -> dict[str, Any]:
+    """A handful of numbers per strand, from the report's numbers: what `dvc metrics show` and
+    `dvc exp show` compare (the rest stays in metrics.json and the stages' outputs)."""
+    main = [c for c in n["ab"]["verdicts"] if c.startswith("entropy_")]  # the source's effect
+    aa = n["ab"]["aa"]["per_metric"]
+    out: dict[str, Any] = {
+        "harvest": {src: h["min_entropy"] for src, h in n["harvest"].items()},
+        "ab": {
+            "aa_false_positive_rate": aa["rate"],
+            "aa_false_positive_ci_high": aa["ci_high"],
+            **{c: {v: n["ab"]["verdicts"][c].get(v, 0) for v in HEADLINE_VERDICTS} for c in main},
+        },
+        "teaching": {},
+    }
+    for model, evaluated in n["teaching"].items():
+        t = {
+            v: {
+                s: {k: splits[s][k] for k in ("tvd", "valid_rate", "gof_pass_rate")}
+                for s in HEADLINE_SPLITS
+                if s in splits
+            }
+            for v, splits in evaluated["variants"].items()
+        }
+        if "seeded" in evaluated["seeded"]:
+            seeded = evaluated["seeded"]["seeded"]
+            t["seeded"] = {
+                s: {"accuracy": seeded[s]["accuracy"]} for s in HEADLINE_SPLITS if s in seeded
+            }
+        out["teaching"][model] = t
+    return out
