@@ -7,6 +7,8 @@ a one-line error that lists every place looked in.
 
 from __future__ import annotations
 
+import contextlib
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -188,6 +190,17 @@ def prompt_ids(tokenizer, prompt: str, max_tokens: int, suffix: str = "") -> lis
     else:
         ids = tokenizer(f"{prompt}{suffix}", add_special_tokens=False).input_ids
     return ids[-max_tokens:]
+
+
+@contextlib.contextmanager
+def peft_quietly():
+    """peft 0.21 reads the model's deprecated `is_gradient_checkpointing` whenever it wraps one,
+    and transformers warns: nothing a user can act on, so that one warning is filtered."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning
+        )
+        yield
 
 
 def weight_hashes(path: Path) -> dict[str, str]:

@@ -338,7 +338,7 @@ def run_stage(params, model_name: str, root: Path = Path(".")) -> None:
     from peft import PeftModel
 
     from entropy_lab.evaluation.seeded import evaluate_seeded, summarize_seeded
-    from entropy_lab.models import load_profile
+    from entropy_lab.models import load_profile, peft_quietly
     from entropy_lab.provenance import MANIFEST, atomic_dir, build_manifest, json_safe, write_json
     from entropy_lab.schema import flatten
 
@@ -389,7 +389,8 @@ def run_stage(params, model_name: str, root: Path = Path(".")) -> None:
 
     run(model, "base")
     for v, path in adapters.items():
-        peft = PeftModel.from_pretrained(model, path, is_trainable=False)
+        with peft_quietly():
+            peft = PeftModel.from_pretrained(model, path, is_trainable=False)
         run(peft.eval(), v)
         model = peft.unload()
 

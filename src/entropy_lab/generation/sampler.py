@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +25,19 @@ from transformers import (
 )
 
 WORD_BYTES = 4  # one 32-bit word per uniform and per seed
+
+
+class _PaddedRowsWarning(logging.Filter):
+    """transformers' `generate` drops an all-ones attention mask on decoding steps, and then
+    warns that a row which has already ended (its next input is the pad token, which is EOS
+    here) "may be padded". Those rows' tokens are discarded at EOS, so nothing a user can act
+    on: this one message is filtered."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "We strongly recommend passing in an `attention_mask`" not in record.getMessage()
+
+
+logging.getLogger("transformers.modeling_utils").addFilter(_PaddedRowsWarning())
 
 
 def uniforms(data: bytes) -> np.ndarray:

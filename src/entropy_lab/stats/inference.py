@@ -185,7 +185,8 @@ def mde(n_x: int, n_y: int, alpha: float, power: float) -> float:
     """Minimal detectable standardized effect (Cohen's d) of a two-sided two-sample t-test."""
     from statsmodels.stats.power import TTestIndPower
 
-    return float(TTestIndPower().solve_power(nobs1=n_x, ratio=n_y / n_x, alpha=alpha, power=power))
+    d = TTestIndPower().solve_power(nobs1=n_x, ratio=n_y / n_x, alpha=alpha, power=power)
+    return float(np.ravel(d)[0])  # a 1-element array when statsmodels falls back to its 2nd solver
 
 
 def adjust(pvalues: np.ndarray, method: str) -> np.ndarray:

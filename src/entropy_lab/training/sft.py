@@ -74,9 +74,9 @@ def target_modules(model, lora: LoraSection) -> list[str]:
 
 
 def with_lora(model, lora: LoraSection, seed: int):
-    import warnings
-
     from peft import LoraConfig, get_peft_model
+
+    from entropy_lab.models import peft_quietly
 
     torch.manual_seed(seed)  # LoRA A matrices are initialised from torch's RNG
     config = LoraConfig(
@@ -87,11 +87,7 @@ def with_lora(model, lora: LoraSection, seed: int):
         fan_in_fan_out=model.config.model_type == "gpt2",  # GPT-2's Conv1D stores W transposed
         task_type="CAUSAL_LM",
     )
-    with warnings.catch_warnings():
-        # peft 0.21 reads the model's deprecated `is_gradient_checkpointing`; nothing to act on
-        warnings.filterwarnings(
-            "ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning
-        )
+    with peft_quietly():
         return get_peft_model(model, config)
 
 
