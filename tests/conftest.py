@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -156,3 +158,32 @@ def shrink(params_data: dict) -> dict:
     ab["analysis"].update(bootstrap=200, permutations=2000)
     params_data["evaluate"].update(records=4, samples=16, batch_size=16, bootstrap=100)
     return params_data
+
+
+def small_harvest(params_data: dict, sources: list[dict] | None = None) -> dict:
+    """The default params with a small, fast harvest (and, given, its own sources)."""
+    data = copy.deepcopy(params_data)
+    if sources is not None:
+        data["harvest"]["sources"] = sources
+        for section in (data["ab"]["generate"], data["tasks"]["seeded"]):
+            section["source"] = sources[0]["name"]  # the pool's readers name a harvested source
+    data["harvest"]["assessment"] = {
+        "samples": 20_000,
+        "sts_sequence_bits": 10_000,
+        "margin_bits": 64,
+    }
+    return data
+
+
+def external(tmp_path: Path, data: bytes, **spec) -> dict:
+    """An external source reading `data` from data/external/ (the only place dumps may live)."""
+    path = tmp_path / "data" / "external" / "dump.bin"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return {
+        "name": "external",
+        "bytes": 8192,
+        "claimed_h": 6.0,
+        "path": "data/external/dump.bin",
+        "sha256": hashlib.sha256(data).hexdigest(),
+    } | spec

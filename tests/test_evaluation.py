@@ -256,6 +256,8 @@ def test_the_seeded_mode_scores_the_mapping_and_its_fit():
     constant = seeded_stats(record | {"answers": ["2"] * 99 + [None]}, E, "m/seeded")
     assert constant["accuracy"] == pytest.approx(0.38) and constant["valid"] == 99  # [1/8, 1/2)
     assert not constant["gof_pass"]
+    # the mode baseline is what that constant answer (the target's most probable) scores
+    assert perfect["mode_accuracy"] == constant["mode_accuracy"] == constant["accuracy"]
 
 
 def test_greedy_answers_do_not_depend_on_the_batch():

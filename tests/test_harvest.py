@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import os
@@ -20,19 +19,7 @@ from entropy_lab.entropy.estimators import NAMES
 from entropy_lab.entropy.harvest import byte_statistics, reassess
 from entropy_lab.entropy.pool import Experiment, Pool, allocate
 from entropy_lab.errors import UserError
-
-
-def small(params_data: dict, sources: list[dict]) -> dict:
-    data = copy.deepcopy(params_data)
-    data["harvest"]["sources"] = sources
-    for section in (data["ab"]["generate"], data["tasks"]["seeded"]):
-        section["source"] = sources[0]["name"]  # the pool's readers name a harvested source
-    data["harvest"]["assessment"] = {
-        "samples": 20_000,
-        "sts_sequence_bits": 10_000,
-        "margin_bits": 64,
-    }
-    return data
+from tests.conftest import external, small_harvest
 
 
 def run_harvest(tmp_path, monkeypatch, data: dict):
@@ -46,7 +33,7 @@ def test_harvest_writes_pool_card_manifest_and_metrics(params_data, tmp_path, mo
         {"name": "kernel", "bytes": 32768, "claimed_h": 6.0},
         {"name": "jitter", "bytes": 16384, "claimed_h": 2.0},
     ]
-    result = run_harvest(tmp_path, monkeypatch, small(params_data, sources))
+    result = run_harvest(tmp_path, monkeypatch, small_harvest(params_data, sources))
     assert result.exit_code == 0, result.output
     pool = Pool.load(tmp_path / "data" / "entropy")
     assert len(pool.data) == 49152 and [s.source for s in pool.segments] == ["kernel", "jitter"]
@@ -75,7 +62,7 @@ def test_harvest_writes_pool_card_manifest_and_metrics(params_data, tmp_path, mo
         }
 
     # the stored raw samples and pool reproduce every assessment number (what `verify` relies on)
-    section = parse_params(small(params_data, sources)).harvest
+    section = parse_params(small_harvest(params_data, sources)).harvest
     again = reassess(section, tmp_path / "data" / "entropy")
     for name, r in again.items():
         assert {k: metrics["sources"][name][k] for k in r} == json.loads(json.dumps(r))
@@ -85,23 +72,9 @@ def test_harvest_writes_pool_card_manifest_and_metrics(params_data, tmp_path, mo
         Pool.load(tmp_path / "data" / "entropy")
 
 
-def dump(tmp_path, data: bytes) -> dict:
-    """An external source reading `data` from data/external/ (the only place dumps may live)."""
-    path = tmp_path / "data" / "external" / "dump.bin"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    return {
-        "name": "external",
-        "bytes": 8192,
-        "claimed_h": 6.0,
-        "path": "data/external/dump.bin",
-        "sha256": hashlib.sha256(data).hexdigest(),
-    }
-
-
 def test_external_dump_enters_through_the_same_door(params_data, tmp_path, monkeypatch):
-    spec = dump(tmp_path, os.urandom(60_000))
-    result = run_harvest(tmp_path, monkeypatch, small(params_data, [spec]))
+    spec = external(tmp_path, os.urandom(60_000))
+    result = run_harvest(tmp_path, monkeypatch, small_harvest(params_data, [spec]))
     assert result.exit_code == 0, result.output
     pool_dir = tmp_path / "data" / "entropy"
     manifest = json.loads((pool_dir / "manifest.json").read_text())
@@ -121,11 +94,11 @@ def test_external_dump_enters_through_the_same_door(params_data, tmp_path, monke
 
 
 def test_external_dump_hash_mismatch_and_shortage(params_data, tmp_path, monkeypatch):
-    spec = dump(tmp_path, os.urandom(60_000)) | {"sha256": "0" * 64}
-    result = run_harvest(tmp_path, monkeypatch, small(params_data, [spec]))
+    spec = external(tmp_path, os.urandom(60_000)) | {"sha256": "0" * 64}
+    result = run_harvest(tmp_path, monkeypatch, small_harvest(params_data, [spec]))
     assert result.exit_code == 2 and "harvest.sources.external.sha256" in result.stderr
-    spec = dump(tmp_path, os.urandom(21_000)) | {"bytes": 32768}  # needs ~48,000 raw bytes
-    result = run_harvest(tmp_path, monkeypatch, small(params_data, [spec]))
+    spec = external(tmp_path, os.urandom(21_000)) | {"bytes": 32768}  # needs ~48,000 raw bytes
+    result = run_harvest(tmp_path, monkeypatch, small_harvest(params_data, [spec]))
     assert (
         result.exit_code == 2
         and "source 'external': need" in result.stderr
@@ -149,8 +122,8 @@ def test_faulty_source_stops_the_stage_and_writes_no_pool(
 ):
     rng = np.random.default_rng(0)
     good = rng.integers(0, 256, 5000).astype(np.uint8)
-    spec = dump(tmp_path, good.tobytes() + FAULTS[fault](rng, 60_000).tobytes())
-    result = run_harvest(tmp_path, monkeypatch, small(params_data, [spec]))
+    spec = external(tmp_path, good.tobytes() + FAULTS[fault](rng, 60_000).tobytes())
+    result = run_harvest(tmp_path, monkeypatch, small_harvest(params_data, [spec]))
     assert result.exit_code == 2
     line = result.stderr.strip()
     assert (
@@ -162,7 +135,7 @@ def test_faulty_source_stops_the_stage_and_writes_no_pool(
 
 
 def test_external_source_needs_a_path(params_data):
-    data = small(params_data, [{"name": "external", "bytes": 10, "claimed_h": 1.0}])
+    data = small_harvest(params_data, [{"name": "external", "bytes": 10, "claimed_h": 1.0}])
     with pytest.raises(
         UserError, match=r"harvest.sources\[0\].path = None: required for the external source"
     ):

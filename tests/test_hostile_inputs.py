@@ -16,6 +16,7 @@ import yaml
 from click.testing import CliRunner
 
 from entropy_lab.cli import main
+from tests.conftest import external, small_harvest
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -41,33 +42,6 @@ def refused(tmp_path, monkeypatch, data: dict, command: list[str]) -> str:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     return lines[0].removeprefix("error: ")
-
-
-def small_harvest(params_data: dict, sources: list[dict] | None = None) -> dict:
-    data = copy.deepcopy(params_data)
-    if sources is not None:
-        data["harvest"]["sources"] = sources
-        for section in (data["ab"]["generate"], data["tasks"]["seeded"]):
-            section["source"] = sources[0]["name"]  # the pool's readers name a harvested source
-    data["harvest"]["assessment"] = {
-        "samples": 20_000,
-        "sts_sequence_bits": 10_000,
-        "margin_bits": 64,
-    }
-    return data
-
-
-def external(tmp_path: Path, data: bytes, **spec) -> dict:
-    path = tmp_path / "data" / "external" / "dump.bin"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    return {
-        "name": "external",
-        "bytes": 8192,
-        "claimed_h": 6.0,
-        "path": "data/external/dump.bin",
-        "sha256": hashlib.sha256(data).hexdigest(),
-    } | spec
 
 
 def edit(data: dict, dotted: str, value) -> dict:

@@ -42,6 +42,7 @@ def seeded_block(accuracy: float) -> dict:
         "records": 5,
         "accuracy": accuracy,
         "accuracy_ci": [accuracy - 0.05, accuracy + 0.05],
+        "mode_accuracy": 0.3,
         "valid_rate": 0.9,
         "gof_pass_rate": 0.2,
         "gof_pass_ci": [0.01, 0.7],
@@ -194,7 +195,7 @@ def numbers(params_data) -> dict:
                 "m": {
                     "variants": {"base": family, "ce_multisample": family, "soft_trie": adapted},
                     "temperature": {
-                        "base": {"0.7": block(0.6), "1": block(0.5)},
+                        "base": {t: block(1.0) | {"valid_rate": 0.0} for t in ("0.7", "1")},
                         "soft_trie": {"0.7": block(0.2), "1": block(0.3)},
                     },
                     "seeded": {
@@ -237,7 +238,7 @@ def test_report_renders_every_section_from_the_numbers(numbers, prov):
     assert "| validation / dice | 0.5 [0.4, 0.6] | 0.5 [0.4, 0.6] | 0.25 [0.15, 0.35] |" in md
     assert "| validation / coin | 0.2 (n = 1) | 0.2 (n = 1) | 0.1 (n = 1) |" in md  # no fake CI
     assert "| validation / uuid | valid 55%, pass 40% |" in md
-    assert "| soft_trie | validation | 0.3 [0.2, 0.4] | 55% [0.5, 0.6] | 40% [0.1, 0.7] | 5 |" in md
+    assert "| soft_trie | validation | 0.3 [0.2, 0.4] | 55% [50, 60] | 40% [10, 70] | 5 |" in md
     assert "median 7% of distributions at N = 1000" in md
     assert "Soft targets are closer on 1 of 1 splits (validation)." in md
     assert "minimal detectable effect at 80% power, at the alpha each verdict used" in md
@@ -255,11 +256,14 @@ def test_report_renders_every_section_from_the_numbers(numbers, prov):
     assert "kjv-tiny is a small byte-level model" in md  # the default profile says what it is
 
     assert "| soft_trie | 0.2 · 55% · 40% | 0.3 · 55% · 40% |" in md  # the temperature sweep
-    assert "| seeded | validation | 0.62 [0.57, 0.67] | 90% | 20% [0.01, 0.7] | 5 |" in md
+    assert "| seeded | validation | 0.62 [0.57, 0.67] | 0.3 | 90% | 20% [1, 70] | 5 |" in md
     assert "| pool u: accuracy | seeded | 0.62 [0.57, 0.67] |" in md  # does it transfer?
+    assert "seeded on validation: 0.62 vs 0.3, above the mode baseline: it uses u." in md
     assert "| sampling: full-space TVD | soft_trie | 0.3 [0.2, 0.4] |" in md
     assert "This profile teaches one model size (m)" in md
-    assert "soft_trie: closest to the target at T = 0.7 (TVD 0.2); at T = 1, given a valid " in md
+    assert "base: no valid answer at any temperature;" in md
+    assert "soft_trie: closest to the target at T = 0.7 (TVD 0.2; not calibrated: best away " in md
+    assert "from T = 1); at T = 1, given a valid answer, less random than the target" in md
     assert "less random than the target (entropy ratio 0.9)" in md
     numbers["teaching"]["m"]["variants"]["soft_trie"]["validation"]["families"]["coin"]["tvd"] = (
         0.123
@@ -270,16 +274,17 @@ def test_report_renders_every_section_from_the_numbers(numbers, prov):
 def test_figures_are_byte_identical_across_runs(numbers, tmp_path):
     records = pd.DataFrame(
         {
-            "id": ["r0", "r0"],
-            "family": ["coin", "coin"],
-            "variant": ["base", "ce_kl"],
-            "split": ["validation", "validation"],
-            "support": [["H", "T"], ["H", "T"]],
-            "target": [[0.5, 0.5], [0.5, 0.5]],
-            "model": [[0.9, 0.1], [0.6, 0.4]],
-            "support_mass": [0.3, 0.8],
-            "counts": [[50, 10], [80, 70]],
-            "samples": [200, 200],
+            "id": ["r0", "r0", "r0"],
+            "temperature": [1.0, 1.0, 0.7],  # the sweep repeats a record at other T
+            "family": ["coin"] * 3,
+            "variant": ["base", "ce_kl", "ce_kl"],
+            "split": ["validation"] * 3,
+            "support": [["H", "T"]] * 3,
+            "target": [[0.5, 0.5]] * 3,
+            "model": [[0.9, 0.1], [0.6, 0.4], [0.7, 0.3]],
+            "support_mass": [0.3, 0.8, 0.7],
+            "counts": [[50, 10], [80, 70], [90, 60]],
+            "samples": [200, 200, 200],
         }
     )
     for run in ("a", "b"):

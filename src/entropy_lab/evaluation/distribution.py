@@ -55,14 +55,27 @@ def counts(answers: list[str | None], support: list[str]) -> tuple[np.ndarray, i
 def gof_p(observed: np.ndarray, probs: np.ndarray, test: str = "pearson") -> float:
     """Goodness of fit of counts to probabilities: Pearson chi-square or the G-test
     (`test="log-likelihood"`). An observation in a zero-probability cell gives p = 0."""
+    cells = positive_cells(observed, probs)
+    if isinstance(cells, float):
+        return cells
+    observed, p = cells
+    expected = p * observed.sum()
+    return float(stats.power_divergence(observed, expected, lambda_=test).pvalue)
+
+
+def positive_cells(
+    observed: np.ndarray, probs: np.ndarray
+) -> tuple[np.ndarray, np.ndarray] | float:
+    """(counts, normalised probabilities) over the cells the target can produce; or the p-value
+    when there is nothing to test: 0 for an observation in a zero-probability cell, 1 when
+    fewer than two cells remain."""
     observed, probs = np.asarray(observed, float), np.asarray(probs, float)
     if observed[probs <= 0].sum() > 0:
         return 0.0
     keep = probs > 0
     if keep.sum() < 2:
         return 1.0
-    expected = probs[keep] / probs[keep].sum() * observed[keep].sum()
-    return float(stats.power_divergence(observed[keep], expected, lambda_=test).pvalue)
+    return observed[keep], probs[keep] / probs[keep].sum()
 
 
 def ks_discrete(
@@ -95,16 +108,13 @@ def chi_square_mc_p(
     same size drawn from `probs`, p = (1 + #{T* >= T}) / (1 + n_sim). Exact in level for any
     expected counts (where the chi-square approximation is not). An observation in a
     zero-probability cell gives p = 0."""
-    observed, probs = np.asarray(observed, float), np.asarray(probs, float)
-    if observed[probs <= 0].sum() > 0:
-        return 0.0
-    keep = probs > 0
-    if keep.sum() < 2:
-        return 1.0
-    p = probs[keep] / probs[keep].sum()
-    n = int(observed[keep].sum())
+    cells = positive_cells(observed, probs)
+    if isinstance(cells, float):
+        return cells
+    observed, p = cells
+    n = int(observed.sum())
     expected = n * p
-    t = np.sum((observed[keep] - expected) ** 2 / expected)
+    t = np.sum((observed - expected) ** 2 / expected)
     sims = rng.multinomial(n, p, size=n_sim)
     t_sim = np.sum((sims - expected) ** 2 / expected, axis=1)
     return float((1 + np.sum(t_sim >= t - 1e-9 * max(1.0, t))) / (1 + n_sim))

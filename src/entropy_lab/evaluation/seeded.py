@@ -96,9 +96,12 @@ def seeded_stats(r: dict[str, Any], e: EvaluateSection, key: str) -> dict[str, A
     values = np.array(r["support"], float) if is_ordinal(list(r["support"])) else None
     rng = keyed_rng(e.seed, "seeded-gof", key, r["id"])
     test, p = dist.gof(counts, np.asarray(r["target"], float), values, e.monte_carlo, rng)
+    mode = r["support"][int(np.argmax(r["target"]))]
     return {
         "samples": n,
         "accuracy": sum(a == b for a, b in zip(answers, expected, strict=True)) / n,
+        # a model that ignores u and always answers the most probable answer scores this
+        "mode_accuracy": sum(b == mode for b in expected) / n,
         "valid": int(counts.sum()),
         "valid_rate": counts.sum() / n,
         "gof_test": test,
@@ -131,6 +134,7 @@ def summarize_seeded(rows: list[dict[str, Any]], e: EvaluateSection) -> dict[str
             "records": len(d),
             "accuracy": acc["mean"],
             "accuracy_ci": acc["ci"],
+            "mode_accuracy": float(d.mode_accuracy.mean()),
             "valid_rate": float(d.valid_rate.mean()),
             "gof_pass_rate": passes / len(d),
             "gof_pass_ci": list(binomial_interval(passes, len(d))),

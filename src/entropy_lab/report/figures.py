@@ -197,10 +197,16 @@ def sample_panel_records(records) -> list[str]:
     return out
 
 
+def at_temperature_one(records):
+    """The headline rows: the temperature sweep repeats the validation records at other T."""
+    return records[records.temperature == 1.0]
+
+
 def teaching_samples(records):
     """Sampled answer frequencies against the target for a few validation prompts: one row per
     variant, one column per prompt; the last bar of each panel is the invalid share."""
     plt = _pyplot()
+    records = at_temperature_one(records)
     variants = list(dict.fromkeys(records.variant))
     ids = sample_panel_records(records)
     fig, axes = plt.subplots(
@@ -231,6 +237,7 @@ def teaching_probs(records):
     """Target vs model probability of every valid answer (the model's unnormalised probability:
     what sampling gives), one panel per variant."""
     plt = _pyplot()
+    records = at_temperature_one(records)
     variants = list(dict.fromkeys(records.variant))
     fig, axes = plt.subplots(
         1, len(variants), figsize=(3 * len(variants), 3), sharey=True, squeeze=False

@@ -307,6 +307,13 @@ def pct(x: Any) -> str:
     return "–" if x is None else f"{fmt(100 * x)}%"
 
 
+def pct_ci(x: Any, interval: list | None) -> str:
+    """A rate and its CI, both in percent; no interval where there is none (n = 1)."""
+    if not interval:
+        return pct(x)
+    return f"{pct(x)} [{fmt(100 * interval[0])}, {fmt(100 * interval[1])}]"
+
+
 def family_cell(name: str, c: dict[str, Any]) -> str:
     """What one family's records show for one variant: full-space TVD where the support is
     enumerable, accuracy for `deterministic`, validity and pass rate for structured answers."""
@@ -431,8 +438,8 @@ def teaching_section(n: dict[str, Any], prov: dict[str, Any]) -> list[str]:
                     v,
                     s,
                     mean_ci(b["tvd"], b["tvd_ci"], b["exact_records"]),
-                    f"{pct(b['valid_rate'])} {ci(b['valid_rate_ci']) if b['valid_rate_ci'] else ''}".strip(),
-                    f"{pct(b['gof_pass_rate'])} {ci(b['gof_pass_ci'])}",
+                    pct_ci(b["valid_rate"], b["valid_rate_ci"]),
+                    pct_ci(b["gof_pass_rate"], b["gof_pass_ci"]),
                     str(b["records"]),
                 ]
                 for v in variants
@@ -519,18 +526,21 @@ def seeded_lines(model: str, evaluated: dict[str, Any]) -> list[str]:
         "Each prompt carries a uniform u drawn from the entropy pool (`tasks.seeded`; its ranges "
         "are in the tasks stage's ledger) and asks for the answer at u under the target's "
         "inverse CDF; answers by greedy decoding, so the only randomness is the pool's. "
-        "Accuracy: answers equal to the inverse CDF at u; GOF pass: the share of prompts whose "
-        "answers over their u's fit the target.",
+        "Accuracy: answers equal to the inverse CDF at u; *mode baseline*: the accuracy of "
+        "ignoring u and always giving the target's most probable answer, on the same u's (a "
+        "mapping that beats it uses u); GOF pass: the share of prompts whose answers over their "
+        "u's fit the target.",
         "",
     ]
     lines += table(
-        ["variant", "split", "accuracy", "valid", "GOF pass rate", "prompts"],
+        ["variant", "split", "accuracy", "mode baseline", "valid", "GOF pass rate", "prompts"],
         [
-            [v, s, cell(b, "accuracy"), pct(b["valid_rate"]),
-             f"{pct(b['gof_pass_rate'])} {ci(b['gof_pass_ci'])}", str(b["records"])]
+            [v, s, cell(b, "accuracy"), fmt(b["mode_accuracy"]), pct(b["valid_rate"]),
+             pct_ci(b["gof_pass_rate"], b["gof_pass_ci"]), str(b["records"])]
             for v in seeded for s in splits for b in [seeded[v][s]]
         ],
     )  # fmt: skip
+    lines += [uses_u_sentence(seeded), ""]
     rows = []
     for s in splits:
         for f in seeded[next(iter(seeded))][s]["families"]:
@@ -543,6 +553,26 @@ def seeded_lines(model: str, evaluated: dict[str, Any]) -> list[str]:
         f"teaching_seeded_{model}", f"{model}: accuracy of the u -> answer mapping per family"
     )
     return lines
+
+
+def uses_u_sentence(seeded: dict[str, Any]) -> str:
+    """Does a taught variant's mapping use u? Its accuracy CI against the mode baseline."""
+    said = []
+    for v, by_split in seeded.items():
+        if v == "base":
+            continue
+        for s, b in by_split.items():
+            lo, hi = b["accuracy_ci"] or (b["accuracy"], b["accuracy"])
+            if hi < b["mode_accuracy"]:
+                verdict = "below the mode baseline: it does not use u"
+            elif lo > b["mode_accuracy"]:
+                verdict = "above the mode baseline: it uses u"
+            else:
+                verdict = "not distinguishable from the mode baseline"
+            said.append(f"{v} on {s}: {fmt(b['accuracy'])} vs {fmt(b['mode_accuracy'])}, {verdict}")
+    return (
+        "Does the mapping use u (accuracy CI against the mode baseline)? " + "; ".join(said) + "."
+    )
 
 
 def transfer_lines(model: str, evaluated: dict[str, Any]) -> list[str]:
@@ -627,12 +657,17 @@ def temperature_lines(model: str, evaluated: dict[str, Any]) -> list[str]:
     for v, by_t in sweep.items():
         best = min(by_t, key=lambda t: by_t[t]["tvd"] if by_t[t]["tvd"] is not None else 2)
         ratio = evaluated["variants"][v]["validation"]["entropy_ratio"]
+        if not any(b["valid_rate"] for b in by_t.values()):
+            said.append(f"{v}: no valid answer at any temperature")
+            continue
         if ratio is None:
             continue
         kind = "more" if ratio > 1 else "less"
+        calibrated = "calibrated" if float(best) == 1 else "not calibrated: best away from T = 1"
         said.append(
-            f"{v}: closest to the target at T = {best} (TVD {fmt(by_t[best]['tvd'])}); at T = 1, "
-            f"given a valid answer, {kind} random than the target (entropy ratio {fmt(ratio)})"
+            f"{v}: closest to the target at T = {best} (TVD {fmt(by_t[best]['tvd'])}; "
+            f"{calibrated}); at T = 1, given a valid answer, {kind} random than the target "
+            f"(entropy ratio {fmt(ratio)})"
         )
     lines += ["Best temperature per variant: " + "; ".join(said) + ".", ""]
     lines += figure(
