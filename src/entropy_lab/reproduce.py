@@ -42,6 +42,7 @@ def changed_files(clone: Path) -> list[str]:
 
 def reproduce_check(repo: Path, keep: Path | None = None) -> list[str]:
     """Clone HEAD of `repo`, `make repro` in the clone, return what differs (empty: reproduced)."""
+    repo = repo.resolve()  # git runs from the temporary directory
     head = _run(["git", "rev-parse", "HEAD"], repo).strip()
     venv = Path(sys.prefix)
     work = keep or Path(tempfile.mkdtemp(prefix="entropy-lab-reproduce-"))
