@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 import os
 import re
 import signal
@@ -288,3 +289,26 @@ def test_learning_rate_warms_up_then_decays_to_zero(params_data):
     assert rates[60] == pytest.approx(0.005)  # half way through the decay
     assert all(a >= b for a, b in itertools.pairwise(rates[9:]))
     assert rates[-1] < 1e-5
+
+
+def test_adapter_config_bytes_do_not_depend_on_the_process_hash_seed(tmp_path):
+    """peft keeps target_modules as a set, so its saved order follows PYTHONHASHSEED; the
+    canonical config is the same bytes in every process (found by `make reproduce-check`)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; from pathlib import Path; from peft import LoraConfig; "
+        "from entropy_lab.training.sft import canonical_adapter_config; "
+        "out = Path(sys.argv[1]); "
+        "LoraConfig(r=4, target_modules=['c_attn', 'c_proj', 'c_fc', 'q', 'v']).save_pretrained(out); "
+        "canonical_adapter_config(out / 'adapter_config.json')"
+    )
+    texts = []
+    for seed in ("1", "2"):  # set orders: c_proj, c_attn, ... and v, c_attn, ...
+        out = tmp_path / seed
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        subprocess.run([sys.executable, "-c", script, str(out)], check=True, env=env)
+        texts.append((out / "adapter_config.json").read_text())
+    assert texts[0] == texts[1]
+    assert json.loads(texts[0])["target_modules"] == ["c_attn", "c_fc", "c_proj", "q", "v"]

@@ -44,6 +44,16 @@ DEFAULT_TARGETS = {
 }
 
 
+def canonical_adapter_config(path: Path) -> None:
+    """Sort the module lists peft keeps as sets: their saved order follows Python's per-process
+    string hashing, so the same adapter would get different bytes on every run."""
+    config = json.loads(path.read_text())
+    for key in ("target_modules", "modules_to_save"):
+        if isinstance(config.get(key), list):
+            config[key] = sorted(config[key])
+    path.write_text(json.dumps(config, indent=2, sort_keys=True))  # peft's own layout
+
+
 def target_modules(model, lora: LoraSection) -> list[str]:
     """The LoRA targets: by architecture, or as given; every one must exist in the model."""
     kind = model.config.model_type
@@ -393,6 +403,7 @@ def run_stage(
 
     with atomic_dir(root / "adapters" / model_name / variant) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
+        canonical_adapter_config(tmp / "adapter_config.json")
         # data-parallel adapters equal single-process ones up to float summation order
         extra = {"world_size": world} if world > 1 else None
         manifest = build_manifest(
