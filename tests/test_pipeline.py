@@ -73,6 +73,7 @@ def copy_repo(dst: Path, params: Path) -> Path:
     run(["git", "init", "-q"], dst)
     run(["git", "config", "user.name", "entropy-lab tests"], dst)
     run(["git", "config", "user.email", "tests@entropy-lab.invalid"], dst)
+    run(["dvc", "unfreeze", "harvest"], dst)  # the committed pool is not this profile's
     run(["git", "add", "-A"], dst)
     return dst
 
@@ -264,6 +265,7 @@ def test_a_fresh_clone_reproduces_the_committed_outputs_and_a_changed_one_is_nam
     params = tmp / "params.yaml"
     params.write_text(yaml.safe_dump(shrink(yaml.safe_load((REPO / "params.yaml").read_text()))))
     repo = copy_repo(tmp / "repo", params)
+    run(["git", "commit", "-qm", "files"], repo)  # DVCLive needs a commit to start from
     run(["dvc", "repro"], repo)
     run(["dvc", "freeze", "harvest"], repo)
     run(["git", "add", "-A"], repo)
