@@ -272,3 +272,23 @@ def test_greedy_answers_do_not_depend_on_the_batch():
     prompts = [list(f"Roll {k}d6. Use u = 0.{k}21.\nAnswer: ".encode()) for k in range(1, 7)]
     one = [greedy_answers(model, tok, [p], 6, 1)[0] for p in prompts]
     assert greedy_answers(model, tok, prompts, 6, 4) == one
+
+
+def test_mass_and_validity_are_binned_by_expected_answer_length():
+    """Expected length under the target, in bytes; records without a support are left out."""
+    from entropy_lab.evaluation.evaluate import answer_length, by_answer_length
+
+    assert answer_length(["a", "bbbb"], [0.5, 0.5]) == 2.5
+    assert answer_length(["é"], [1.0]) == 2  # UTF-8 bytes, not characters
+    rows = pd.DataFrame(
+        {
+            "support": [["1", "2"], ["10", "20"], ["kiwi, fig", "fig, kiwi"], []],
+            "target": [[0.5, 0.5], [0.5, 0.5], [0.5, 0.5], []],
+            "support_mass": [0.8, 0.6, 0.1, float("nan")],
+            "valid_rate": [0.75, 0.5, 0.0, 0.2],
+        }
+    )
+    assert by_answer_length(rows) == {
+        "1-2": {"records": 2, "support_mass": pytest.approx(0.7), "valid_rate": 0.625},
+        "6-10": {"records": 1, "support_mass": pytest.approx(0.1), "valid_rate": 0.0},
+    }

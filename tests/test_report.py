@@ -118,9 +118,25 @@ def numbers(params_data) -> dict:
         "bytes_raw": {"shannon_bits_per_byte": 4.7},
     }
     fams = {"dice": block(0.5), "coin": block(0.2, records=1), "uuid": block(None)}
-    family = {"validation": block(0.5) | {"families": fams}}
+    lengths = {
+        "1-2": {"records": 4, "support_mass": 0.02, "valid_rate": 0.01},
+        "21-40": {"records": 2, "support_mass": 0.0, "valid_rate": 0.0},
+        "41+": {"records": 1, "support_mass": None, "valid_rate": 0.0},
+        "6-10": {"records": 3, "support_mass": 0.0, "valid_rate": 0.0},
+    }
+    family = {"validation": block(0.5) | {"families": fams, "answer_length": lengths}}
     fams = {"dice": block(0.25), "coin": block(0.1, records=1), "uuid": block(None)}
-    adapted = {"validation": block(0.3) | {"families": fams}}
+    lengths = {  # in JSON's (string) order: the report puts them shortest first
+        "1-2": {"records": 4, "support_mass": 0.8, "valid_rate": 0.75},
+        "21-40": {"records": 2, "support_mass": 0.05, "valid_rate": 0.04},
+        "41+": {"records": 1, "support_mass": None, "valid_rate": 0.0},
+        "6-10": {"records": 3, "support_mass": 0.5, "valid_rate": 0.5},
+    }
+    adapted = {"validation": block(0.3) | {"families": fams, "answer_length": lengths}}
+    curve = [
+        {"step": 0, "val_support_mass": 0.001, "val_tvd": 0.99, "families": {"dice": 0.001}},
+        {"step": 100, "val_support_mass": 0.6, "val_tvd": 0.5, "families": {"dice": 0.6}},
+    ]
     return normalise(
         {
             "profile": profile(parse_params(params_data)),
@@ -207,6 +223,7 @@ def numbers(params_data) -> dict:
                     },
                 }
             },
+            "training": {"m": {"ce_multisample": curve, "soft_trie": curve}},
             "sizes": {"m": 859008},
         }
     )
@@ -224,15 +241,25 @@ def prov() -> dict:
         "outs_md5": {"x": "b" * 32},
     }
     weights = {"weights": {"kjv-tiny": {"model.safetensors": "c" * 64}}}
-    return {"profile": entry | weights, "harvest": entry, "ab": entry, "teaching/m": entry}
+    training = {f"training/m/{v}": entry for v in ("ce_multisample", "soft_trie")}
+    return {
+        "profile": entry | weights,
+        "harvest": entry,
+        "ab": entry,
+        "teaching/m": entry,
+        **training,
+    }
 
 
 def test_report_renders_every_section_from_the_numbers(numbers, prov):
     md = render(numbers, prov)
     assert md == render(copy.deepcopy(numbers), prov)
+    reordered = copy.deepcopy(numbers)  # metrics.json stores keys sorted: the same report
+    reordered["training"]["m"] = dict(reversed(reordered["training"]["m"].items()))
+    assert render(reordered, prov) == md
     for heading in ("## Profile", "### What this profile", "## 1.", "## 2.", "## 3.", "### m"):
         assert heading in md
-    assert md.count("*Source:* stage `s` · manifest digest `dddddddddddd`") == 4
+    assert md.count("*Source:* stage `s` · manifest digest `dddddddddddd`") == 6
     assert "kjv-tiny model.safetensors `cccccccccccc`" in md
     assert "| jitter | 3.2 | t_tuple (samples) | 3.2 | 3.28 | 100 | 1/2 |" in md  # 8 × 0.41
     assert "| validation / dice | 0.5 [0.4, 0.6] | 0.5 [0.4, 0.6] | 0.25 [0.15, 0.35] |" in md
@@ -265,6 +292,16 @@ def test_report_renders_every_section_from_the_numbers(numbers, prov):
     assert "soft_trie: closest to the target at T = 0.7 (TVD 0.2; not calibrated: best away " in md
     assert "from T = 1); at T = 1, given a valid answer, less random than the target" in md
     assert "less random than the target (entropy ratio 0.9)" in md
+    assert "| ce_multisample | 0.001 | 0.6 |" in md  # the SFT curve, mean support mass
+    assert "| dice | 0.6 | 0.6 |" in md  # per family at the last step
+    assert "| 1-2 | 4 | 0.02 · 1% | 0.02 · 1% | 0.8 · 75% |" in md  # against answer length
+    assert md.index("| 1-2 | 4 |") < md.index("| 6-10 | 3 |") < md.index("| 21-40 | 2 |")
+    assert md.index("| 21-40 | 2 |") < md.index("| 41+ | 1 |")
+    assert (
+        "What limits soft_trie: its support mass on validation by expected answer length is 0.8 "
+        "at 1-2 bytes, 0.5 at 6-10 bytes, 0.05 at 21-40 bytes; at the end of training it is "
+        "lowest for dice (0.6)" in md
+    )
     numbers["teaching"]["m"]["variants"]["soft_trie"]["validation"]["families"]["coin"]["tvd"] = (
         0.123
     )
@@ -299,8 +336,9 @@ def test_figures_are_byte_identical_across_runs(numbers, tmp_path):
         figures.save(figures.teaching_size(two, {"m": 10**6, "m2": 10**7}), tmp_path / run, "size")
         figures.save(figures.teaching_probs(records), tmp_path / run, "probs")
         figures.save(figures.teaching_samples(records), tmp_path / run, "samples")
+        figures.save(figures.teaching_curve(numbers["training"]["m"]), tmp_path / run, "curve")
     files = sorted(p.name for p in (tmp_path / "a").iterdir())
-    assert len(files) == 18
+    assert len(files) == 20
     for name in files:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
 
@@ -374,3 +412,23 @@ def test_the_headline_is_a_handful_of_numbers_per_strand(numbers):
     }
     assert h["teaching"]["m"]["seeded"] == {"validation": {"accuracy": 0.62}}
     assert "entropy_seed_vs_prng_seed" in h["ab"] and "aa_false_positive_rate" in h["ab"]
+
+
+def test_transfer_is_said_in_words_from_the_confidence_intervals():
+    from entropy_lab.report.markdown import transfer_verdict
+
+    def b(tvd, lo, hi):
+        return {"tvd": tvd, "tvd_ci": [lo, hi]}
+
+    summary = {
+        "base": {"validation": b(1, 1, 1), "test_template": b(1, 1, 1), "test_family": b(1, 1, 1)},
+        "ce_kl": {
+            "validation": b(0.3, 0.2, 0.4),
+            "test_template": b(0.35, 0.25, 0.45),
+            "test_family": b(0.99, 0.97, 1.0),
+        },
+    }
+    assert transfer_verdict("ce_kl", summary) == (
+        "ce_kl: seen 0.3, test_template 0.35 (within sampling error of seen, better than base), "
+        "test_family 0.99 (worse than seen, not better than base)"
+    )

@@ -284,3 +284,22 @@ def test_mde_where_statsmodels_falls_back_to_its_second_solver():
         effect_size=d, nobs1=89, ratio=87 / 89, alpha=0.000641025641025641
     )
     assert power == pytest.approx(0.8, abs=1e-3)
+
+
+def test_bca_interval_falls_back_to_percentiles_where_bca_is_undefined(recwarn):
+    """Four TVDs of 1 up to the last bit (seen on the default profile): scipy's BCa gives NaN
+    and warns; the interval is the resamples' percentiles, finite, and nothing is printed."""
+    from entropy_lab.stats.inference import bca_interval
+
+    x = np.array([1.0, 1.0, 1.0, np.nextafter(1.0, 0.0)])
+    scipy_ci = stats.bootstrap((x,), np.mean, n_resamples=500, rng=np.random.default_rng(0))
+    assert np.isnan(scipy_ci.confidence_interval.low)
+    recwarn.clear()
+    lo, hi = bca_interval((x,), np.mean, 500, 0.05, np.random.default_rng(0))
+    assert np.nextafter(1.0, 0.0) <= lo <= hi <= 1.0
+    assert not recwarn.list
+    y = np.random.default_rng(1).normal(size=40)  # where BCa is defined, it is scipy's BCa
+    ref = stats.bootstrap((y,), np.mean, n_resamples=500, rng=np.random.default_rng(2))
+    assert bca_interval((y,), np.mean, 500, 0.05, np.random.default_rng(2)) == tuple(
+        ref.confidence_interval
+    )

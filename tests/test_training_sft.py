@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -26,7 +27,7 @@ from entropy_lab.errors import UserError
 from entropy_lab.provenance import sha256_file
 from entropy_lab.tasks.builder import Builder
 from entropy_lab.training.pretrain import byte_tokenizer
-from entropy_lab.training.sft import batch_for, evaluate, loss_on, train, with_lora
+from entropy_lab.training.sft import batch_for, evaluate, family_mass, loss_on, train, with_lora
 from tests.conftest import save_tiny_model, tiny_config, write_pool
 
 FAMILIES = ("integer_range", "weighted_choice", "coins", "dice", "cards")
@@ -251,6 +252,12 @@ def test_evaluate_reports_exact_distribution_metrics(params_data):
         and 0 < m["val_tvd"] <= 1
         and 0 < m["val_support_mass"] < 1
     )
+    # the learning curve per family: each family's mean, weighted back to the overall mean
+    per_family = family_mass(m)
+    counts = Counter(r["family"] for r in val)
+    assert set(per_family) == set(counts)
+    total = sum(per_family[f] * counts[f] for f in counts) / len(val)
+    assert total == pytest.approx(m["val_support_mass"], rel=1e-9)
 
 
 @pytest.mark.gpu

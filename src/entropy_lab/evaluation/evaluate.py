@@ -31,7 +31,7 @@ from entropy_lab.errors import UserError
 from entropy_lab.evaluation import distribution as dist
 from entropy_lab.evaluation.params import EvaluateSection
 from entropy_lab.progress import progress
-from entropy_lab.stats.inference import binomial_interval, keyed_rng
+from entropy_lab.stats.inference import bca_interval, binomial_interval, keyed_rng
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -265,16 +265,14 @@ def rescore(
 def mean_ci(x: np.ndarray, e: EvaluateSection, key: tuple) -> dict[str, Any]:
     """Mean with a bootstrap 95% CI over records; no interval from fewer than two records (or
     no variation), where it would mean nothing."""
-    from scipy import stats
-
     x = x[np.isfinite(x)]
     if len(x) == 0:
         return {"mean": None, "ci": None, "n": 0}
     if len(x) < 2 or np.ptp(x) == 0:
         return {"mean": float(x.mean()), "ci": None, "n": len(x)}
-    ci = stats.bootstrap((x,), np.mean, n_resamples=e.bootstrap, rng=keyed_rng(e.seed, "ci", *key))
-    lo, hi = ci.confidence_interval
-    return {"mean": float(x.mean()), "ci": [float(lo), float(hi)], "n": len(x)}
+    rng = keyed_rng(e.seed, "ci", *key)
+    lo, hi = bca_interval((x,), np.mean, e.bootstrap, 0.05, rng)
+    return {"mean": float(x.mean()), "ci": [lo, hi], "n": len(x)}
 
 
 def block(d: pd.DataFrame, e: EvaluateSection, key: tuple) -> dict[str, Any]:
@@ -312,9 +310,35 @@ def _finite_mean(values: pd.Series, where: pd.Series | None = None) -> float | N
     return float(values.to_numpy(float)[ok].mean()) if ok.any() else None
 
 
+LENGTH_BINS = (1, 3, 6, 11, 21, 41)  # lower edges, in bytes, of the answer-length bins
+
+
+def answer_length(support: list[str], target: list[float]) -> float:
+    """A record's expected answer length under its target, in UTF-8 bytes (EOS not counted)."""
+    return float(np.dot(target, [len(a.encode()) for a in support]))
+
+
+def by_answer_length(d: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Support mass and sampled validity against the expected answer length (records with an
+    enumerable support), one entry per non-empty length bin, labelled by its byte range."""
+    d = d[d.support.map(len) > 0]
+    lengths = np.array([answer_length(s, p) for s, p in zip(d.support, d.target, strict=True)])
+    out = {}
+    for lo, hi in zip(LENGTH_BINS, (*LENGTH_BINS[1:], None), strict=True):
+        g = d[(lengths >= lo) & ((lengths < hi) if hi else True)]
+        if len(g):
+            out[f"{lo}-{hi - 1}" if hi else f"{lo}+"] = {
+                "records": len(g),
+                "support_mass": _finite_mean(g.support_mass),
+                "valid_rate": float(g.valid_rate.mean()),
+            }
+    return out
+
+
 def summarize(rows: list[dict[str, Any]], e: EvaluateSection) -> dict[str, Any]:
-    """At temperature 1, per variant and split and per family within; and the temperature
-    sweep, per variant and temperature, over the validation records."""
+    """At temperature 1, per variant and split and per family within, and against answer
+    length; and the temperature sweep, per variant and temperature, over the validation
+    records."""
     import pandas as pd
 
     df = pd.DataFrame(rows)
@@ -324,6 +348,7 @@ def summarize(rows: list[dict[str, Any]], e: EvaluateSection) -> dict[str, Any]:
         entry["families"] = {
             f: block(g, e, (variant, split, f)) for f, g in d.groupby("family", sort=True)
         }
+        entry["answer_length"] = by_answer_length(d)
         out["variants"].setdefault(variant, {})[split] = entry
     sweep = df[df.split == SWEEP_SPLIT]
     for (variant, temp), d in sweep.groupby(["variant", "temperature"], sort=True):

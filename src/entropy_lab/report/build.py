@@ -80,6 +80,9 @@ def run_stage(params, root: Path = Path(".")) -> None:
             if summary["seeded"]:
                 fig = figures.teaching_seeded(summary["seeded"])
                 figures.save(fig, tmp, f"teaching_seeded_{model}")
+            curves = {v: c for v, c in numbers["training"][model].items() if v != "seeded"}
+            if curves:
+                figures.save(figures.teaching_curve(curves), tmp, f"teaching_curve_{model}")
             records = pd.read_parquet(root / EVAL_DIR / model / "records.parquet")
             figures.save(figures.teaching_samples(records), tmp, f"teaching_samples_{model}")
             figures.save(figures.teaching_probs(records), tmp, f"teaching_probs_{model}")

@@ -341,3 +341,23 @@ def teaching_size(teaching: dict[str, Any], sizes: dict[str, int]):
     axes[0][0].legend(fontsize=5)
     fig.tight_layout()
     return fig
+
+
+def teaching_curve(curves: dict[str, list[dict[str, Any]]]):
+    """Support mass per validation family against the SFT step, one panel per variant."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(curves), figsize=(3.2 * len(curves), 2.8), squeeze=False)
+    families = sorted({f for c in curves.values() for p in c for f in p["families"]})
+    for ax, (variant, curve) in zip(axes[0], curves.items(), strict=True):
+        steps = [p["step"] for p in curve]
+        for i, f in enumerate(families):
+            ax.plot(steps, [p["families"].get(f, np.nan) for p in curve], marker=".",
+                    color=f"C{i % 10}", label=f)  # fmt: skip
+        ax.plot(steps, [p["val_support_mass"] for p in curve], "k--", label="mean")
+        ax.set_title(variant)
+        ax.set_xlabel("SFT step")
+        ax.set_ylim(0, 1)
+    axes[0][0].set_ylabel("support mass")
+    axes[0][-1].legend(fontsize=5, loc="upper left", bbox_to_anchor=(1, 1))
+    fig.tight_layout()
+    return fig

@@ -142,6 +142,19 @@ def limits_section(n: dict[str, Any]) -> list[str]:
             "little power, so read the pass rate beside validity. The conditional figures "
             "(given a valid answer) describe the model only in the runs where it answers."
         )
+        lengths = b["answer_length"]
+        curve = n["training"][model].get(best)
+        scored = [k for k in by_length(lengths) if lengths[k]["support_mass"] is not None]
+        if len(scored) > 1 and curve:
+            low = sorted(curve[-1]["families"].items(), key=lambda kv: kv[1])[:2]
+            lines.append(
+                f"- What limits {best}: its support mass on validation by expected answer length "
+                "is "
+                + ", ".join(f"{fmt(lengths[k]['support_mass'])} at {k} bytes" for k in scored)
+                + "; at the end of training it is lowest for "
+                + " and ".join(f"{f} ({fmt(m)})" for f, m in low)
+                + " (*what limits learning*, below)."
+            )
     lines += [
         "- Harvest: the jitter source is measured on the machine that ran `harvest`; the "
         "SP 800-90B estimates are for those raw samples, and passing SP 800-22 is necessary, "
@@ -502,6 +515,7 @@ def teaching_section(n: dict[str, Any], prov: dict[str, Any]) -> list[str]:
             f"teaching_probs_{model}",
             f"{model}: target vs model probability of every valid answer (full space)",
         )
+        lines += learning_lines(model, n, prov)
         lines += temperature_lines(model, evaluated)
         lines += seeded_lines(model, evaluated)
         lines += transfer_lines(model, evaluated)
@@ -597,7 +611,33 @@ def transfer_lines(model: str, evaluated: dict[str, Any]) -> list[str]:
         "(test_template) and held-out families (test_family), with 95% CIs:",
         "",
     ]
-    return lines + table(["mode", "variant", *splits], rows)
+    lines += table(["mode", "variant", *splits], rows)
+    said = [transfer_verdict(v, summary) for v in summary if v != "base"]
+    if said and "validation" in splits:
+        lines += ["In words (full-space TVD, sampled): " + "; ".join(said) + ".", ""]
+    return lines
+
+
+def _disjoint_below(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """a's TVD CI lies wholly below b's (a is closer to the target, beyond sampling error)."""
+    return bool(a["tvd_ci"] and b["tvd_ci"] and a["tvd_ci"][1] < b["tvd_ci"][0])
+
+
+def transfer_verdict(variant: str, summary: dict[str, Any]) -> str:
+    """Per held-out split: worse than on seen prompts or not, and better than base or not."""
+    by_split, base = summary[variant], summary["base"]
+    seen = by_split["validation"]
+    parts = []
+    for s in (s for s in by_split if s != "validation"):
+        b = by_split[s]
+        if b["tvd"] is None:
+            continue
+        than_seen = (
+            "worse than seen" if _disjoint_below(seen, b) else "within sampling error of seen"
+        )
+        than_base = "better than base" if _disjoint_below(b, base[s]) else "not better than base"
+        parts.append(f"{s} {fmt(b['tvd'])} ({than_seen}, {than_base})")
+    return f"{variant}: seen {fmt(seen['tvd'])}, " + ", ".join(parts)
 
 
 def size_lines(n: dict[str, Any]) -> list[str]:
@@ -629,6 +669,66 @@ def size_lines(n: dict[str, Any]) -> list[str]:
     lines = ["### Model size", "", "Full-space TVD [95% CI] · GOF pass rate, per built model:", ""]
     lines += table(["model", "parameters", "variant", *splits], rows)
     lines += figure("teaching_size", "Full-space TVD and GOF pass rate against parameter count")
+    return lines
+
+
+def by_length(bins: dict[str, Any]) -> list[str]:
+    """Answer-length bin labels ("1-2", "11-20", "41+") from the shortest up (JSON sorts them
+    as strings)."""
+    return sorted(bins, key=lambda label: int(label.split("-")[0].rstrip("+")))
+
+
+def learning_lines(model: str, n: dict[str, Any], prov: dict[str, Any]) -> list[str]:
+    """What limits learning: support mass per family along SFT (the train stages' curves), and
+    mass and validity against answer length (the evaluation's validation records)."""
+    summary = n["teaching"][model]["variants"]
+    trained = n["training"][model]  # in the order of the evaluation's summary, however stored
+    curves = {v: trained[v] for v in summary if v in trained and v != "seeded"}
+    if not curves:
+        return []
+    steps = [p["step"] for p in next(iter(curves.values()))]
+    lines = [
+        f"#### {model}: what limits learning",
+        "",
+        "Support mass (the probability of a valid answer followed by end-of-text) on the "
+        "validation records each train stage scores exactly at every evaluation step, per "
+        "family at the last step; recorded by the train stages (checked against `dvc.lock`).",
+        "",
+    ]
+    lines += table(
+        ["variant", *(f"step {s}" for s in steps)],
+        [[v, *(fmt(p["val_support_mass"]) for p in c)] for v, c in curves.items()],
+    )
+    families = sorted({f for c in curves.values() for f in c[-1]["families"]})
+    lines += table(
+        ["family (last step)", *curves],
+        [[f, *(fmt(c[-1]["families"].get(f)) for c in curves.values())] for f in families],
+    )
+    lines += figure(f"teaching_curve_{model}", f"{model}: support mass per family during SFT")
+    bins = by_length(summary["base"]["validation"]["answer_length"])
+    lines += [
+        "Against the expected answer length (validation records with an enumerable support, "
+        "temperature 1); cells: support mass · valid sampled (support mass – where no record "
+        "of that length has a support small enough to score exactly):",
+        "",
+    ]
+    lines += table(
+        ["answer bytes", "records", *summary],
+        [
+            [
+                b,
+                str(summary["base"]["validation"]["answer_length"][b]["records"]),
+                *(
+                    f"{fmt(c['support_mass'])} · {pct(c['valid_rate'])}"
+                    for v in summary
+                    for c in [summary[v]["validation"]["answer_length"][b]]
+                ),
+            ]
+            for b in bins
+        ],
+    )
+    for v in curves:
+        lines += source_line(prov[f"training/{model}/{v}"])
     return lines
 
 

@@ -26,6 +26,7 @@ HARVEST_METRICS = Path("reports/harvest/metrics.json")
 AB_METRICS = Path("reports/ab/metrics.json")
 EVAL_METRICS = Path("reports/eval")
 BUILD_METRICS = Path("reports/models")
+TRAIN_METRICS = Path("reports/train")
 
 
 def _read_json(path: Path) -> Any:
@@ -128,12 +129,26 @@ def gather(params, root: Path = Path(".")) -> dict[str, Any]:
                 m: _read_json(root / EVAL_METRICS / m / "metrics.json")
                 for m in params.training.models
             },
+            "training": training_curves(params, root),
             "sizes": {
                 m: _read_json(root / BUILD_METRICS / m / "metrics.json")["parameters"]
                 for m in taught_built(params)
             },
         }
     )
+
+
+def training_curves(params, root: Path) -> dict[str, dict[str, Any]]:
+    """Each adapter's validation curve as its train stage recorded it (support mass and
+    full-space TVD, per family too, at every evaluation step). Not recomputable without the
+    model: `verify` checks these files against `dvc.lock` instead."""
+    return {
+        m: {
+            v: _read_json(root / TRAIN_METRICS / m / v / "metrics.json")["curve"]
+            for v in params.training.variants
+        }
+        for m in params.training.models
+    }
 
 
 def taught_built(params) -> list[str]:
@@ -170,6 +185,7 @@ def recompute(params, root: Path = Path(".")) -> dict[str, Any]:
             "harvest": harvest_numbers(reassess(params.harvest, root / POOL_DIR)),
             "ab": results(params, root)[2],
             "teaching": teaching,
+            "training": training_curves(params, root),
             "sizes": {m: built_parameters(m, root) for m in taught_built(params)},
         }
     )
@@ -184,6 +200,8 @@ def sources(params) -> dict[str, tuple[str, Path]]:
     }
     for m in params.training.models:
         out[f"teaching/{m}"] = (f"evaluate@{m}", Path("data/eval") / m / MANIFEST)
+        for v in params.training.variants:
+            out[f"training/{m}/{v}"] = (f"train@{m}-{v}", Path("adapters") / m / v / MANIFEST)
     return out
 
 

@@ -44,18 +44,27 @@ def bootstrap_ci(
     def mean_diff(a, b, axis):
         return a.mean(axis=axis) - b.mean(axis=axis)
 
-    with warnings.catch_warnings():
+    return bca_interval((x, y), mean_diff, n_resamples, alpha, rng)
+
+
+def bca_interval(
+    data: tuple[np.ndarray, ...], statistic, n_resamples: int, alpha: float, rng
+) -> tuple[float, float]:
+    """scipy's BCa bootstrap interval; where BCa is undefined (a degenerate jackknife, as on
+    nearly constant data) the percentile interval of the same resamples, so a CI is never NaN
+    and scipy's warning about it, handled here, is not printed."""
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
         warnings.simplefilter("ignore", stats.DegenerateDataWarning)
         res = stats.bootstrap(
-            (x, y),
-            mean_diff,
+            data,
+            statistic,
             n_resamples=n_resamples,
             confidence_level=1 - alpha,
             method="BCa",
             rng=rng,
         )
     lo, hi = res.confidence_interval
-    if not (np.isfinite(lo) and np.isfinite(hi)):  # BCa undefined (e.g. a degenerate jackknife)
+    if not (np.isfinite(lo) and np.isfinite(hi)):
         lo, hi = np.quantile(res.bootstrap_distribution, [alpha / 2, 1 - alpha / 2])
     return float(lo), float(hi)
 

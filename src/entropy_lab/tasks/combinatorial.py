@@ -68,7 +68,8 @@ class KOfN(Family):
 
     name, category, level = "k_of_n", "combinatorial", 2
     Config = KOfNConfig
-    answer_format = "Answer with the chosen items separated by commas."
+    # the one canonical answer per subset, said in the prompt (as lottery lines say ascending)
+    answer_format = "Answer with the chosen items in the list's order, separated by commas."
     ordered = False
     templates = (
         "[Pick|Choose|Select] {k} different items at random from: {items}.",
