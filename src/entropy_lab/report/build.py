@@ -20,7 +20,7 @@ from typing import Any
 
 from entropy_lab.errors import UserError
 from entropy_lab.report import figures, markdown
-from entropy_lab.report.numbers import gather, headline, provenance, recompute
+from entropy_lab.report.numbers import gather, headline, provenance, recompute, sft_curves
 
 REPORTS = Path("reports")
 REL_TOL = 1e-6  # recomputation on another machine may differ in the last bits of a float
@@ -80,7 +80,7 @@ def run_stage(params, root: Path = Path(".")) -> None:
             if summary["seeded"]:
                 fig = figures.teaching_seeded(summary["seeded"])
                 figures.save(fig, tmp, f"teaching_seeded_{model}")
-            curves = {v: c for v, c in numbers["training"][model].items() if v != "seeded"}
+            curves = sft_curves(numbers, model)
             if curves:
                 figures.save(figures.teaching_curve(curves), tmp, f"teaching_curve_{model}")
             records = pd.read_parquet(root / EVAL_DIR / model / "records.parquet")

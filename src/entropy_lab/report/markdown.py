@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from entropy_lab.report.numbers import by_run
+from entropy_lab.report.numbers import by_run, sft_curves
 from entropy_lab.stats.inference import MIXED_STATUSES
 
 VERDICT_LETTER = {
@@ -682,8 +682,7 @@ def learning_lines(model: str, n: dict[str, Any], prov: dict[str, Any]) -> list[
     """What limits learning: support mass per family along SFT (the train stages' curves), and
     mass and validity against answer length (the evaluation's validation records)."""
     summary = n["teaching"][model]["variants"]
-    trained = n["training"][model]  # in the order of the evaluation's summary, however stored
-    curves = {v: trained[v] for v in summary if v in trained and v != "seeded"}
+    curves = sft_curves(n, model)
     if not curves:
         return []
     steps = [p["step"] for p in next(iter(curves.values()))]

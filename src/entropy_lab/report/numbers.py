@@ -151,6 +151,15 @@ def training_curves(params, root: Path) -> dict[str, dict[str, Any]]:
     }
 
 
+def sft_curves(n: dict[str, Any], model: str) -> dict[str, list[dict[str, Any]]]:
+    """The sampling variants' curves of a model from the report's numbers, in the order of its
+    evaluation summary (whatever order they were stored in); `seeded` answers other prompts."""
+    trained = n["training"][model]
+    return {
+        v: trained[v] for v in n["teaching"][model]["variants"] if v in trained and v != "seeded"
+    }
+
+
 def taught_built(params) -> list[str]:
     """The built models that the teaching strand trains (the model-size comparison)."""
     return [m for m in params.training.models if params.models.is_built(m)]
