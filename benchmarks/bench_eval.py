@@ -22,7 +22,7 @@ import numpy as np
 from entropy_lab.config import load_params
 from entropy_lab.evaluation import distribution as dist
 from entropy_lab.evaluation.evaluate import answer_budget, sample_answers
-from entropy_lab.models import load_profile
+from entropy_lab.models import load_profile, peft_quietly
 from entropy_lab.training.scoring import exact_distributions
 
 KS = (64, 256, 1024)
@@ -55,7 +55,8 @@ def main() -> None:
     if args.variant != "base":
         from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, adapter).eval()
+        with peft_quietly():  # the one warning the evaluate stage filters too
+            model = PeftModel.from_pretrained(model, adapter, is_trainable=False).eval()
     counter = Counter(model)
     records = [r for r in load_from_disk("data/tasks")["validation"] if r["support"]]
     records = records[: args.records]

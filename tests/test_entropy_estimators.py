@@ -125,6 +125,43 @@ def test_substring_ids_name_equal_substrings(values, length):
     assert len({next(iter(v)) for v in by_text.values()}) == len(by_text)  # and only they
 
 
+def lag_by_definition(s: np.ndarray) -> tuple[int, int, int]:
+    """6.3.8 as NIST's first code wrote it: every step checks all 128 lags in increasing d,
+    each matching lag taking the lead at >= the high score."""
+    score, winner, high, c, run, longest = [0] * 128, 0, 0, 0, 0, 0
+    for i in range(1, s.size):
+        if s[i - winner - 1] == s[i]:
+            c, run = c + 1, run + 1
+            longest = max(longest, run)
+        else:
+            run = 0
+        for d in range(min(128, i)):
+            if s[i - d - 1] == s[i]:
+                score[d] += 1
+                if score[d] >= high:
+                    winner, high = d, score[d]
+    return c, s.size - 1, longest
+
+
+@pytest.mark.parametrize(
+    "values",
+    [2, 5, 40, 256],  # bits (all-lag scan), few values (both paths), many (sparse visits)
+)
+def test_lag_counts_equal_the_definition(values):
+    rng = np.random.default_rng(values)
+    skewed = np.minimum(rng.geometric(0.5, 1500), values) - 1  # one common value: the scan
+    uniform = rng.integers(0, values, 1500)  # rare matches: the visits
+    s = np.concatenate([skewed, uniform, skewed[:300]]).astype(np.uint8)
+    assert kernels.lag(s) == lag_by_definition(s)
+
+
+@pytest.mark.parametrize("n", [1, 7, 1001])
+def test_symbol_counts_equal_bincount(n):
+    for s in (np.random.default_rng(n).integers(0, 256, n), np.full(n, 9)):
+        s = s.astype(np.uint8)
+        assert np.array_equal(kernels.symbol_counts(s), np.bincount(s, minlength=256))
+
+
 def test_repetitive_input_costs_no_more_than_random_input():
     """A repeated 4 KiB block: the longest repeat is nearly the whole input."""
     block = np.random.default_rng(6).integers(0, 256, 4096).astype(np.uint8)

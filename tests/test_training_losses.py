@@ -4,6 +4,7 @@ differences, tries with shared prefixes."""
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -15,6 +16,8 @@ from entropy_lab.training.losses import (
     answer_token_logprobs,
     batch_tensors,
     build_trie,
+    cheapest_row_length,
+    first_fit,
     kl_target_model,
     pack,
     record_loss,
@@ -68,6 +71,34 @@ def packed_scores(model, prompts, answer_sets, row_length=0):
         answer_token_logprobs(lp, x, t, EOS)
         for lp, x, t in packed_logprobs(model, prompts, answer_sets, row_length)
     ]
+
+
+# packed lengths of the first training batch of the default profile: CE (one answer per
+# record) and the support tries (ce_kl, soft_trie), whose longest exceeds the 256 positions
+CE_BATCH = [78, 86, 99, 105, 107, 113, 119, 119, 119, 149, 151, 157, 162, 163, 165, 185]
+TRIE_BATCH = [92, 102, 110, 111, 115, 119, 121, 142, 145, 149, 151, 163, 199, 219, 254, 374]
+
+
+def slots(lengths: list[int], row_length: int) -> int:
+    return row_length * (1 + max(row for row, _ in first_fit(lengths, row_length)))
+
+
+@pytest.mark.parametrize("lengths", [CE_BATCH, TRIE_BATCH, [5], [30, 30, 30, 29]])
+def test_rows_never_overlap_and_the_cheapest_length_pads_less(lengths):
+    length = cheapest_row_length(lengths, width=128)
+    assert length >= max(lengths)
+    place = first_fit(lengths, length)
+    for row in {r for r, _ in place}:
+        spans = sorted((o, o + n) for (r, o), n in zip(place, lengths, strict=True) if r == row)
+        assert spans[0][0] == 0 and spans[-1][1] <= length
+        assert all(a[1] == b[0] for a, b in pairwise(spans))  # back to back, no overlap
+    # rows of the model's context (or of the longest trie), the previous rule, pad more
+    assert slots(lengths, length) <= slots(lengths, max(256, max(lengths)))
+
+
+def test_the_default_batches_pack_tighter_than_rows_of_the_context():
+    assert slots(CE_BATCH, cheapest_row_length(CE_BATCH, 128)) < slots(CE_BATCH, 256)  # 2184 < 2304
+    assert slots(TRIE_BATCH, cheapest_row_length(TRIE_BATCH, 128)) < slots(TRIE_BATCH, 374)
 
 
 @pytest.mark.parametrize("row_length", [0, 64])  # 0: a row per sequence; 64: both share a row

@@ -56,7 +56,11 @@ def _upper_bound(p_hat: float, n: int) -> float:
 
 def most_common_value(s: np.ndarray) -> float:
     s = _symbols(s)
-    top = np.bincount(s).max() if s.max() > 1 else max(n1 := np.count_nonzero(s), s.size - n1)
+    top = (
+        kernels.symbol_counts(s).max()
+        if s.max() > 1
+        else max(n1 := np.count_nonzero(s), s.size - n1)
+    )
     return -math.log2(_upper_bound(top / s.size, s.size))
 
 

@@ -37,6 +37,31 @@ LZ78Y_B = 16  # 6.3.10
 LZ78Y_MAX_DICT = 65_536
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _tally(correct, c, run, longest):
+    """A predictor's bookkeeping after one prediction: (correct count, current run of
+    corrects, longest run)."""
+    if correct:
+        return c + 1, run + 1, max(longest, run + 1)
+    return c, 0, longest
+
+
+@njit(cache=True, nogil=True)
+def symbol_counts(s):
+    """Occurrences of each byte value (6.3.1), in four interleaved tables so that runs of one
+    value do not wait on each other's increments (np.bincount first widens bytes to int64)."""
+    parts = np.zeros((4, 256), np.int64)
+    n4 = s.size - s.size % 4
+    for i in range(0, n4, 4):
+        parts[0, s[i]] += 1
+        parts[1, s[i + 1]] += 1
+        parts[2, s[i + 2]] += 1
+        parts[3, s[i + 3]] += 1
+    for i in range(n4, s.size):
+        parts[0, s[i]] += 1
+    return parts.sum(axis=0)
+
+
 @njit(cache=True, nogil=True)
 def collision_sums(b):
     """6.3.2: the waits for a collision (2 or 3 bits) read left to right: (count, sum, sum of squares)."""
@@ -226,13 +251,7 @@ def multi_mcw(s, k):
     longest = 0
     for i in range(w[0], n):
         x = s[i]
-        if frequent[winner] == x:
-            c += 1
-            run += 1
-            if run > longest:
-                longest = run
-        else:
-            run = 0
+        c, run, longest = _tally(frequent[winner] == x, c, run, longest)
         for j in range(nw):
             if i >= w[j] and frequent[j] == x:
                 score[j] += 1
@@ -275,13 +294,7 @@ def multi_mcw_binary(s):
     longest = 0
     for i in range(w[0], n):
         x = s[i]
-        if (2 * ones[winner] > w[winner]) == (x == 1):
-            c += 1
-            run += 1
-            if run > longest:
-                longest = run
-        else:
-            run = 0
+        c, run, longest = _tally((2 * ones[winner] > w[winner]) == (x == 1), c, run, longest)
         for j in range(nw):
             if i >= w[j]:
                 if (2 * ones[j] > w[j]) == (x == 1):
@@ -292,45 +305,64 @@ def multi_mcw_binary(s):
     return c, n - w[0], longest
 
 
+LAG_SPARSE = 32  # fewer matches in the window than this: visit them; else scan all 128 lags
+
+
 @njit(cache=True, nogil=True)
 def lag(s):
-    """6.3.8 Lag: predictors "the value d+1 samples back", d < 128; ties to the longer lag."""
+    """6.3.8 Lag: predictors "the value d+1 samples back", d < 128; ties to the longer lag.
+
+    Only the lags whose sample equals the new one gain a point. Each symbol keeps the
+    positions of its occurrences among the last 128 samples (a ring, as NIST's code does);
+    when the new symbol has fewer than LAG_SPARSE of them (most steps, for bytes of many
+    values) the step visits just those, otherwise it scans all 128 lags in a branch-free
+    loop the compiler vectorises (bit strings, skewed sources). Both give the same scores
+    and leader."""
     n = s.size
-    score = np.zeros(LAG_D, np.int32)  # score[e]: lag d = 127 - e, so the window reads forward
+    score = np.zeros(LAG_D, np.int64)  # score[e]: lag d = 127 - e, so the window reads forward
+    ring = np.empty((256, LAG_D), np.int32)  # ring[x]: where x occurred, oldest first
+    first = np.zeros(256, np.int64)
+    count = np.zeros(256, np.int64)
+    mask = LAG_D - 1  # LAG_D is a power of two
     winner = 0
     high = 0
     c = 0
     run = 0
     longest = 0
-    for i in range(1, n):
+    for i in range(n):
         x = s[i]
-        if s[i - winner - 1] == x:
-            c += 1
-            run += 1
-            if run > longest:
-                longest = run
-        else:
-            run = 0
-        # NIST updates the matching lags in increasing d, each taking the lead at >= the
-        # high score: the new leader is the longest matching lag with the top new score.
-        # (A branch-free pass over all 128 lags; the window is read forward.)
-        top = -1
-        if i >= LAG_D:  # a fixed-length loop, which the compiler vectorises
-            window = s[i - LAG_D : i]
-            for e in range(LAG_D):
-                hit = window[e] == x
-                score[e] += hit
-                key = (np.int64(score[e]) << 8) | (LAG_D - 1 - e)
-                top = max(top, key if hit else -1)
-        else:
-            for e in range(LAG_D - i, LAG_D):
-                hit = s[i - LAG_D + e] == x
-                score[e] += hit
-                key = (np.int64(score[e]) << 8) | (LAG_D - 1 - e)
-                top = max(top, key if hit else -1)
-        if top >= 0 and (top >> 8) >= high:
-            high = top >> 8
-            winner = top & 0xFF
+        if i > 0:
+            c, run, longest = _tally(s[i - winner - 1] == x, c, run, longest)
+            # NIST updates the matching lags in increasing d, each taking the lead at >= the
+            # high score.
+            if i >= LAG_D and count[x] >= LAG_SPARSE:
+                # branch-free: the new leader is the longest matching lag with the top score
+                top = -1
+                window = s[i - LAG_D : i]
+                for e in range(LAG_D):
+                    hit = window[e] == x
+                    score[e] += hit
+                    key = (score[e] << 8) | (LAG_D - 1 - e)
+                    top = max(top, key if hit else -1)
+                if top >= 0 and (top >> 8) >= high:
+                    high = top >> 8
+                    winner = top & 0xFF
+            else:
+                row = ring[x]
+                start = first[x]
+                for m in range(count[x] - 1, -1, -1):  # newest first: increasing d
+                    e = row[(start + m) & mask] - i + LAG_D
+                    new = score[e] + 1
+                    score[e] = new
+                    if new >= high:
+                        high = new
+                        winner = LAG_D - 1 - e
+        if i >= LAG_D:  # sample i - 128 leaves the window: it is its symbol's oldest entry
+            y = s[i - LAG_D]
+            first[y] = (first[y] + 1) & mask
+            count[y] -= 1
+        ring[x, (first[x] + count[x]) & mask] = i
+        count[x] += 1
     return c, n - 1, longest
 
 
@@ -483,13 +515,7 @@ def lz78y_binary(s):
             elif size < LZ78Y_MAX_DICT:
                 table[e + y] = 1
                 size += 1
-        if have and guess == y:
-            c += 1
-            run += 1
-            if run > longest:
-                longest = run
-        else:
-            run = 0
+        c, run, longest = _tally(have and guess == y, c, run, longest)
     return c, n - LZ78Y_B - 1, longest
 
 
@@ -536,11 +562,5 @@ def lz78y(s, ids, k):
             if got > best[e] or (got == best[e] and y > guess[e]):
                 best[e] = got
                 guess[e] = y
-        if have and g == y:
-            c += 1
-            run += 1
-            if run > longest:
-                longest = run
-        else:
-            run = 0
+        c, run, longest = _tally(have and g == y, c, run, longest)
     return c, n - LZ78Y_B - 1, longest

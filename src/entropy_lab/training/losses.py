@@ -101,31 +101,54 @@ def _ancestry(x: Packed) -> np.ndarray:
     return anc
 
 
+def first_fit(lengths: list[int], row_length: int) -> list[tuple[int, int]]:
+    """Each sequence's (row, offset) when packed first fit, longest first, into rows of
+    `row_length` (at least the longest)."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    fill: list[int] = []
+    place: list[tuple[int, int]] = [(0, 0)] * len(lengths)
+    for i in order:
+        row = next((r for r, used in enumerate(fill) if used + lengths[i] <= row_length), None)
+        if row is None:
+            fill.append(0)
+            row = len(fill) - 1
+        place[i] = (row, fill[row])
+        fill[row] += lengths[i]
+    return place
+
+
+def cheapest_row_length(lengths: list[int], width: int) -> int:
+    """The row length, from the longest sequence to twice it, at which a first-fit packing
+    costs the fewest multiply-adds: rows x L x (6 width + L), a layer's dense (12 d^2 per
+    position) plus attention (2 L d) work over 2d. A batch of short sequences shares rows; a
+    support trie longer than the model's context gets a row that others can share too."""
+    longest = max(lengths)
+
+    def cost(length: int) -> int:
+        rows = 1 + max(row for row, _ in first_fit(lengths, length))
+        return rows * length * (6 * width + length)
+
+    return min(range(longest, 2 * longest + 1, 8), key=cost)
+
+
 def batch_tensors(
     packed: list[Packed], pad_id: int, row_length: int = 0
 ) -> tuple[dict[str, torch.Tensor], list[tuple[int, int]]]:
-    """Pack sequences into rows (first fit, longest first) with a block-diagonal tree mask.
+    """Pack sequences into rows (`first_fit`) with a block-diagonal tree mask.
 
     Several records share a row when they fit in `row_length` (at least the longest), so the
     batch carries little padding; positions restart for each record. Returns the model
     inputs and each sequence's (row, offset).
     """
-    length = max(row_length, max(len(x.input_ids) for x in packed))
-    order = sorted(range(len(packed)), key=lambda i: -len(packed[i].input_ids))
-    fill: list[int] = []
-    place: list[tuple[int, int]] = [(0, 0)] * len(packed)
-    for i in order:
-        n = len(packed[i].input_ids)
-        row = next((r for r, used in enumerate(fill) if used + n <= length), None)
-        if row is None:
-            fill.append(0)
-            row = len(fill) - 1
-        place[i] = (row, fill[row])
-        fill[row] += n
-    ids = torch.full((len(fill), length), pad_id, dtype=torch.long)
-    pos = torch.zeros((len(fill), length), dtype=torch.long)
-    allow = torch.zeros((len(fill), 1, length, length), dtype=torch.bool)
+    lengths = [len(x.input_ids) for x in packed]
+    length = max(row_length, max(lengths))
+    place = first_fit(lengths, length)
+    rows = 1 + max(row for row, _ in place)
+    ids = torch.full((rows, length), pad_id, dtype=torch.long)
+    pos = torch.zeros((rows, length), dtype=torch.long)
+    allow = torch.zeros((rows, 1, length, length), dtype=torch.bool)
     causal = torch.ones(length, length, dtype=torch.bool).tril()
+    used = [0] * rows
     for x, (row, off) in zip(packed, place, strict=True):
         n, p = len(x.input_ids), x.prompt_len
         ids[row, off : off + n] = torch.tensor(x.input_ids)
@@ -133,8 +156,9 @@ def batch_tensors(
         allow[row, 0, off : off + p, off : off + p] = causal[:p, :p]  # the prompt is causal
         allow[row, 0, off + p : off + n, off : off + p] = True  # every trie node sees the prompt
         allow[row, 0, off + p : off + n, off + p : off + n] = torch.from_numpy(_ancestry(x))
-    for row, used in enumerate(fill):
-        idx = torch.arange(used, length)
+        used[row] += n
+    for row in range(rows):
+        idx = torch.arange(used[row], length)
         allow[row, 0, idx, idx] = True  # padding sees only itself (no all-masked rows)
     return {"input_ids": ids, "position_ids": pos, "attention_mask": allow}, place
 

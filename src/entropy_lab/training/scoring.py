@@ -4,6 +4,7 @@ over each record's support in one batched forward pass (see training.losses)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import torch
@@ -16,6 +17,7 @@ from entropy_lab.training.losses import (
     answer_token_logprobs,
     batch_tensors,
     build_trie,
+    cheapest_row_length,
     pack,
     support_log_probs,
 )
@@ -23,6 +25,14 @@ from entropy_lab.training.losses import (
 
 def answer_ids(tokenizer, answers: list[str]) -> list[list[int]]:
     return [tokenizer(a, add_special_tokens=False).input_ids for a in answers]
+
+
+@lru_cache(maxsize=8192)
+def answer_trie(tokenizer, answers: tuple[str, ...]) -> Trie:
+    """The token trie of `answers`, built once per support: every training step re-draws its
+    records, and tokenising a support of up to 256 tokens each time cost about a tenth of a
+    ce_kl step on the default model (bench_train.py)."""
+    return build_trie(answer_ids(tokenizer, list(answers)))
 
 
 @dataclass(frozen=True)
@@ -54,9 +64,9 @@ def make_item(
 
     The prompt is left-truncated so that prompt, deepest answer and EOS fit the model's positions."""
     support = record["support"]
-    trie = build_trie(answer_ids(tokenizer, support)) if exact and support else None
+    trie = answer_trie(tokenizer, tuple(support)) if exact and support else None
     if trie is None or len(trie.tokens) > max_support or _depth(trie) > max_positions // 2:
-        trie, target, sampled = build_trie(answer_ids(tokenizer, [draw])), None, 0
+        trie, target, sampled = answer_trie(tokenizer, (draw,)), None, 0
     else:
         target, sampled = torch.tensor(record["probs"], dtype=torch.float32), support.index(draw)
     room = min(max_prompt, max_positions - _depth(trie))
@@ -73,12 +83,12 @@ def score(
 ) -> list[tuple[torch.Tensor, list[torch.Tensor]]]:
     """Per item: the (L, V) log-softmax of its packed sequence (logits divided by `temperature`,
     as sampling at that temperature sees them) and, per trie answer, its token log-probs
-    (answer tokens then EOS); one forward pass over rows packed up to the model's context."""
+    (answer tokens then EOS); one forward pass over rows packed at the cheapest length."""
     eos = tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
-    batch, place = batch_tensors(
-        [i.packed for i in items], pad, model.config.max_position_embeddings
-    )
+    packed = [i.packed for i in items]
+    length = cheapest_row_length([len(x.input_ids) for x in packed], model.config.hidden_size)
+    batch, place = batch_tensors(packed, pad, length)
     logits = model(**{k: v.to(model.device) for k, v in batch.items()}).logits.float()
     if temperature != 1.0:
         logits = logits / temperature
