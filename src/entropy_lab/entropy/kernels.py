@@ -320,7 +320,7 @@ def lag(s):
     and leader."""
     n = s.size
     score = np.zeros(LAG_D, np.int64)  # score[e]: lag d = 127 - e, so the window reads forward
-    ring = np.empty((256, LAG_D), np.int32)  # ring[x]: where x occurred, oldest first
+    ring = np.empty((256, LAG_D), np.int64)  # ring[x]: where x occurred, oldest first
     first = np.zeros(256, np.int64)
     count = np.zeros(256, np.int64)
     mask = LAG_D - 1  # LAG_D is a power of two
