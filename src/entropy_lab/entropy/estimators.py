@@ -78,8 +78,11 @@ def collision(bits: np.ndarray) -> float:
 def markov(bits: np.ndarray) -> float:
     """First-order Markov model over 128-bit sequences; per-bit min-entropy."""
     bits = _symbols(bits)
-    pair = (bits[:-1] << 1) | bits[1:]
-    c00, c01, c10, c11 = (int(np.count_nonzero(pair == j)) for j in range(4))
+    # transition counts from three vectorised passes: 1 -> 1, ones leaving, ones arriving
+    c11 = int(np.count_nonzero(bits[:-1] & bits[1:]))
+    c10 = int(np.count_nonzero(bits[:-1])) - c11
+    c01 = int(np.count_nonzero(bits[1:])) - c11
+    c00 = bits.size - 1 - c01 - c10 - c11
     c0, c1 = c00 + c01, c10 + c11
     p00 = c00 / c0 if c0 else 0.0
     p01 = 1.0 - p00 if c0 else 0.0

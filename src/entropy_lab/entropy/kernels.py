@@ -321,9 +321,11 @@ def lag(s):
     n = s.size
     score = np.zeros(LAG_D, np.int64)  # score[e]: lag d = 127 - e, so the window reads forward
     ring = np.empty((256, LAG_D), np.int64)  # ring[x]: where x occurred, oldest first
-    first = np.zeros(256, np.int64)
-    count = np.zeros(256, np.int64)
-    mask = LAG_D - 1  # LAG_D is a power of two
+    # unsigned ring indices: numba then skips its negative-index wraparound in the inner loop
+    first = np.zeros(256, np.uint64)
+    count = np.zeros(256, np.uint64)
+    one = np.uint64(1)
+    mask = np.uint64(LAG_D - 1)  # LAG_D is a power of two
     winner = 0
     high = 0
     c = 0
@@ -348,21 +350,22 @@ def lag(s):
                     high = top >> 8
                     winner = top & 0xFF
             else:
-                row = ring[x]
                 start = first[x]
-                for m in range(count[x] - 1, -1, -1):  # newest first: increasing d
-                    e = row[(start + m) & mask] - i + LAG_D
+                m = count[x]
+                while m > 0:  # newest first: increasing d
+                    m -= one
+                    e = np.uint64(ring[x, (start + m) & mask] - i + LAG_D)
                     new = score[e] + 1
                     score[e] = new
                     if new >= high:
                         high = new
-                        winner = LAG_D - 1 - e
+                        winner = LAG_D - 1 - np.int64(e)
         if i >= LAG_D:  # sample i - 128 leaves the window: it is its symbol's oldest entry
             y = s[i - LAG_D]
-            first[y] = (first[y] + 1) & mask
-            count[y] -= 1
+            first[y] = (first[y] + one) & mask
+            count[y] -= one
         ring[x, (first[x] + count[x]) & mask] = i
-        count[x] += 1
+        count[x] += one
     return c, n - 1, longest
 
 
