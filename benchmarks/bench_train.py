@@ -2,7 +2,9 @@
 most 1.15x, the support scored in one packed forward pass), and training tokens/s.
 
 A support trie adds tokens to the batch (every answer's own suffix), so the step ratio cannot
-fall below the token ratio; the time per token shows what the packing itself costs.
+fall below the token ratio; the time per token shows what the packing itself costs. Last, the
+forward and backward pass of each batch packed at the cheapest row length against rows of the
+model's context (or of the longest sequence), the rule before it.
 
     python benchmarks/bench_train.py [--repeats 7]
 
@@ -19,6 +21,7 @@ from datasets import load_from_disk
 
 from entropy_lab.config import load_params
 from entropy_lab.models import load_profile
+from entropy_lab.training.losses import batch_tensors, cheapest_row_length
 from entropy_lab.training.scoring import make_item
 from entropy_lab.training.sft import SUPPORT_LOSSES, batch_for, loss_on, with_lora
 
@@ -35,23 +38,22 @@ def main() -> None:
     batch = batch_for(0, records, t)
     positions = model.config.max_position_embeddings
     kinds = ("ce_multisample", "ce_kl", "soft_trie")
-    counts = {
-        kind: sum(
-            len(
-                make_item(
-                    tok,
-                    r,
-                    d,
-                    kind in SUPPORT_LOSSES,
-                    t.max_prompt_tokens,
-                    t.max_support_tokens,
-                    positions,
-                ).packed.input_ids
-            )
+    packed = {
+        kind: [
+            make_item(
+                tok,
+                r,
+                d,
+                kind in SUPPORT_LOSSES,
+                t.max_prompt_tokens,
+                t.max_support_tokens,
+                positions,
+            ).packed
             for r, d in batch
-        )
+        ]
         for kind in kinds
     }
+    counts = {kind: sum(len(x.input_ids) for x in packed[kind]) for kind in kinds}
 
     def step(kind: str) -> float:
         t0 = time.perf_counter()
@@ -77,6 +79,34 @@ def main() -> None:
         print(
             f"ratio {kind} / ce_multisample step time: {ratio:.2f}x (target <= 1.15x); "
             f"tokens {tokens:.2f}x; time per token {ratio / tokens:.2f}x"
+        )
+
+    def forward_backward(inputs) -> float:
+        t0 = time.perf_counter()
+        model.zero_grad(set_to_none=True)
+        model(**inputs).logits.float().log_softmax(-1)[..., 0].sum().backward()
+        return time.perf_counter() - t0
+
+    layouts = {}
+    for kind in ("ce_multisample", "ce_kl"):
+        lengths = [len(x.input_ids) for x in packed[kind]]
+        for rule, length in (
+            ("cheapest", cheapest_row_length(lengths, model.config.hidden_size)),
+            ("context", max(positions, *lengths)),
+        ):
+            layouts[kind, rule] = batch_tensors(packed[kind], tok.pad_token_id, length)[0]
+    for inputs in layouts.values():
+        forward_backward(inputs)  # warm-up
+    runs = {key: [] for key in layouts}
+    for _ in range(args.repeats):
+        for key, inputs in layouts.items():
+            runs[key].append(forward_backward(inputs))
+    for kind in ("ce_multisample", "ce_kl"):
+        new, old = (layouts[kind, rule]["input_ids"].shape for rule in ("cheapest", "context"))
+        ratio = statistics.median(runs[kind, "cheapest"]) / statistics.median(runs[kind, "context"])
+        print(
+            f"ratio {kind} forward+backward, rows {new[0]}x{new[1]} (cheapest) / "
+            f"{old[0]}x{old[1]} (context): {ratio:.2f}x"
         )
 
 
