@@ -80,17 +80,17 @@ TRIE_BATCH = [92, 102, 110, 111, 115, 119, 121, 142, 145, 149, 151, 163, 199, 21
 
 
 def slots(lengths: list[int], row_length: int) -> int:
-    return row_length * (1 + max(row for row, _ in first_fit(lengths, row_length)))
+    return row_length * len(first_fit(lengths, row_length)[1])
 
 
 @pytest.mark.parametrize("lengths", [CE_BATCH, TRIE_BATCH, [5], [30, 30, 30, 29]])
 def test_rows_never_overlap_and_the_cheapest_length_pads_less(lengths):
     length = cheapest_row_length(lengths, width=128)
     assert length >= max(lengths)
-    place = first_fit(lengths, length)
+    place, fill = first_fit(lengths, length)
     for row in {r for r, _ in place}:
         spans = sorted((o, o + n) for (r, o), n in zip(place, lengths, strict=True) if r == row)
-        assert spans[0][0] == 0 and spans[-1][1] <= length
+        assert spans[0][0] == 0 and spans[-1][1] == fill[row] <= length
         assert all(a[1] == b[0] for a, b in pairwise(spans))  # back to back, no overlap
     # rows of the model's context (or of the longest trie), the previous rule, pad more
     assert slots(lengths, length) <= slots(lengths, max(256, max(lengths)))

@@ -101,9 +101,9 @@ def _ancestry(x: Packed) -> np.ndarray:
     return anc
 
 
-def first_fit(lengths: list[int], row_length: int) -> list[tuple[int, int]]:
+def first_fit(lengths: list[int], row_length: int) -> tuple[list[tuple[int, int]], list[int]]:
     """Each sequence's (row, offset) when packed first fit, longest first, into rows of
-    `row_length` (at least the longest)."""
+    `row_length` (at least the longest); and each row's filled length."""
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
     fill: list[int] = []
     place: list[tuple[int, int]] = [(0, 0)] * len(lengths)
@@ -114,7 +114,7 @@ def first_fit(lengths: list[int], row_length: int) -> list[tuple[int, int]]:
             row = len(fill) - 1
         place[i] = (row, fill[row])
         fill[row] += lengths[i]
-    return place
+    return place, fill
 
 
 def cheapest_row_length(lengths: list[int], width: int) -> int:
@@ -125,8 +125,7 @@ def cheapest_row_length(lengths: list[int], width: int) -> int:
     longest = max(lengths)
 
     def cost(length: int) -> int:
-        rows = 1 + max(row for row, _ in first_fit(lengths, length))
-        return rows * length * (6 * width + length)
+        return len(first_fit(lengths, length)[1]) * length * (6 * width + length)
 
     return min(range(longest, 2 * longest + 1, 8), key=cost)
 
@@ -142,13 +141,12 @@ def batch_tensors(
     """
     lengths = [len(x.input_ids) for x in packed]
     length = max(row_length, max(lengths))
-    place = first_fit(lengths, length)
-    rows = 1 + max(row for row, _ in place)
+    place, fill = first_fit(lengths, length)
+    rows = len(fill)
     ids = torch.full((rows, length), pad_id, dtype=torch.long)
     pos = torch.zeros((rows, length), dtype=torch.long)
     allow = torch.zeros((rows, 1, length, length), dtype=torch.bool)
     causal = torch.ones(length, length, dtype=torch.bool).tril()
-    used = [0] * rows
     for x, (row, off) in zip(packed, place, strict=True):
         n, p = len(x.input_ids), x.prompt_len
         ids[row, off : off + n] = torch.tensor(x.input_ids)
@@ -156,9 +154,8 @@ def batch_tensors(
         allow[row, 0, off : off + p, off : off + p] = causal[:p, :p]  # the prompt is causal
         allow[row, 0, off + p : off + n, off : off + p] = True  # every trie node sees the prompt
         allow[row, 0, off + p : off + n, off + p : off + n] = torch.from_numpy(_ancestry(x))
-        used[row] += n
-    for row in range(rows):
-        idx = torch.arange(used[row], length)
+    for row, used in enumerate(fill):
+        idx = torch.arange(used, length)
         allow[row, 0, idx, idx] = True  # padding sees only itself (no all-masked rows)
     return {"input_ids": ids, "position_ids": pos, "attention_mask": allow}, place
 

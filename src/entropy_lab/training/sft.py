@@ -178,16 +178,17 @@ def evaluate(
     model.train(was_training)
     if not dists:
         raise UserError("no validation record has a support that fits training.max_support_tokens")
-    full, cond, by_family = [], [], {}
+    full, cond, masses, by_family = [], [], [], {}
     for i, p, log_q, log_mass in dists:
         p, q, mass = p.double().numpy(), log_q.double().exp().numpy(), float(log_mass.exp())
         full.append(dist.full_space(p, q, mass))
         cond.append((p, q))
+        masses.append(mass)
         by_family.setdefault(records[i]["family"], []).append(mass)
     return {
         "val_kl": float(np.mean([dist.kl(p, q) for p, q in full])),
         "val_tvd": float(np.mean([dist.tvd(p, q) for p, q in full])),
-        "val_support_mass": float(np.mean([m.exp().item() for _, _, _, m in dists])),
+        "val_support_mass": float(np.mean(masses)),
         "val_kl_conditional": float(np.mean([dist.kl(p, q) for p, q in cond])),
         "val_tvd_conditional": float(np.mean([dist.tvd(p, q) for p, q in cond])),
         "val_records": len(dists),
