@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from functools import partial
 
 from datasets import load_from_disk
 
@@ -24,6 +25,20 @@ from entropy_lab.models import load_profile
 from entropy_lab.training.losses import batch_tensors, cheapest_row_length
 from entropy_lab.training.scoring import make_item
 from entropy_lab.training.sft import SUPPORT_LOSSES, batch_for, loss_on, with_lora
+
+
+def interleaved_medians(work: dict, repeats: int) -> dict:
+    """Median seconds of each zero-argument callable in `work`, after one warm-up call each,
+    timed in rounds that run every one in turn, so a burst of other load hits them all."""
+    for fn in work.values():
+        fn()
+    runs = {key: [] for key in work}
+    for _ in range(repeats):
+        for key, fn in work.items():
+            t0 = time.perf_counter()
+            fn()
+            runs[key].append(time.perf_counter() - t0)
+    return {key: statistics.median(r) for key, r in runs.items()}
 
 
 def main() -> None:
@@ -55,19 +70,11 @@ def main() -> None:
     }
     counts = {kind: sum(len(x.input_ids) for x in packed[kind]) for kind in kinds}
 
-    def step(kind: str) -> float:
-        t0 = time.perf_counter()
+    def step(kind: str) -> None:
         model.zero_grad(set_to_none=True)
         loss_on(model, tok, batch, kind, t)["loss"].backward()
-        return time.perf_counter() - t0
 
-    for kind in kinds:
-        step(kind)  # warm-up
-    runs = {kind: [] for kind in kinds}
-    for _ in range(args.repeats):  # interleaved, so a burst of other load hits every kind
-        for kind in kinds:
-            runs[kind].append(step(kind))
-    times = {kind: statistics.median(r) for kind, r in runs.items()}
+    times = interleaved_medians({kind: partial(step, kind) for kind in kinds}, args.repeats)
     for kind in kinds:
         print(
             f"{kind:15s} step {times[kind] * 1e3:7.1f} ms, {counts[kind]} tokens in the packed "
@@ -81,11 +88,9 @@ def main() -> None:
             f"tokens {tokens:.2f}x; time per token {ratio / tokens:.2f}x"
         )
 
-    def forward_backward(inputs) -> float:
-        t0 = time.perf_counter()
+    def forward_backward(inputs) -> None:
         model.zero_grad(set_to_none=True)
         model(**inputs).logits.float().log_softmax(-1)[..., 0].sum().backward()
-        return time.perf_counter() - t0
 
     layouts = {}
     for kind in ("ce_multisample", "ce_kl"):
@@ -95,15 +100,12 @@ def main() -> None:
             ("context", max(positions, *lengths)),
         ):
             layouts[kind, rule] = batch_tensors(packed[kind], tok.pad_token_id, length)[0]
-    for inputs in layouts.values():
-        forward_backward(inputs)  # warm-up
-    runs = {key: [] for key in layouts}
-    for _ in range(args.repeats):
-        for key, inputs in layouts.items():
-            runs[key].append(forward_backward(inputs))
+    fb = interleaved_medians(
+        {key: partial(forward_backward, inputs) for key, inputs in layouts.items()}, args.repeats
+    )
     for kind in ("ce_multisample", "ce_kl"):
         new, old = (layouts[kind, rule]["input_ids"].shape for rule in ("cheapest", "context"))
-        ratio = statistics.median(runs[kind, "cheapest"]) / statistics.median(runs[kind, "context"])
+        ratio = fb[kind, "cheapest"] / fb[kind, "context"]
         print(
             f"ratio {kind} forward+backward, rows {new[0]}x{new[1]} (cheapest) / "
             f"{old[0]}x{old[1]} (context): {ratio:.2f}x"
