@@ -155,6 +155,44 @@ def test_lag_counts_equal_the_definition(values):
     assert kernels.lag(s) == lag_by_definition(s)
 
 
+def multi_mcw_by_definition(s: np.ndarray, k: int) -> tuple[int, int, int]:
+    """6.3.7 step by step: each window's prediction is its most common value, ties to the one
+    seen last, recounted at every step."""
+    w = kernels.MCW_WINDOWS
+    score, winner, c, run, longest = [0] * 4, 0, 0, 0, 0
+    for i in range(w[0], s.size):
+        frequent = [-1] * 4
+        for j in range(4):
+            if i >= w[j]:
+                window = s[i - w[j] : i]
+                counts = np.bincount(window, minlength=k)
+                tied = np.flatnonzero(counts == counts.max())
+                seen = [i - w[j] + np.flatnonzero(window == v)[-1] for v in tied]
+                frequent[j] = int(tied[int(np.argmax(seen))])
+        if frequent[winner] == s[i]:
+            c, run = c + 1, run + 1
+            longest = max(longest, run)
+        else:
+            run = 0
+        for j in range(4):
+            if frequent[j] == s[i]:
+                score[j] += 1
+                if score[j] >= score[winner]:
+                    winner = j
+    return c, s.size - w[0], longest
+
+
+@pytest.mark.parametrize("values", [3, 5, 40, 256])
+def test_multi_mcw_counts_equal_the_definition(values):
+    """Skewed, uniform and periodic stretches: leaders that leave a window, ties at the top."""
+    rng = np.random.default_rng(values)
+    skewed = np.minimum(rng.geometric(0.4, 2500), values) - 1
+    uniform = rng.integers(0, values, 2500)
+    periodic = np.arange(1500) % min(values, 4)
+    s = np.concatenate([skewed, uniform, periodic, skewed[:1000]]).astype(np.uint8)
+    assert kernels.multi_mcw(s, values) == multi_mcw_by_definition(s, values)
+
+
 @pytest.mark.parametrize("n", [1, 7, 1001])
 def test_symbol_counts_equal_bincount(n):
     for s in (np.random.default_rng(n).integers(0, 256, n), np.full(n, 9)):

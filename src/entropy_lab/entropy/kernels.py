@@ -227,7 +227,12 @@ def substring_ids(sa, lcp, lengths):
 
 @njit(cache=True, nogil=True)
 def multi_mcw(s, k):
-    """6.3.7 MultiMCW: four most-common-in-window predictors (ties to the value seen last)."""
+    """6.3.7 MultiMCW: four most-common-in-window predictors (ties to the value seen last).
+
+    When the leader's oldest occurrence leaves a window, the new top count comes from a
+    branch-free pass over the k counts (vectorised); a second pass finds the one seen last
+    only if the top is shared (skewed sources lose their leader's oldest sample often, and
+    keep a clear leader)."""
     n = s.size
     nw = len(MCW_WINDOWS)
     w = np.array(MCW_WINDOWS, np.int64)
@@ -258,20 +263,28 @@ def multi_mcw(s, k):
                 if score[j] >= score[winner]:
                     winner = j
         for j in range(nw):
-            if i >= w[j]:
-                old = s[i - w[j]]
-                counts[j, old] -= 1
-                counts[j, x] += 1
-                last[j, x] = i
-                if old != frequent[j] and top[j] <= counts[j, x]:
-                    top[j] = counts[j, x]
-                    frequent[j] = x
-                elif old == frequent[j]:
-                    top[j] -= 1
-                    at = i - w[j]
+            if i < w[j]:
+                continue
+            old = s[i - w[j]]
+            counts[j, old] -= 1
+            counts[j, x] += 1
+            last[j, x] = i
+            if top[j] <= counts[j, x]:  # x, seen last, ties or passes the top
+                top[j] = counts[j, x]
+                frequent[j] = x
+            elif old == frequent[j]:
+                row = counts[j]
+                high = 0
+                for y in range(k):
+                    high = max(high, row[y])
+                top[j] = high
+                shared = 0
+                for y in range(k):
+                    shared += row[y] == high
+                if shared > 1 or row[old] != high:  # the one seen last among those at the top
+                    at = -1
                     for y in range(k):
-                        if top[j] < counts[j, y] or (top[j] == counts[j, y] and at <= last[j, y]):
-                            top[j] = counts[j, y]
+                        if row[y] == high and last[j, y] > at:
                             frequent[j] = y
                             at = last[j, y]
     return c, n - w[0], longest
