@@ -229,10 +229,11 @@ def substring_ids(sa, lcp, lengths):
 def multi_mcw(s, k):
     """6.3.7 MultiMCW: four most-common-in-window predictors (ties to the value seen last).
 
-    When the leader's oldest occurrence leaves a window, the new top count comes from a
-    branch-free pass over the k counts (vectorised); a second pass finds the one seen last
-    only if the top is shared (skewed sources lose their leader's oldest sample often, and
-    keep a clear leader)."""
+    When the leader's oldest occurrence leaves a window, two branch-free (vectorised) passes
+    over the k counts give the new top count and how many share it; a scan for the one seen
+    last runs only if the old leader is not alone at the top (skewed sources lose their
+    leader's oldest sample often, and keep a clear leader). On uniform bytes, whose small
+    windows often tie at the top, those passes come on top of the scan."""
     n = s.size
     nw = len(MCW_WINDOWS)
     w = np.array(MCW_WINDOWS, np.int64)
