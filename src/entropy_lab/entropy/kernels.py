@@ -515,24 +515,22 @@ def lz78y_binary(s):
     for i in range(LZ78Y_B + 1, n):
         history = ((history << 1) | (s[i - 1] & 1)) & 0xFFFF
         y = s[i] & 1
-        have = False
-        guess = 0
-        top = 0
+        guess = False
+        top = 0  # stays 0 while no context has been seen: no prediction
         for j in range(LZ78Y_B, 0, -1):
             e = (1 << (j + 1)) - 4 + ((history & ((1 << j) - 1)) << 1)  # the context s[i-j..i-1]
             a0 = table[e]
             a1 = table[e + 1]
-            count = a1 if a1 >= a0 else a0
-            if count != 0:
-                if count > top:  # the longest context with the most counts predicts
-                    top = count
-                    have = True
-                    guess = 1 if a1 >= a0 else 0
-                table[e + y] = (a1 if y else a0) + 1
-            elif size < LZ78Y_MAX_DICT:
-                table[e + y] = 1
+            count = max(a0, a1)
+            if count > top:  # the longest context with the most counts predicts
+                top = count
+                guess = a1 >= a0
+            if count == 0:  # a new context enters the dictionary while there is room
+                if size >= LZ78Y_MAX_DICT:
+                    continue
                 size += 1
-        c, run, longest = _tally(have and guess == y, c, run, longest)
+            table[e + y] = (a1 if y else a0) + 1
+        c, run, longest = _tally(top > 0 and guess == y, c, run, longest)
     return c, n - LZ78Y_B - 1, longest
 
 
