@@ -24,10 +24,21 @@ from transformers import AutoModelForCausalLM
 from entropy_lab.cli import main
 from entropy_lab.config import parse_params
 from entropy_lab.errors import UserError
+from entropy_lab.models import peft_quietly
 from entropy_lab.provenance import sha256_file
 from entropy_lab.tasks.builder import Builder
 from entropy_lab.training.pretrain import byte_tokenizer
-from entropy_lab.training.sft import batch_for, evaluate, family_mass, loss_on, train, with_lora
+from entropy_lab.training.sft import (
+    batch_for,
+    evaluate,
+    family_mass,
+    load_checkpoint,
+    loss_on,
+    save_adapter,
+    save_checkpoint,
+    train,
+    with_lora,
+)
 from tests.conftest import save_tiny_model, tiny_config, write_pool
 
 FAMILIES = ("integer_range", "weighted_choice", "coins", "dice", "cards")
@@ -219,6 +230,45 @@ def test_unknown_target_module_and_rank_zero(params_data):
     data["training"]["variants"] = ["ce_kl", "dpo"]
     with pytest.raises(UserError, match=re.escape("training.variants[1] = 'dpo'")):
         parse_params(data)
+
+
+def test_lora_on_tied_embeddings_saves_and_reloads(params_data, tmp_path, monkeypatch):
+    """LoRA on GPT-2's `wte` and `lm_head` (one tied tensor): the checkpoint and the adapter
+    hold the LoRA tensors only (safetensors refuses the shared base weight peft would add),
+    and both reload to the trained model's logits."""
+    from peft import PeftModel
+
+    monkeypatch.chdir(tmp_path)  # stages write inside the working directory only
+    params = parse_params(params_data)
+    lora = params.training.lora.model_copy(
+        update={"r": 4, "target_modules": ["c_attn", "wte", "lm_head"]}
+    )
+
+    def base():
+        torch.manual_seed(0)
+        return AutoModelForCausalLM.from_config(tiny_config("gpt2")).eval()
+
+    model = with_lora(base(), lora, 0)
+    assert model.base_model.model.transformer.wte.base_layer.weight is (
+        model.base_model.model.lm_head.base_layer.weight
+    )
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_" in name:  # B starts at zero: move every LoRA tensor off its init
+                p.add_(0.1 * torch.randn_like(p))
+    ids = torch.tensor([[1, 2, 3, 4, 5]])
+    want = model(ids).logits
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad])
+    save_checkpoint(Path("checkpoint"), model, opt, 3, [], "run")
+    save_adapter(Path("adapter"), model)
+
+    resumed = with_lora(base(), lora, 1)
+    opt = torch.optim.AdamW([p for p in resumed.parameters() if p.requires_grad])
+    assert load_checkpoint(Path("checkpoint"), resumed, opt, "run")[0] == 3
+    assert torch.equal(resumed(ids).logits, want)
+    with peft_quietly():
+        loaded = PeftModel.from_pretrained(base(), "adapter", is_trainable=False)
+    assert torch.equal(loaded(ids).logits, want)
 
 
 def test_unknown_variant_and_missing_dataset(params_data, tmp_path, monkeypatch):

@@ -195,11 +195,14 @@ def prompt_ids(tokenizer, prompt: str, max_tokens: int, suffix: str = "") -> lis
 @contextlib.contextmanager
 def peft_quietly():
     """peft 0.21 reads the model's deprecated `is_gradient_checkpointing` whenever it wraps one,
-    and transformers warns: nothing a user can act on, so that one warning is filtered."""
+    and transformers warns; and `fan_in_fan_out` is one setting for every target, so with
+    GPT-2's Conv1D layers and a Linear one (`lm_head`) among the targets peft corrects it per
+    layer and warns. Nothing a user can act on, so those warnings are filtered."""
     with warnings.catch_warnings():
         warnings.filterwarnings(
             "ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning
         )
+        warnings.filterwarnings("ignore", "fan_in_fan_out is set to", UserWarning)
         yield
 
 

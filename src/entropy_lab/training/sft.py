@@ -207,10 +207,20 @@ def family_mass(point: dict[str, Any]) -> dict[str, float]:
     return {k[len(FAMILY_MASS) :]: v for k, v in point.items() if k.startswith(FAMILY_MASS)}
 
 
+def save_adapter(directory: Path, model) -> None:
+    """The adapter in peft's layout. LoRA on an embedding saves its A and B only: peft would
+    also save the frozen base embedding, which GPT-2 ties to lm_head, and safetensors refuses
+    tensors that share memory."""
+    model.save_pretrained(directory, safe_serialization=True, save_embedding_layers=False)
+    canonical_adapter_config(directory / "adapter_config.json")
+
+
 def adapter_state(model) -> dict[str, torch.Tensor]:
+    """The trained tensors of a checkpoint, as `save_adapter` stores them."""
     from peft import get_peft_model_state_dict
 
-    return {k: v.detach().cpu().contiguous() for k, v in get_peft_model_state_dict(model).items()}
+    state = get_peft_model_state_dict(model, save_embedding_layers=False)
+    return {k: v.detach().cpu().contiguous() for k, v in state.items()}
 
 
 def save_checkpoint(directory: Path, model, opt, step: int, curve: list[dict], digest: str) -> None:
@@ -413,8 +423,7 @@ def run_stage(
         return
 
     with atomic_dir(root / "adapters" / model_name / variant) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
-        canonical_adapter_config(tmp / "adapter_config.json")
+        save_adapter(tmp, model)
         # data-parallel adapters equal single-process ones up to float summation order
         extra = {"world_size": world} if world > 1 else None
         manifest = build_manifest(
