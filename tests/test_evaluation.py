@@ -292,3 +292,33 @@ def test_mass_and_validity_are_binned_by_expected_answer_length():
         "1-2": {"records": 2, "support_mass": pytest.approx(0.7), "valid_rate": 0.625},
         "6-10": {"records": 1, "support_mass": pytest.approx(0.1), "valid_rate": 0.0},
     }
+
+
+def test_paired_differences_see_what_overlapping_cis_hide():
+    """Two variants on the same 30 prompts, whose difficulty varies widely: their own CIs
+    overlap, but soft_trie is 0.05 closer on every prompt, and the paired CI says so; every
+    variant is paired with each reference present, on the records both scored."""
+    from entropy_lab.evaluation.evaluate import mean_ci, paired
+
+    rng = np.random.default_rng(0)
+    hard = rng.uniform(0.2, 0.9, 30)
+    soft = hard - 0.05 + rng.normal(0, 0.005, 30)
+    rows = [
+        {"id": f"r{i}", "variant": v, "split": s, "temperature": t, "tvd": x, "valid_rate": 1 - x}
+        for v, tvd in (("base", np.ones(30)), ("ce_multisample", hard), ("soft_trie", soft))
+        for i, x in enumerate(tvd)
+        for s, t in (("validation", 1.0), ("validation", 0.7))
+    ]
+    rows[-2]["tvd"] = float("nan")  # a record without an exact view (soft_trie, last one)
+    out = paired(pd.DataFrame(rows), E)
+    assert list(out) == ["validation"]  # T = 1 only
+    assert set(out["validation"]) == {
+        "ce_multisample - base", "soft_trie - base", "soft_trie - ce_multisample"
+    }  # fmt: skip
+    d = out["validation"]["soft_trie - ce_multisample"]
+    assert d["tvd"]["n"] == 29
+    assert d["tvd"]["mean"] == pytest.approx(float(np.mean((soft - hard)[:29])))
+    assert d["tvd"]["ci"][1] < 0
+    assert d["valid_rate"]["n"] == 30 and d["valid_rate"]["ci"][0] > 0
+    own = [mean_ci(x, E, ("own", k))["ci"] for k, x in (("hard", hard), ("soft", soft))]
+    assert own[1][1] > own[0][0]  # the variants' own CIs overlap

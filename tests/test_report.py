@@ -210,6 +210,18 @@ def numbers(params_data) -> dict:
             "teaching": {
                 "m": {
                     "variants": {"base": family, "ce_multisample": family, "soft_trie": adapted},
+                    "paired": {
+                        "validation": {
+                            "soft_trie - base": {
+                                "tvd": {"mean": -0.7, "ci": [-0.8, -0.6], "n": 5},
+                                "valid_rate": {"mean": 0.55, "ci": [0.5, 0.6], "n": 5},
+                            },
+                            "soft_trie - ce_multisample": {
+                                "tvd": {"mean": -0.2, "ci": [-0.3, -0.1], "n": 5},
+                                "valid_rate": {"mean": 0.05, "ci": [-0.1, 0.2], "n": 5},
+                            },
+                        }
+                    },
                     "temperature": {
                         "base": {t: block(1.0) | {"valid_rate": 0.0} for t in ("0.7", "1")},
                         "soft_trie": {"0.7": block(0.2), "1": block(0.3)},
@@ -267,7 +279,18 @@ def test_report_renders_every_section_from_the_numbers(numbers, prov):
     assert "| validation / uuid | valid 55%, pass 40% |" in md
     assert "| soft_trie | validation | 0.3 [0.2, 0.4] | 55% [50, 60] | 40% [10, 70] | 5 |" in md
     assert "median 7% of distributions at N = 1000" in md
-    assert "Soft targets are closer on 1 of 1 splits (validation)." in md
+    assert (
+        "| validation | soft_trie - ce_multisample | -0.2 [-0.3, -0.1] | lower "
+        "| 0.05 [-0.1, 0.2] | no difference at 95% |"
+    ) in md
+    assert (
+        "passing the goodness-of-fit test; on the same prompts its TVD minus ce_multisample's "
+        "is -0.2 [-0.3, -0.1] (lower). A pass needs valid answers"
+    ) in md
+    assert (
+        "soft_trie minus ce_multisample, full-space TVD): validation -0.2 [-0.3, -0.1]. Soft "
+        "targets are closer at 95% on 1 of 1 splits (validation) and farther on 0."
+    ) in md
     assert "minimal detectable effect at 80% power, at the alpha each verdict used" in md
     assert "| entropy_seed vs prng_seed | 40 | 0.63 | 0 | 1 | 1 | 1 | 1 | 0 | 3 of 4 |" in md
     assert "| A/A pairs (1) | 40 | 0.63 | 0 | 0 | 0 | 2 | 0 | 0 | 2 of 2 |" in md

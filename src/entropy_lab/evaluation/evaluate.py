@@ -335,14 +335,38 @@ def by_answer_length(d: pd.DataFrame) -> dict[str, dict[str, Any]]:
     return out
 
 
+PAIRED_REFERENCES = ("base", "ce_multisample")  # each variant is compared with these
+PAIRED_METRICS = ("tvd", "valid_rate")
+
+
+def paired(df: pd.DataFrame, e: EvaluateSection) -> dict[str, Any]:
+    """Per split, each variant against each reference on the same records at T = 1: the mean
+    per-record difference (variant minus reference) of full-space TVD and of validity, with a
+    bootstrap CI over records. Pairing removes the records' difficulty, which dominates each
+    variant's own CI, so two overlapping CIs can still differ here."""
+    out: dict[str, Any] = {}
+    for split, d in df[df.temperature == 1.0].groupby("split", sort=True):
+        wide = {m: d.pivot(index="id", columns="variant", values=m) for m in PAIRED_METRICS}
+        present = list(wide["tvd"].columns)
+        for k, ref in enumerate(PAIRED_REFERENCES):
+            if ref not in present:
+                continue
+            for v in (v for v in present if v not in PAIRED_REFERENCES[: k + 1]):
+                out.setdefault(split, {})[f"{v} - {ref}"] = {
+                    m: mean_ci((w[v] - w[ref]).to_numpy(float), e, ("paired", split, v, ref, m))
+                    for m, w in wide.items()
+                }
+    return out
+
+
 def summarize(rows: list[dict[str, Any]], e: EvaluateSection) -> dict[str, Any]:
     """At temperature 1, per variant and split and per family within, and against answer
-    length; and the temperature sweep, per variant and temperature, over the validation
-    records."""
+    length; each variant against the references on the same records; and the temperature
+    sweep, per variant and temperature, over the validation records."""
     import pandas as pd
 
     df = pd.DataFrame(rows)
-    out: dict[str, Any] = {"variants": {}, "temperature": {}}
+    out: dict[str, Any] = {"variants": {}, "temperature": {}, "paired": paired(df, e)}
     for (variant, split), d in df[df.temperature == 1.0].groupby(["variant", "split"], sort=True):
         entry = block(d, e, (variant, split))
         entry["families"] = {

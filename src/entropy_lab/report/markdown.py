@@ -137,10 +137,11 @@ def limits_section(n: dict[str, Any]) -> list[str]:
             f"- Teaching on {model}: sampled, the base model gives a valid answer "
             f"{pct(base['valid_rate'])} of the time; the closest variant on validation, {best}, "
             f"{pct(b['valid_rate'])}, with a full-space TVD of {fmt(b['tvd'])} and "
-            f"{pct(b['gof_pass_rate'])} of prompts passing the goodness-of-fit test. A pass "
-            "needs valid answers: where validity is low, a prompt's test has few answers and "
-            "little power, so read the pass rate beside validity. The conditional figures "
-            "(given a valid answer) describe the model only in the runs where it answers."
+            f"{pct(b['gof_pass_rate'])} of prompts passing the goodness-of-fit test"
+            + paired_clause(evaluated, best)
+            + ". A pass needs valid answers: where validity is low, a prompt's test has few "
+            "answers and little power, so read the pass rate beside validity. The conditional "
+            "figures (given a valid answer) describe the model only in the runs where it answers."
         )
         lengths = b["answer_length"]
         curve = n["training"][model].get(best)
@@ -337,24 +338,72 @@ def family_cell(name: str, c: dict[str, Any]) -> str:
     return mean_ci(c["tvd"], c["tvd_ci"], c["exact_records"])
 
 
-def hard_vs_soft(summary: dict[str, Any]) -> list[str]:
-    """Baldelli et al.'s comparison, hard sampled targets against soft trie targets, in numbers."""
-    if not {"ce_multisample", "soft_trie"} <= set(summary):
+def verdict(interval: list | None) -> str:
+    """What a paired difference's 95% CI says (negative: the variant is lower)."""
+    if interval is None:
+        return "no interval"
+    if interval[1] < 0:
+        return "lower"
+    if interval[0] > 0:
+        return "higher"
+    return "no difference at 95%"
+
+
+def paired_clause(evaluated: dict[str, Any], variant: str) -> str:
+    """`variant` against hard targets on the same validation prompts, as a clause."""
+    d = (evaluated.get("paired") or {}).get("validation", {}).get(f"{variant} - ce_multisample")
+    if d is None:
+        return ""
+    t = d["tvd"]
+    return (
+        f"; on the same prompts its TVD minus ce_multisample's is "
+        f"{mean_ci(t['mean'], t['ci'], t['n'])} ({verdict(t['ci'])})"
+    )
+
+
+def paired_lines(evaluated: dict[str, Any]) -> list[str]:
+    """Each variant against base and against hard targets on the same prompts, and Baldelli
+    et al.'s hard vs soft comparison read off the same differences."""
+    pairs = evaluated.get("paired") or {}
+    if not pairs:
         return []
-    hard, soft = summary["ce_multisample"], summary["soft_trie"]
-    parts = [
-        f"{s}: {fmt(soft[s]['tvd'])} vs {fmt(hard[s]['tvd'])}"
-        for s in hard
-        if hard[s]["tvd"] is not None and soft[s]["tvd"] is not None
-    ]
-    better = [s for s in hard if (soft[s]["tvd"] or 1) < (hard[s]["tvd"] or 1)]
-    return [
-        "Hard vs soft targets (full-space TVD, soft_trie vs ce_multisample): "
-        + "; ".join(parts)
-        + f". Soft targets are closer on {len(better)} of {len(parts)} splits"
-        + (f" ({', '.join(better)})." if better else "."),
+    lines = [
+        "Paired on the same prompts (variant minus reference, mean per-prompt difference with "
+        "a bootstrap 95% CI; the prompts' difficulty cancels, so this is the comparison to "
+        "read where the CIs above overlap):",
         "",
     ]
+    lines += table(
+        ["split", "variant - reference", "Δ TVD (full space)", "at 95%", "Δ valid share", "at 95%"],
+        [
+            [
+                split,
+                pair,
+                mean_ci(d["tvd"]["mean"], d["tvd"]["ci"], d["tvd"]["n"]),
+                verdict(d["tvd"]["ci"]),
+                mean_ci(d["valid_rate"]["mean"], d["valid_rate"]["ci"], d["valid_rate"]["n"]),
+                verdict(d["valid_rate"]["ci"]),
+            ]
+            for split, by_pair in pairs.items()
+            for pair, d in by_pair.items()
+        ],
+    )
+    soft = {s: p["soft_trie - ce_multisample"]["tvd"] for s, p in pairs.items()
+            if "soft_trie - ce_multisample" in p}  # fmt: skip
+    if soft:
+        closer = [s for s, d in soft.items() if verdict(d["ci"]) == "lower"]
+        farther = [s for s, d in soft.items() if verdict(d["ci"]) == "higher"]
+        lines += [
+            "Hard vs soft targets (soft_trie minus ce_multisample, full-space TVD): "
+            + "; ".join(f"{s} {mean_ci(d['mean'], d['ci'], d['n'])}" for s, d in soft.items())
+            + f". Soft targets are closer at 95% on {len(closer)} of {len(soft)} splits"
+            + (f" ({', '.join(closer)})" if closer else "")
+            + f" and farther on {len(farther)}"
+            + (f" ({', '.join(farther)})" if farther else "")
+            + ".",
+            "",
+        ]
+    return lines
 
 
 def distribution_lines(ab: dict[str, Any]) -> list[str]:
@@ -460,7 +509,7 @@ def teaching_section(n: dict[str, Any], prov: dict[str, Any]) -> list[str]:
                 for b in [summary[v][s]]
             ],
         )
-        lines += hard_vs_soft(summary)
+        lines += paired_lines(evaluated)
         lines += [
             "Diagnostics, conditional on a valid answer (the model renormalised over the "
             "support; a figure that holds only when the model answers validly, which the "
