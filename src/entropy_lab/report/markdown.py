@@ -349,6 +349,11 @@ def verdict(interval: list | None) -> str:
     return "no difference at 95%"
 
 
+def estimate(d: dict[str, Any]) -> str:
+    """A `{mean, ci, n}` estimate (evaluation's `mean_ci`) as text."""
+    return mean_ci(d["mean"], d["ci"], d["n"])
+
+
 def paired_clause(evaluated: dict[str, Any], variant: str) -> str:
     """`variant` against hard targets on the same validation prompts, as a clause."""
     d = (evaluated.get("paired") or {}).get("validation", {}).get(f"{variant} - ce_multisample")
@@ -357,7 +362,7 @@ def paired_clause(evaluated: dict[str, Any], variant: str) -> str:
     t = d["tvd"]
     return (
         f"; on the same prompts its TVD minus ce_multisample's is "
-        f"{mean_ci(t['mean'], t['ci'], t['n'])} ({verdict(t['ci'])})"
+        f"{estimate(t)} ({verdict(t['ci'])})"
     )
 
 
@@ -379,9 +384,9 @@ def paired_lines(evaluated: dict[str, Any]) -> list[str]:
             [
                 split,
                 pair,
-                mean_ci(d["tvd"]["mean"], d["tvd"]["ci"], d["tvd"]["n"]),
+                estimate(d["tvd"]),
                 verdict(d["tvd"]["ci"]),
-                mean_ci(d["valid_rate"]["mean"], d["valid_rate"]["ci"], d["valid_rate"]["n"]),
+                estimate(d["valid_rate"]),
                 verdict(d["valid_rate"]["ci"]),
             ]
             for split, by_pair in pairs.items()
@@ -395,7 +400,7 @@ def paired_lines(evaluated: dict[str, Any]) -> list[str]:
         farther = [s for s, d in soft.items() if verdict(d["ci"]) == "higher"]
         lines += [
             "Hard vs soft targets (soft_trie minus ce_multisample, full-space TVD): "
-            + "; ".join(f"{s} {mean_ci(d['mean'], d['ci'], d['n'])}" for s, d in soft.items())
+            + "; ".join(f"{s} {estimate(d)}" for s, d in soft.items())
             + f". Soft targets are closer at 95% on {len(closer)} of {len(soft)} splits"
             + (f" ({', '.join(closer)})" if closer else "")
             + f" and farther on {len(farther)}"
