@@ -134,8 +134,18 @@ def numbers(params_data) -> dict:
     }
     adapted = {"validation": block(0.3) | {"families": fams, "answer_length": lengths}}
     curve = [
-        {"step": 0, "val_support_mass": 0.001, "val_tvd": 0.99, "families": {"dice": 0.001}},
-        {"step": 100, "val_support_mass": 0.6, "val_tvd": 0.5, "families": {"dice": 0.6}},
+        {
+            "step": 0,
+            "val_support_mass": 0.001,
+            "train_support_mass": 0.002,
+            "families": {"dice": 0.001},
+        },
+        {
+            "step": 100,
+            "val_support_mass": 0.6,
+            "train_support_mass": 0.9,
+            "families": {"dice": 0.6},
+        },
     ]
     return normalise(
         {
@@ -315,7 +325,9 @@ def test_report_renders_every_section_from_the_numbers(numbers, prov):
     assert "soft_trie: closest to the target at T = 0.7 (TVD 0.2; not calibrated: best away " in md
     assert "from T = 1); at T = 1, given a valid answer, less random than the target" in md
     assert "less random than the target (entropy ratio 0.9)" in md
-    assert "| ce_multisample | 0.001 | 0.6 |" in md  # the SFT curve, mean support mass
+    # the SFT curve, mean support mass on validation and on train records
+    assert "| ce_multisample | validation | 0.001 | 0.6 |" in md
+    assert "| ce_multisample | train | 0.002 | 0.9 |" in md
     assert "| dice | 0.6 | 0.6 |" in md  # per family at the last step
     assert "| 1-2 | 4 | 0.02 · 1% | 0.02 · 1% | 0.8 · 75% |" in md  # against answer length
     assert md.index("| 1-2 | 4 |") < md.index("| 6-10 | 3 |") < md.index("| 21-40 | 2 |")

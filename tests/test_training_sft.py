@@ -310,6 +310,32 @@ def test_evaluate_reports_exact_distribution_metrics(params_data):
     assert total == pytest.approx(m["val_support_mass"], rel=1e-9)
 
 
+def test_the_curve_scores_train_records_beside_validation(params_data, tmp_path):
+    """Every evaluation step also scores the given train records (the fit), with the same
+    function as validation: train_* equals validation's on the model as it was then."""
+    params = parse_params(small_params(params_data))
+    records = Builder(params.tasks).build()
+    train_records = records["train"]
+    fit = [r for r in train_records if r["support"]][:8]
+    val = [r for r in records["validation"] if r["support"]][:8]
+    t = params.training.model_copy(update={"steps": 10, "eval_every": 5, "lr": 0.03})
+    torch.manual_seed(0)
+    model = with_lora(AutoModelForCausalLM.from_config(tiny_config("gpt2", 256)), t.lora, 0)
+    curve = train(model, byte_tokenizer(), train_records, val, "kl", t, tmp_path, "d", fit=fit)
+    assert [p["step"] for p in curve] == [0, 5, 10]
+    final = evaluate(model, byte_tokenizer(), fit, t)
+    assert curve[-1]["train_support_mass"] == pytest.approx(final["val_support_mass"], rel=1e-9)
+    assert curve[-1]["train_tvd"] == pytest.approx(final["val_tvd"], rel=1e-9)
+    assert curve[-1]["train_support_mass"] != curve[-1]["val_support_mass"]  # other records
+    assert curve[-1]["train_support_mass"] > curve[0]["train_support_mass"]  # it learned
+    assert (
+        "train_support_mass"
+        not in train(model, byte_tokenizer(), train_records, val, "kl", t, tmp_path / "none", "e")[
+            0
+        ]
+    )  # no fit records, no fit scores
+
+
 @pytest.mark.gpu
 def test_qlora_4bit_step_on_cuda(tmp_path, params_data):
     from peft import prepare_model_for_kbit_training

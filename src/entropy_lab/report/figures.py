@@ -344,7 +344,8 @@ def teaching_size(teaching: dict[str, Any], sizes: dict[str, int]):
 
 
 def teaching_curve(curves: dict[str, list[dict[str, Any]]]):
-    """Support mass per validation family against the SFT step, one panel per variant."""
+    """Support mass per validation family against the SFT step, one panel per variant, with the
+    mean on validation and on train records."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(curves), figsize=(3.2 * len(curves), 2.8), squeeze=False)
     families = sorted({f for c in curves.values() for p in c for f in p["families"]})
@@ -354,6 +355,7 @@ def teaching_curve(curves: dict[str, list[dict[str, Any]]]):
             ax.plot(steps, [p["families"].get(f, np.nan) for p in curve], marker=".",
                     color=f"C{i % 10}", label=f)  # fmt: skip
         ax.plot(steps, [p["val_support_mass"] for p in curve], "k--", label="mean")
+        ax.plot(steps, [p["train_support_mass"] for p in curve], "k:", label="mean, train records")
         ax.set_title(variant)
         ax.set_xlabel("SFT step")
         ax.set_ylim(0, 1)

@@ -744,13 +744,23 @@ def learning_lines(model: str, n: dict[str, Any], prov: dict[str, Any]) -> list[
         f"#### {model}: what limits learning",
         "",
         "Support mass (the probability of a valid answer followed by end-of-text) on the "
-        "validation records each train stage scores exactly at every evaluation step, per "
-        "family at the last step; recorded by the train stages (checked against `dvc.lock`).",
+        "validation records each train stage scores exactly at every evaluation step, and on "
+        "as many train records, which the loop draws its batches from: where both are low the "
+        "model has not fitted the taught prompts, where only validation is low it fits them "
+        "and does not carry that over. Per family at the last step (validation); recorded by "
+        "the train stages (checked against `dvc.lock`).",
         "",
     ]
     lines += table(
-        ["variant", *(f"step {s}" for s in steps)],
-        [[v, *(fmt(p["val_support_mass"]) for p in c)] for v, c in curves.items()],
+        ["variant", "records", *(f"step {s}" for s in steps)],
+        [
+            [v, records, *(fmt(p[key]) for p in c)]
+            for v, c in curves.items()
+            for records, key in (
+                ("validation", "val_support_mass"),
+                ("train", "train_support_mass"),
+            )
+        ],
     )
     families = sorted({f for c in curves.values() for f in c[-1]["families"]})
     lines += table(

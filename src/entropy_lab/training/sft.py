@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -197,8 +198,19 @@ def evaluate(
     }
 
 
+def fit_scores(
+    model, tokenizer, records: list[dict[str, Any]], t: TrainingSection
+) -> dict[str, float]:
+    """Support mass and full-space TVD on train records the loop draws from. Beside the
+    validation curve this says where a plateau is: in fitting the taught prompts (both low)
+    or in carrying them over to new ones (train high, validation low)."""
+    point = evaluate(model, tokenizer, records, t)
+    return {"train_support_mass": point["val_support_mass"], "train_tvd": point["val_tvd"]}
+
+
 SUPPORT_LOSSES = ("soft_trie", "ce_kl", "kl")  # the variants that score a record's whole support
 METRIC_KEYS = ("val_kl", "val_tvd", "val_support_mass", "val_kl_conditional", "val_tvd_conditional")
+FIT_KEYS = ("train_support_mass", "train_tvd")
 FAMILY_MASS = "support_mass/"  # curve keys `support_mass/<family>` (DVCLive: one plot per family)
 
 
@@ -264,8 +276,10 @@ def train(
     digest: str,
     rank: int = 0,
     world: int = 1,
+    fit: Sequence[dict] = (),
 ):
     """The loop. Returns the evaluation curve (on rank 0); the model is trained in place.
+    Each evaluation scores `val` and, where given, the train records `fit` (`fit_scores`).
 
     Under torchrun each of the `world` processes takes every world-th record of the step's
     batch and weights its mean loss by its share; summing the gradients over processes
@@ -275,8 +289,14 @@ def train(
     opt = torch.optim.AdamW(params, lr=t.lr, weight_decay=0.0)
     start, curve = load_checkpoint(checkpoints, model, opt, digest)
     barrier()
+
+    def scores() -> dict[str, float]:
+        return evaluate(model, tokenizer, val, t) | (
+            fit_scores(model, tokenizer, fit, t) if fit else {}
+        )
+
     if start == 0 and rank == 0:
-        curve = [{"step": 0, **evaluate(model, tokenizer, val, t)}]
+        curve = [{"step": 0, **scores()}]
     model.train()
     bar = progress(total=t.steps, desc=f"train {kind}", unit="step") if rank == 0 else None
     if bar is not None:
@@ -313,7 +333,7 @@ def train(
                 "loss": out["loss"].item(),
                 "ce": out["ce"].item(),
                 "kl": out["kl"].item(),
-                **evaluate(model, tokenizer, val, t),
+                **scores(),
             }
             curve.append(point)
             log.info(
@@ -390,9 +410,11 @@ def run_stage(
     if variant == "seeded":  # the prompt carries a pool-drawn u; one right answer
         records = seeded.expand(ds["train"])
         val = seeded.expand(ds["validation"], per_record=1)[: t.eval_records]
+        fit = seeded.expand(ds["train"], per_record=1)[: t.eval_records]
     else:
         records = [r for r in ds["train"] if r["draws"]]
         val = [r for r in ds["validation"] if r["support"]][: t.eval_records]
+        fit = [r for r in records if r["support"]][: t.eval_records]
 
     model, tokenizer, resolved = load_profile(model_name, params.models)
     cuda = pick_device(params.models.device) == "cuda"
@@ -418,7 +440,9 @@ def run_stage(
         {"training": t.seed},
     )
     checkpoints = root / "checkpoints" / model_name / variant
-    curve = train(model, tokenizer, records, val, variant, t, checkpoints, run_digest, rank, world)
+    curve = train(
+        model, tokenizer, records, val, variant, t, checkpoints, run_digest, rank, world, fit
+    )
     if rank != 0:
         return
 
@@ -436,12 +460,17 @@ def run_stage(
     write_json(
         reports / "metrics.json",
         {
-            "base": {k: base[k] for k in METRIC_KEYS},
-            "final": {k: final[k] for k in METRIC_KEYS},
+            "base": {k: base[k] for k in METRIC_KEYS + FIT_KEYS},
+            "final": {k: final[k] for k in METRIC_KEYS + FIT_KEYS},
             "steps": t.steps,
             "val_records": final["val_records"],
+            "fit_records": len(fit),
             "curve": [
-                {k: v for k, v in point.items() if k in ("step", "val_support_mass", "val_tvd")}
+                {
+                    k: v
+                    for k, v in point.items()
+                    if k in ("step", "val_support_mass", "val_tvd", *FIT_KEYS)
+                }
                 | {"families": family_mass(point)}
                 for point in curve
             ],
