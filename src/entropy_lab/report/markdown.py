@@ -154,7 +154,11 @@ def limits_section(n: dict[str, Any]) -> list[str]:
                 + ", ".join(f"{fmt(lengths[k]['support_mass'])} at {k} bytes" for k in scored)
                 + "; at the end of training it is lowest for "
                 + " and ".join(f"{f} ({fmt(m)})" for f, m in low)
-                + " (*what limits learning*, below)."
+                + f", and on as many train records it was taught it is "
+                f"{fmt(curve[-1]['train_support_mass'])} (validation "
+                f"{fmt(curve[-1]['val_support_mass'])}): train records far above validation "
+                "would mean it fits what it was shown and does not carry it over, both low that "
+                "it has not fitted it (*what limits learning*, below)."
             )
     lines += [
         "- Harvest: the jitter source is measured on the machine that ran `harvest`; the "
