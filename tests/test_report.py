@@ -335,7 +335,8 @@ def test_report_renders_every_section_from_the_numbers(numbers, prov):
     assert (
         "What limits soft_trie: its support mass on validation by expected answer length is 0.8 "
         "at 1-2 bytes, 0.5 at 6-10 bytes, 0.05 at 21-40 bytes; at the end of training it is "
-        "lowest for dice (0.6), and on as many train records it was taught it is 0.9 "
+        "lowest for dice (0.6), and on as many train records of the same families, which it was "
+        "taught, it is 0.9 "
         "(validation 0.6)" in md
     )
     numbers["teaching"]["m"]["variants"]["soft_trie"]["validation"]["families"]["coin"]["tvd"] = (

@@ -34,6 +34,7 @@ from entropy_lab.training.sft import (
     family_mass,
     load_checkpoint,
     loss_on,
+    matched_fit,
     save_adapter,
     save_checkpoint,
     train,
@@ -334,6 +335,14 @@ def test_the_curve_scores_train_records_beside_validation(params_data, tmp_path)
             0
         ]
     )  # no fit records, no fit scores
+
+
+def test_fit_records_follow_the_validation_family_mix():
+    train = [{"id": f"t{i}", "family": f} for i, f in enumerate("aabbbbc")]
+    val = [{"id": f"v{i}", "family": f} for i, f in enumerate("bbaaad")]
+    fit = matched_fit(train, val)
+    # a family's train records in order, one per validation record, while they last
+    assert [r["id"] for r in fit] == ["t2", "t3", "t0", "t1"]
 
 
 @pytest.mark.gpu

@@ -154,8 +154,8 @@ def limits_section(n: dict[str, Any]) -> list[str]:
                 + ", ".join(f"{fmt(lengths[k]['support_mass'])} at {k} bytes" for k in scored)
                 + "; at the end of training it is lowest for "
                 + " and ".join(f"{f} ({fmt(m)})" for f, m in low)
-                + f", and on as many train records it was taught it is "
-                f"{fmt(curve[-1]['train_support_mass'])} (validation "
+                + f", and on as many train records of the same families, which it was taught, "
+                f"it is {fmt(curve[-1]['train_support_mass'])} (validation "
                 f"{fmt(curve[-1]['val_support_mass'])}): train records far above validation "
                 "would mean it fits what it was shown and does not carry it over, both low that "
                 "it has not fitted it (*what limits learning*, below)."
@@ -749,7 +749,7 @@ def learning_lines(model: str, n: dict[str, Any], prov: dict[str, Any]) -> list[
         "",
         "Support mass (the probability of a valid answer followed by end-of-text) on the "
         "validation records each train stage scores exactly at every evaluation step, and on "
-        "as many train records, which the loop draws its batches from: where both are low the "
+        "as many train records of the same families, which the loop draws its batches from: where both are low the "
         "model has not fitted the taught prompts, where only validation is low it fits them "
         "and does not carry that over. Per family at the last step (validation); recorded by "
         "the train stages (checked against `dvc.lock`).",

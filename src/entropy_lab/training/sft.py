@@ -208,6 +208,24 @@ def fit_scores(
     return {"train_support_mass": point["val_support_mass"], "train_tvd": point["val_tvd"]}
 
 
+def matched_fit(records: list[dict[str, Any]], val: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """For each validation record, the next train record of its family: the fit is measured on
+    validation's family mix (the splits' mixes differ, since near-duplicate prompts are
+    dropped from validation and small families lose more), so the two curves differ only in
+    whether the model was taught the prompt."""
+    by_family: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        by_family.setdefault(r["family"], []).append(r)
+    taken: dict[str, int] = {}
+    out = []
+    for v in val:
+        pool, i = by_family.get(v["family"], []), taken.get(v["family"], 0)
+        if i < len(pool):
+            out.append(pool[i])
+            taken[v["family"]] = i + 1
+    return out
+
+
 SUPPORT_LOSSES = ("soft_trie", "ce_kl", "kl")  # the variants that score a record's whole support
 METRIC_KEYS = ("val_kl", "val_tvd", "val_support_mass", "val_kl_conditional", "val_tvd_conditional")
 FIT_KEYS = ("train_support_mass", "train_tvd")
@@ -410,11 +428,11 @@ def run_stage(
     if variant == "seeded":  # the prompt carries a pool-drawn u; one right answer
         records = seeded.expand(ds["train"])
         val = seeded.expand(ds["validation"], per_record=1)[: t.eval_records]
-        fit = seeded.expand(ds["train"], per_record=1)[: t.eval_records]
+        fit = matched_fit(seeded.expand(ds["train"], per_record=1), val)
     else:
         records = [r for r in ds["train"] if r["draws"]]
         val = [r for r in ds["validation"] if r["support"]][: t.eval_records]
-        fit = [r for r in records if r["support"]][: t.eval_records]
+        fit = matched_fit([r for r in records if r["support"]], val)
 
     model, tokenizer, resolved = load_profile(model_name, params.models)
     cuda = pick_device(params.models.device) == "cuda"
