@@ -749,10 +749,10 @@ def learning_lines(model: str, n: dict[str, Any], prov: dict[str, Any]) -> list[
         "",
         "Support mass (the probability of a valid answer followed by end-of-text) on the "
         "validation records each train stage scores exactly at every evaluation step, and on "
-        "as many train records of the same families, which the loop draws its batches from: where both are low the "
-        "model has not fitted the taught prompts, where only validation is low it fits them "
-        "and does not carry that over. Per family at the last step (validation); recorded by "
-        "the train stages (checked against `dvc.lock`).",
+        "as many train records of the same families, which the loop draws its batches from: "
+        "where both are low the model has not fitted the taught prompts, where only validation "
+        "is low it fits them and does not carry that over. Per family at the last step "
+        "(validation); recorded by the train stages (checked against `dvc.lock`).",
         "",
     ]
     lines += table(
