@@ -354,7 +354,7 @@ def teaching_curve(curves: dict[str, list[dict[str, Any]]]):
         for i, f in enumerate(families):
             ax.plot(steps, [p["families"].get(f, np.nan) for p in curve], marker=".",
                     color=f"C{i % 10}", label=f)  # fmt: skip
-        ax.plot(steps, [p["val_support_mass"] for p in curve], "k--", label="mean")
+        ax.plot(steps, [p["val_support_mass"] for p in curve], "k--", label="mean, validation")
         ax.plot(steps, [p["train_support_mass"] for p in curve], "k:", label="mean, train records")
         ax.set_title(variant)
         ax.set_xlabel("SFT step")
