@@ -40,7 +40,7 @@ from entropy_lab.training.sft import (
     train,
     with_lora,
 )
-from tests.conftest import save_tiny_model, tiny_config, write_pool
+from tests.conftest import REPO, save_tiny_model, tiny_config, write_pool
 
 FAMILIES = ("integer_range", "weighted_choice", "coins", "dice", "cards")
 
@@ -201,6 +201,31 @@ def test_torchrun_two_processes_train_the_same_adapter(params_data, tmp_path):
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
     assert any(not torch.equal(a[k], torch.zeros_like(a[k])) for k in a)  # it did train
     assert json.loads((sharded / adapter / "manifest.json").read_text())["world_size"] == 2
+
+
+def test_a_checkpoint_resumes_only_under_the_code_that_wrote_it(params_data, tmp_path, monkeypatch):
+    """The checkpoint's digest covers the train stage's code (every code dependency dvc.yaml
+    lists for it), so a run interrupted before a code change starts afresh after it instead
+    of resuming steps another loss took, or a curve recorded with other keys."""
+    import entropy_lab.training.sft as sft
+
+    stage = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["train"]
+    code = {d for d in stage["deps"] if d.startswith("src/")}
+    assert code <= {p.resolve().relative_to(REPO).as_posix() for p in sft.code_files()}
+    root = stage_dir(params_data, tmp_path / "stage")
+    monkeypatch.chdir(root)
+    digests = []
+
+    def stop(*args):
+        digests.append(args[7])  # train(model, tokenizer, records, val, kind, t, dir, digest, ...)
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr(sft, "train", stop)
+    for version in ("before", "after"):
+        monkeypatch.setattr(sft, "code_digest", lambda version=version: version)
+        result = CliRunner().invoke(main, ["train", "--model", "kjv-tiny", "--variant", "ce_kl"])
+        assert str(result.exception) == "stop"
+    assert len(digests) == 2 and digests[0] != digests[1]
 
 
 def test_unknown_target_module_and_rank_zero(params_data):

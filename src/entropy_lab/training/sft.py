@@ -283,6 +283,22 @@ def load_checkpoint(directory: Path, model, opt, digest: str) -> tuple[int, list
     return state["step"], state["curve"]
 
 
+def code_files() -> list[Path]:
+    """The training code: the train stage's code dependencies in dvc.yaml (and the rest of
+    the training package)."""
+    here = Path(__file__).parent
+    return [*sorted(here.glob("*.py")), here.parent / "parallel.py"]
+
+
+def code_digest() -> str:
+    """One hash of `code_files`. It is part of the checkpoint's digest, so a run resumes only
+    under the code that wrote the checkpoint: other code may compute another loss or record
+    other curve keys than the steps it would continue."""
+    from entropy_lab.provenance import canonical_json, sha256_bytes, sha256_file
+
+    return sha256_bytes(canonical_json({p.name: sha256_file(p) for p in code_files()}))
+
+
 def train(
     model,
     tokenizer,
@@ -454,7 +470,7 @@ def run_stage(
     inputs = {"tasks": tasks_dir, "base_model": resolved.path}
     run_digest = digest(
         read,
-        {k: sha256_path(v) for k, v in inputs.items()},
+        {k: sha256_path(v) for k, v in inputs.items()} | {"code": code_digest()},
         {"training": t.seed},
     )
     checkpoints = root / "checkpoints" / model_name / variant
