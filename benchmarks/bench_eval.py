@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from entropy_lab.cli import quiet_libraries
 from entropy_lab.config import load_params
 from entropy_lab.evaluation import distribution as dist
 from entropy_lab.evaluation.evaluate import answer_budget, sample_answers
@@ -41,6 +42,7 @@ class Counter:
 
 
 def main() -> None:
+    quiet_libraries()  # as the stages do, before transformers and datasets import
     from datasets import load_from_disk
 
     ap = argparse.ArgumentParser()

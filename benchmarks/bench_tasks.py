@@ -12,12 +12,14 @@ import argparse
 import tempfile
 import time
 
+from entropy_lab.cli import quiet_libraries
 from entropy_lab.config import load_params
 from entropy_lab.tasks.builder import Builder
 from entropy_lab.tasks.dataset import to_dataset_dict
 
 
 def main() -> None:
+    quiet_libraries()  # as the stages do, before transformers and datasets import
     ap = argparse.ArgumentParser()
     ap.add_argument("--records", type=int, default=100_000)
     args = ap.parse_args()

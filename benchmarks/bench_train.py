@@ -18,8 +18,7 @@ import statistics
 import time
 from functools import partial
 
-from datasets import load_from_disk
-
+from entropy_lab.cli import quiet_libraries
 from entropy_lab.config import load_params
 from entropy_lab.models import load_profile
 from entropy_lab.training.losses import batch_tensors, cheapest_row_length
@@ -42,6 +41,9 @@ def interleaved_medians(work: dict, repeats: int) -> dict:
 
 
 def main() -> None:
+    quiet_libraries()  # as the stages do, before transformers and datasets import
+    from datasets import load_from_disk
+
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=7)
     args = ap.parse_args()

@@ -1,9 +1,13 @@
 """The CLI surface: one subcommand per DVC stage, nothing else."""
 
+import io
+import logging
+import os
+
 import yaml
 from click.testing import CliRunner
 
-from entropy_lab.cli import main
+from entropy_lab.cli import main, quiet_libraries
 from tests.conftest import REPO
 
 
@@ -22,3 +26,17 @@ def test_help_lists_the_subcommands():
     assert result.exit_code == 0
     listed = [line.split()[0] for line in result.output.split("Commands:")[1].strip().splitlines()]
     assert listed == sorted(main.commands)
+
+
+def test_quiet_libraries_off_a_terminal(monkeypatch):
+    """What every stage and benchmark calls before the ML libraries import: bitsandbytes'
+    import-time note about an optional CPU kernel package (quantisation is refused on CPU)
+    is silenced, and off a terminal so are the HF libraries' progress bars."""
+    variables = ("HF_HUB_DISABLE_PROGRESS_BARS", "HF_DATASETS_DISABLE_PROGRESS_BARS")
+    for var in variables:
+        monkeypatch.setenv(var, "0")  # so that teardown restores whatever was there
+        monkeypatch.delenv(var)
+    monkeypatch.setattr("sys.stderr", io.StringIO())  # not a TTY
+    quiet_libraries()
+    assert logging.getLogger("bitsandbytes").getEffectiveLevel() == logging.ERROR
+    assert all(os.environ[var] == "1" for var in variables)

@@ -46,6 +46,11 @@ def main(verbose: bool) -> None:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    quiet_libraries()
+
+
+def quiet_libraries() -> None:
+    """What every stage (and benchmark) does before importing the ML libraries."""
     # bitsandbytes warns at import about CPU kernels it cannot use; quantisation is refused on CPU anyway.
     logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
     if not sys.stderr.isatty():  # libraries' progress bars only on a terminal, like ours
