@@ -37,6 +37,7 @@ def test_quiet_libraries_off_a_terminal(monkeypatch):
         monkeypatch.setenv(var, "0")  # so that teardown restores whatever was there
         monkeypatch.delenv(var)
     monkeypatch.setattr("sys.stderr", io.StringIO())  # not a TTY
+    monkeypatch.setattr(logging.getLogger("bitsandbytes"), "level", logging.NOTSET)
     quiet_libraries()
     assert logging.getLogger("bitsandbytes").getEffectiveLevel() == logging.ERROR
     assert all(os.environ[var] == "1" for var in variables)
