@@ -35,6 +35,7 @@ from entropy_lab.training.sft import (
     load_checkpoint,
     loss_on,
     matched_fit,
+    sampling_weights,
     save_adapter,
     save_checkpoint,
     train,
@@ -56,6 +57,32 @@ def small_params(params_data: dict) -> dict:
         checkpoint_every=10, max_support_tokens=128,
     )  # fmt: skip
     return data
+
+
+def test_family_weights_shift_the_batches_and_name_bad_families(params_data):
+    params = parse_params(small_params(params_data))
+    records = Builder(params.tasks).build()["train"]
+    t = params.training
+    assert t.family_weights == {} and sampling_weights(records, t) is None  # uniform by default
+
+    def share(t, weights) -> float:
+        batches = [batch_for(step, records, t, weights) for step in range(200)]
+        return sum(r["family"] == "dice" for b in batches for r, _ in b) / (200 * t.batch_size)
+
+    uniform = sum(r["family"] == "dice" for r in records) / len(records)
+    assert abs(share(t, None) - uniform) < 0.05
+    heavy = t.model_copy(update={"family_weights": {"dice": 4.0}})
+    w = sampling_weights(records, heavy)
+    n_dice = sum(r["family"] == "dice" for r in records)
+    assert w.sum() == pytest.approx(1.0)
+    chance = 4 * n_dice / (4 * n_dice + len(records) - n_dice)  # the first draw's chance
+    assert share(heavy, w) == pytest.approx(chance, abs=0.06) and share(heavy, w) > uniform + 0.2
+    with pytest.raises(UserError, match=r"^training.family_weights.poisson: not a family of the"):
+        sampling_weights(records, t.model_copy(update={"family_weights": {"poisson": 2.0}}))
+    data = small_params(params_data)
+    data["training"]["family_weights"] = {"dice": 0}
+    with pytest.raises(UserError, match=r"training.family_weights.dice = 0: Input should be grea"):
+        parse_params(data)
 
 
 def test_a_kl_step_lowers_the_kl_of_its_batch(params_data):

@@ -22,6 +22,8 @@ class TrainingSection(Section):
     models: Annotated[list[Name], Field(min_length=1)]  # profiles in models.use
     variants: Annotated[list[Variant], Field(min_length=1)]
     lambda_kl: Annotated[float, Field(ge=0, le=1000)]
+    # family -> relative chance of a train record being in a batch (1 where not listed)
+    family_weights: dict[Name, Annotated[float, Field(gt=0, le=1000)]]
     lora: LoraSection
     seed: Annotated[int, Field(ge=0)]
     steps: Annotated[int, Field(ge=1, le=1_000_000)]

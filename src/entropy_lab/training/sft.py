@@ -116,12 +116,34 @@ def learning_rate(step: int, t: TrainingSection) -> float:
     return t.lr * 0.5 * (1 + math.cos(math.pi * done))
 
 
+def sampling_weights(records: list[dict[str, Any]], t: TrainingSection) -> np.ndarray | None:
+    """Each train record's chance of being drawn into a batch, in proportion to its family's
+    `training.family_weights` (1 where not listed); None (uniform) when none is listed."""
+    if not t.family_weights:
+        return None
+    families = sorted({r["family"] for r in records})
+    for name in t.family_weights:
+        if name not in families:
+            raise UserError(
+                f"training.family_weights.{name}: not a family of the train split; "
+                f"allowed: {', '.join(families)}"
+            )
+    w = np.array([t.family_weights.get(r["family"], 1.0) for r in records])
+    return w / w.sum()
+
+
 def batch_for(
-    step: int, records: list[dict[str, Any]], t: TrainingSection
+    step: int,
+    records: list[dict[str, Any]],
+    t: TrainingSection,
+    weights: np.ndarray | None = None,
 ) -> list[tuple[dict[str, Any], str]]:
-    """The records of a step and the target draw each is trained on: a function of (seed, step)."""
+    """The records of a step and the target draw each is trained on: a function of (seed, step).
+    `weights` (`sampling_weights`) are the records' chances at each successive draw of the
+    batch (without replacement); None draws uniformly."""
     rng = step_rng(t.seed, step)
-    idx = rng.choice(len(records), size=min(t.batch_size, len(records)), replace=False)
+    size = min(t.batch_size, len(records))
+    idx = rng.choice(len(records), size=size, replace=False, p=weights)
     out = []
     for i in idx:
         r = records[int(i)]
@@ -311,9 +333,11 @@ def train(
     rank: int = 0,
     world: int = 1,
     fit: Sequence[dict] = (),
+    weights: np.ndarray | None = None,
 ):
     """The loop. Returns the evaluation curve (on rank 0); the model is trained in place.
-    Each evaluation scores `val` and, where given, the train records `fit` (`fit_scores`).
+    Each evaluation scores `val` and, where given, the train records `fit` (`fit_scores`);
+    batches draw `records` with `weights` (`batch_for`).
 
     Under torchrun each of the `world` processes takes every world-th record of the step's
     batch and weights its mean loss by its share; summing the gradients over processes
@@ -339,7 +363,7 @@ def train(
         torch.manual_seed(t.seed * 1_000_003 + step)  # LoRA dropout, keyed by step
         for group in opt.param_groups:
             group["lr"] = learning_rate(step, t)
-        batch = batch_for(step, records, t)
+        batch = batch_for(step, records, t, weights)
         shard = batch[rank::world]
         out = loss_on(model, tokenizer, shard, kind, t)
         if not torch.isfinite(out["loss"]):
@@ -449,6 +473,7 @@ def run_stage(
         records = [r for r in ds["train"] if r["draws"]]
         val = [r for r in ds["validation"] if r["support"]][: t.eval_records]
         fit = matched_fit([r for r in records if r["support"]], val)
+    weights = sampling_weights(records, t)
 
     model, tokenizer, resolved = load_profile(model_name, params.models)
     cuda = pick_device(params.models.device) == "cuda"
@@ -475,7 +500,18 @@ def run_stage(
     )
     checkpoints = root / "checkpoints" / model_name / variant
     curve = train(
-        model, tokenizer, records, val, variant, t, checkpoints, run_digest, rank, world, fit
+        model,
+        tokenizer,
+        records,
+        val,
+        variant,
+        t,
+        checkpoints,
+        run_digest,
+        rank,
+        world,
+        fit,
+        weights,
     )
     if rank != 0:
         return
