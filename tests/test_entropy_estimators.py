@@ -103,10 +103,10 @@ def brute_force_tuples(s: bytes, t: int) -> tuple[int, int]:
 @given(st.lists(st.integers(0, 3), min_size=2, max_size=300))
 def test_tuple_counts_from_the_suffix_array_match_brute_force(values):
     s = np.array(values, dtype=np.uint8)
-    best, diff = kernels.tuple_counts(E.suffix_array(s)[1])
-    v = best.size - 2
-    most = np.maximum.accumulate(best[::-1])[::-1]
-    pairs = np.cumsum(diff[::-1])[::-1]
+    counts = kernels.tuple_counts(E.suffix_array(s)[1])
+    v = counts.shape[0] - 2
+    most = np.maximum.accumulate(counts[::-1, 0])[::-1]
+    pairs = np.cumsum(counts[::-1, 1])[::-1]
     for t in range(1, v + 1):
         assert (most[t], pairs[t]) == brute_force_tuples(s.tobytes(), t)
     assert brute_force_tuples(s.tobytes(), v + 1)[0] == 1  # v is the longest repeat

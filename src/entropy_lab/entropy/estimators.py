@@ -140,10 +140,10 @@ def tuple_and_lrs(
 ) -> tuple[float | None, float | None]:
     """t-tuple (6.3.5) and LRS (6.3.6) estimates; None where NIST's code skips one."""
     _, lcp = sa if sa is not None else suffix_array(s)
-    best, diff = kernels.tuple_counts(lcp)
-    if best.size < 3:  # no repeated substring at all
+    counts = kernels.tuple_counts(lcp)
+    if counts.shape[0] < 3:  # no repeated substring at all
         return None, None
-    p_tuple, p_lrs = kernels.tuple_maxima(best, diff, s.size)
+    p_tuple, p_lrs = kernels.tuple_maxima(counts, s.size)
     return tuple(None if p < 0 else -math.log2(_upper_bound(p, s.size)) for p in (p_tuple, p_lrs))
 
 

@@ -132,18 +132,20 @@ def compression_g(z, d, log_i):
 @njit(cache=True, nogil=True)
 def tuple_counts(lcp):
     """6.3.5-6.3.6 from an LCP array (lcp[j] = common prefix of the j-th and (j+1)-th
-    sorted suffixes, last entry 0): per length t, the most occurrences of one t-tuple
-    (`best`, to be suffix-maximised) and the number of pairs of equal t-tuples (`diff`, to
-    be suffix-summed). One stack pass over the LCP intervals, O(n)."""
+    sorted suffixes, last entry 0; int32, as libdivsufsort gives it): per length t, row t
+    holds the most occurrences of one t-tuple (column 0, to be suffix-maximised) and the
+    number of pairs of equal t-tuples (column 1, to be suffix-summed). One stack pass over
+    the LCP intervals, O(n). The two counts of a length share a row, so the pass touches
+    one cache line per length where two arrays took two (0.7-0.85x the time on a periodic
+    bit string, whose repeats run to the input's length)."""
     n = lcp.size
     v = 0
     for j in range(n):
         if lcp[j] > v:
             v = lcp[j]
-    best = np.zeros(v + 2, np.int64)
-    diff = np.zeros(v + 2, np.int64)
-    heights = np.empty(n + 1, np.int64)
-    lefts = np.empty(n + 1, np.int64)
+    counts = np.zeros((v + 2, 2), np.int64)
+    heights = np.empty(n + 1, np.int32)
+    lefts = np.empty(n + 1, np.int32)
     top = 0
     for i in range(n):
         h = lcp[i]
@@ -155,58 +157,63 @@ def tuple_counts(lcp):
             below = h
             if top > 0 and heights[top - 1] > below:
                 below = heights[top - 1]
-            c = i - tl + 1  # suffixes sharing a prefix of length below+1 .. th
-            if c > best[th]:
-                best[th] = c
+            c = np.int64(i - tl + 1)  # suffixes sharing a prefix of length below+1 .. th
+            if c > counts[th, 0]:
+                counts[th, 0] = c
             pairs = c * (c - 1) // 2
-            diff[th] += pairs
-            diff[below] -= pairs
+            counts[th, 1] += pairs
+            counts[below, 1] -= pairs
             left = tl
         if h > 0 and (top == 0 or heights[top - 1] < h):
             heights[top] = h
             lefts[top] = left
             top += 1
-    return best, diff
+    return counts
 
 
 @njit(cache=True, nogil=True)
-def _largest_root(logs, ratios, t0, count):
-    """max over j of ratios[j]^(1/(t0+j)), ranked by logs[j] = log(ratios[j])/(t0+j) and
-    taken with pow (as NIST's code computes it) at every j within rounding of the top."""
+def _ratio(counts, n, t, lrs):
+    """p_t of the t-tuple estimate (most occurrences over the t-tuples' number) or of LRS
+    (pairs of equal t-tuples over all pairs), as NIST's code divides."""
+    if lrs:
+        return counts[t, 1] / (((n - t) * (n - t + 1)) >> 1)
+    return counts[t, 0] / (n - t + 1)
+
+
+@njit(cache=True, nogil=True)
+def _largest_root(counts, n, t0, t1, lrs, logs):
+    """max over t in [t0, t1) of p_t^(1/t), ranked by log(p_t)/t and taken with pow (as
+    NIST's code computes it) at every t within rounding of the top; -1 where the range is
+    empty. `logs` is scratch space of at least t1 - t0."""
     top = -np.inf
-    for j in range(count):
-        top = max(top, logs[j])
+    for t in range(t0, t1):
+        logs[t - t0] = np.log(_ratio(counts, n, t, lrs)) / t
+        top = max(top, logs[t - t0])
     floor = top - 1e-12 * max(1.0, abs(top))
     out = -1.0
-    for j in range(count):
-        if logs[j] >= floor:
-            out = max(out, ratios[j] ** (1.0 / (t0 + j)))
+    for t in range(t0, t1):
+        if logs[t - t0] >= floor:
+            out = max(out, _ratio(counts, n, t, lrs) ** (1.0 / t))
     return out
 
 
 @njit(cache=True, nogil=True)
-def tuple_maxima(best, diff, n):
+def tuple_maxima(counts, n):
     """From `tuple_counts` (changed in place): the largest p_t^(1/t) of the t-tuple
     estimate (t < u, where u is the first length with no tuple occurring 35 times) and of
     the LRS estimate (u <= t <= v, v the longest repeat); -1 where there is none."""
-    v = best.size - 2
+    v = counts.shape[0] - 2
     for t in range(v, 0, -1):  # most occurrences of a t-tuple, pairs of equal t-tuples
-        best[t] = max(best[t], best[t + 1])
-        diff[t] += diff[t + 1]
+        counts[t, 0] = max(counts[t, 0], counts[t + 1, 0])
+        counts[t, 1] += counts[t + 1, 1]
     u = 1
-    while u <= v and best[u] >= 35:
+    while u <= v and counts[u, 0] >= 35:
         u += 1
-    ratios = np.empty(v, np.float64)
     logs = np.empty(v, np.float64)
-    for t in range(1, u):
-        ratios[t - 1] = best[t] / (n - t + 1)
-        logs[t - 1] = np.log(ratios[t - 1]) / t
-    p_tuple = _largest_root(logs, ratios, 1, u - 1)
-    for t in range(u, v + 1):
-        ratios[t - u] = diff[t] / (((n - t) * (n - t + 1)) >> 1)
-        logs[t - u] = np.log(ratios[t - u]) / t
-    p_lrs = _largest_root(logs, ratios, u, v + 1 - u)
-    return p_tuple, p_lrs
+    return (
+        _largest_root(counts, n, 1, u, False, logs),
+        _largest_root(counts, n, u, v + 1, True, logs),
+    )
 
 
 @njit(cache=True, nogil=True)
