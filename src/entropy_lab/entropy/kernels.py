@@ -181,18 +181,14 @@ def _ratio(counts, n, t, lrs):
 
 
 @njit(cache=True, nogil=True)
-def _largest_root(counts, n, t0, t1, lrs, logs):
-    """max over t in [t0, t1) of p_t^(1/t), ranked by log(p_t)/t and taken with pow (as
-    NIST's code computes it) at every t within rounding of the top; -1 where the range is
-    empty. `logs` is scratch space of at least t1 - t0."""
-    top = -np.inf
-    for t in range(t0, t1):
-        logs[t - t0] = np.log(_ratio(counts, n, t, lrs)) / t
-        top = max(top, logs[t - t0])
+def _largest_root(counts, n, t0, t1, lrs, logs, top):
+    """max over t in [t0, t1) of p_t^(1/t), taken with pow (as NIST's code computes it) at
+    every t whose logs[t] = log(p_t)/t is within rounding of the range's top; -1 where the
+    range is empty."""
     floor = top - 1e-12 * max(1.0, abs(top))
     out = -1.0
     for t in range(t0, t1):
-        if logs[t - t0] >= floor:
+        if logs[t] >= floor:
             out = max(out, _ratio(counts, n, t, lrs) ** (1.0 / t))
     return out
 
@@ -201,18 +197,26 @@ def _largest_root(counts, n, t0, t1, lrs, logs):
 def tuple_maxima(counts, n):
     """From `tuple_counts` (changed in place): the largest p_t^(1/t) of the t-tuple
     estimate (t < u, where u is the first length with no tuple occurring 35 times) and of
-    the LRS estimate (u <= t <= v, v the longest repeat); -1 where there is none."""
+    the LRS estimate (u <= t <= v, v the longest repeat); -1 where there is none. One pass
+    from t = v down: the suffix maxima fall with t, so a length is on LRS's side as soon as
+    its maximum is below 35, and its log(p_t)/t is taken in the same pass."""
     v = counts.shape[0] - 2
+    logs = np.empty(v + 1, np.float64)
+    u = v + 1
+    top_tuple = top_lrs = -np.inf
     for t in range(v, 0, -1):  # most occurrences of a t-tuple, pairs of equal t-tuples
         counts[t, 0] = max(counts[t, 0], counts[t + 1, 0])
         counts[t, 1] += counts[t + 1, 1]
-    u = 1
-    while u <= v and counts[u, 0] >= 35:
-        u += 1
-    logs = np.empty(v, np.float64)
+        lrs = counts[t, 0] < 35
+        logs[t] = np.log(_ratio(counts, n, t, lrs)) / t
+        if lrs:
+            u = t
+            top_lrs = max(top_lrs, logs[t])
+        else:
+            top_tuple = max(top_tuple, logs[t])
     return (
-        _largest_root(counts, n, 1, u, False, logs),
-        _largest_root(counts, n, u, v + 1, True, logs),
+        _largest_root(counts, n, 1, u, False, logs, top_tuple),
+        _largest_root(counts, n, u, v + 1, True, logs, top_lrs),
     )
 
 
