@@ -13,10 +13,14 @@ import statistics
 import time
 
 import torch
-from transformers import GPT2LMHeadModel
 
-from entropy_lab.config import load_params
-from entropy_lab.training.pretrain import gpt2_config, next_byte_loss
+from entropy_lab.cli import quiet_libraries
+
+quiet_libraries()  # as the stages do, before transformers imports
+from transformers import GPT2LMHeadModel  # noqa: E402
+
+from entropy_lab.config import load_params  # noqa: E402
+from entropy_lab.training.pretrain import gpt2_config, next_byte_loss  # noqa: E402
 
 
 def median_seconds(fn, repeats: int) -> float:

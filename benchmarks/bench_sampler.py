@@ -28,7 +28,9 @@ import numpy as np
 import torch
 
 from entropy_lab.cli import quiet_libraries
-from entropy_lab.generation.sampler import InverseCDF, Sampling, prng_uniforms
+
+quiet_libraries()  # as the stages do, before the sampler imports transformers
+from entropy_lab.generation.sampler import InverseCDF, Sampling, prng_uniforms  # noqa: E402
 
 
 def build(args):
@@ -77,7 +79,6 @@ class TimedInverseCDF(InverseCDF):
 
 
 def main() -> None:
-    quiet_libraries()  # as the stages do, before transformers and datasets import
     ap = argparse.ArgumentParser()
     ap.add_argument("--config", default="models/kjv-tiny", help="'gpt2' or a local model directory")
     ap.add_argument("--dtype", default="float32")

@@ -3,7 +3,10 @@
 import io
 import logging
 import os
+import subprocess
+import sys
 
+import pytest
 import yaml
 from click.testing import CliRunner
 
@@ -41,3 +44,23 @@ def test_quiet_libraries_off_a_terminal(monkeypatch):
     quiet_libraries()
     assert logging.getLogger("bitsandbytes").getEffectiveLevel() == logging.ERROR
     assert all(os.environ[var] == "1" for var in variables)
+
+
+@pytest.mark.parametrize(
+    "bench", sorted((REPO / "benchmarks").glob("bench_*.py")), ids=lambda p: p.name
+)
+def test_benchmarks_quiet_the_libraries_before_they_import(bench):
+    """A benchmark that imports transformers when it loads must call quiet_libraries first:
+    the variables are read at import, so a later call leaves the progress bars on (as
+    bench_sampler did: "Loading weights" bars in `make bench`'s log)."""
+    probe = (
+        "import importlib.util, os, sys\n"
+        f"spec = importlib.util.spec_from_file_location('bench', {str(bench)!r})\n"
+        "spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
+        "print('transformers' in sys.modules, os.environ.get('HF_HUB_DISABLE_PROGRESS_BARS'))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_DISABLE_PROGRESS_BARS")}
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True
+    ).stdout.split()
+    assert out[0] == "False" or out[1] == "1", f"{bench} imports transformers before quieting"
