@@ -506,9 +506,31 @@ def multi_mmc(s, ids):
     return c, n - 2, longest
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _lz78y_context(table, j, history, y, top, guess, size):
+    """One context length j of LZ78Y on bits: its prediction joins (top, guess), its count
+    of y is raised; returns (top, guess, dictionary size)."""
+    e = (1 << (j + 1)) - 4 + ((history & ((1 << j) - 1)) << 1)  # the context s[i-j..i-1]
+    a0 = table[e]
+    a1 = table[e + 1]
+    count = max(a0, a1)
+    if count > top:  # the longest context with the most counts predicts
+        top = count
+        guess = a1 >= a0
+    if count == 0:  # a new context enters the dictionary while there is room
+        if size >= LZ78Y_MAX_DICT:
+            return top, guess, size
+        size += 1
+    table[e + y] = (a1 if y else a0) + 1
+    return top, guess, size
+
+
 @njit(cache=True, nogil=True)
 def lz78y_binary(s):
-    """6.3.10 LZ78Y on bits: contexts of 1..16 bits in one dictionary of at most 65,536."""
+    """6.3.10 LZ78Y on bits: contexts of 1..16 bits in one dictionary of at most 65,536.
+
+    The 16 context lengths are written out, longest first, so that each is a compile-time
+    constant: a third faster than a loop over them (bench_harvest.py), the same counts."""
     n = s.size
     table = np.zeros((1 << (LZ78Y_B + 2)) - 4, np.int32)  # laid out as in multi_mmc_binary
     size = 0
@@ -523,25 +545,27 @@ def lz78y_binary(s):
     history = 0  # the last 16 bits, newest lowest
     for j in range(LZ78Y_B):
         history = (history << 1) | (s[j] & 1)
+    f = _lz78y_context
     for i in range(LZ78Y_B + 1, n):
         history = ((history << 1) | (s[i - 1] & 1)) & 0xFFFF
         y = s[i] & 1
-        guess = False
-        top = 0  # stays 0 while no context has been seen: no prediction
-        for j in range(LZ78Y_B, 0, -1):
-            e = (1 << (j + 1)) - 4 + ((history & ((1 << j) - 1)) << 1)  # the context s[i-j..i-1]
-            a0 = table[e]
-            a1 = table[e + 1]
-            count = max(a0, a1)
-            if count > top:  # the longest context with the most counts predicts
-                top = count
-                guess = a1 >= a0
-            if count == 0:  # a new context enters the dictionary while there is room
-                if size >= LZ78Y_MAX_DICT:
-                    continue
-                size += 1
-            table[e + y] = (a1 if y else a0) + 1
-        c, run, longest = _tally(top > 0 and guess == y, c, run, longest)
+        t, g, size = f(table, 16, history, y, 0, False, size)  # top stays 0 while no context
+        t, g, size = f(table, 15, history, y, t, g, size)  # has been seen: no prediction
+        t, g, size = f(table, 14, history, y, t, g, size)
+        t, g, size = f(table, 13, history, y, t, g, size)
+        t, g, size = f(table, 12, history, y, t, g, size)
+        t, g, size = f(table, 11, history, y, t, g, size)
+        t, g, size = f(table, 10, history, y, t, g, size)
+        t, g, size = f(table, 9, history, y, t, g, size)
+        t, g, size = f(table, 8, history, y, t, g, size)
+        t, g, size = f(table, 7, history, y, t, g, size)
+        t, g, size = f(table, 6, history, y, t, g, size)
+        t, g, size = f(table, 5, history, y, t, g, size)
+        t, g, size = f(table, 4, history, y, t, g, size)
+        t, g, size = f(table, 3, history, y, t, g, size)
+        t, g, size = f(table, 2, history, y, t, g, size)
+        t, g, size = f(table, 1, history, y, t, g, size)
+        c, run, longest = _tally(t > 0 and g == y, c, run, longest)
     return c, n - LZ78Y_B - 1, longest
 
 
