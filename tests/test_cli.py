@@ -64,3 +64,20 @@ def test_benchmarks_quiet_the_libraries_before_they_import(bench):
         [sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True
     ).stdout.split()
     assert out[0] == "False" or out[1] == "1", f"{bench} imports transformers before quieting"
+
+
+def test_a_failed_reproduce_check_names_this_machine(monkeypatch):
+    """Differences come with what decides bit-identity here: the CPU's vendor (MKL picks its
+    kernels by it: an AMD and an Intel CPU with the same ISA give different bytes), the
+    vector ISA and the thread count, so a reader can tell a real regression from a machine."""
+    import torch
+
+    from entropy_lab import reproduce
+
+    monkeypatch.setattr(reproduce, "reproduce_check", lambda repo, keep: ["git: dvc.lock (M)"])
+    result = CliRunner().invoke(main, ["reproduce-check"])
+    assert result.exit_code == 1
+    assert "git: dvc.lock (M)" in result.stdout
+    assert reproduce.this_machine() in result.stderr
+    assert torch.backends.cpu.get_cpu_capability() in reproduce.this_machine()
+    assert "CPU vendor" in result.stderr

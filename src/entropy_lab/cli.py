@@ -197,7 +197,7 @@ def verify_cmd(params_path: Path) -> None:
 @user_errors
 def reproduce_check_cmd(keep: Path | None) -> None:
     """Clone this commit, `make repro` in the clone, list every output whose bytes differ."""
-    from entropy_lab.reproduce import reproduce_check
+    from entropy_lab.reproduce import reproduce_check, this_machine
 
     if keep is not None and keep.exists() and any(keep.iterdir()):
         raise UserError(f"--keep {keep}: not empty")
@@ -205,7 +205,12 @@ def reproduce_check_cmd(keep: Path | None) -> None:
     for line in differences:
         click.echo(line)
     if differences:
-        click.echo(f"reproduce-check: {len(differences)} outputs differ", err=True)
+        click.echo(
+            f"reproduce-check: {len(differences)} outputs differ on this machine ({this_machine()});"
+            " bytes repeat only with the committing machine's torch, thread count, vector ISA and"
+            " CPU vendor (README: what is bit-identical across machines)",
+            err=True,
+        )
         sys.exit(1)
     click.echo("reproduce-check: a fresh clone's `make repro` reproduced every committed output")
 

@@ -9,6 +9,7 @@ whose numerics match the one that committed (README: what is bit-identical acros
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -38,6 +39,24 @@ def changed_files(clone: Path) -> list[str]:
             entries = change.get("changed outs", {}) if isinstance(change, dict) else {}
             out += [f"dvc: {stage}: {path} {state}" for path, state in entries.items()]
     return out
+
+
+def this_machine() -> str:
+    """What decides bit-identity here, for a reader of a failed check: the CPU's vendor and
+    model (MKL picks its kernels by vendor) beside the manifests' `numerics`."""
+    import platform
+
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):  # Linux; elsewhere platform's name
+        fields = (line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().splitlines())
+        info = {f[0].strip(): f[1].strip() for f in fields if len(f) == 2}
+        cpu = " ".join(info.get(k, "") for k in ("vendor_id", "model name")).strip() or cpu
+    return (
+        f"{cpu}; torch {torch.__version__}, {torch.backends.cpu.get_cpu_capability()}, "
+        f"{torch.get_num_threads()} threads"
+    )
 
 
 def reproduce_check(repo: Path, keep: Path | None = None) -> list[str]:
