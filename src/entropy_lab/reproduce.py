@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 from entropy_lab.errors import UserError
+from entropy_lab.provenance import numerics
 
 
 def _run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
@@ -53,10 +54,8 @@ def this_machine() -> str:
         fields = (line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().splitlines())
         info = {f[0].strip(): f[1].strip() for f in fields if len(f) == 2}
         cpu = " ".join(info.get(k, "") for k in ("vendor_id", "model name")).strip() or cpu
-    return (
-        f"{cpu}; torch {torch.__version__}, {torch.backends.cpu.get_cpu_capability()}, "
-        f"{torch.get_num_threads()} threads"
-    )
+    n = numerics()
+    return f"{cpu}; torch {torch.__version__}, {n['cpu_capability']}, {n['torch_threads']} threads"
 
 
 def reproduce_check(repo: Path, keep: Path | None = None) -> list[str]:
