@@ -23,6 +23,13 @@ params_option = click.option(
 )
 
 
+def one_of(option: str, value, allowed: list, key: str) -> None:
+    """A CLI argument that becomes part of an output path must be a value params declares."""
+    if value not in allowed:
+        listed = ", ".join(map(str, allowed)) or "none"
+        raise UserError(f"{option} {value!r}: not in {key}; allowed: {listed}")
+
+
 def user_errors(fn):
     """Turn a `UserError` into one line on stderr and exit code 2."""
 
@@ -76,7 +83,9 @@ def build_cmd(params_path: Path, model_name: str) -> None:
     """Stage `build@<model>`: train a built byte-level LM (models.built) into models/<model>/."""
     from entropy_lab.models import build_stage
 
-    build_stage(load_params(params_path).models, model_name)
+    params = load_params(params_path)
+    one_of("--model", model_name, params.models.build, "models.build")
+    build_stage(params.models, model_name)
 
 
 @main.command("models")
@@ -108,7 +117,10 @@ def train_cmd(params_path: Path, model_name: str, variant: str) -> None:
     """Stage `train@<model>-<variant>`: LoRA SFT; the adapter goes to adapters/<model>/<variant>/."""
     from entropy_lab.training.sft import run_stage
 
-    run_stage(load_params(params_path), model_name, variant)
+    params = load_params(params_path)
+    one_of("--model", model_name, params.training.models, "training.models")
+    one_of("--variant", variant, params.training.variants, "training.variants")
+    run_stage(params, model_name, variant)
 
 
 @main.command("evaluate")
@@ -119,7 +131,16 @@ def evaluate_cmd(params_path: Path, model_name: str) -> None:
     """Stage `evaluate@<model>`: exact and sampled answer distributions, base and adapters."""
     from entropy_lab.evaluation.evaluate import run_stage
 
-    run_stage(load_params(params_path), model_name)
+    params = load_params(params_path)
+    one_of("--model", model_name, params.training.models, "training.models")
+    run_stage(params, model_name)
+
+
+def ab_params(params_path: Path, model_name: str, length: int):
+    params = load_params(params_path)
+    one_of("--model", model_name, params.ab.models, "ab.models")
+    one_of("--length", length, params.ab.lengths, "ab.lengths")
+    return params
 
 
 def _model_length(fn):
@@ -137,7 +158,7 @@ def ab_generate_cmd(params_path: Path, model_name: str, length: int) -> None:
     Under `torchrun --nproc-per-node N` the samples are split over N processes."""
     from entropy_lab.generation.design import run_stage
 
-    run_stage(load_params(params_path), model_name, length)
+    run_stage(ab_params(params_path, model_name, length), model_name, length)
 
 
 @main.command("ab-metrics")
@@ -148,7 +169,7 @@ def ab_metrics_cmd(params_path: Path, model_name: str, length: int) -> None:
     """Stage `ab-metrics@<model>-<length>`: text metrics, to data/ab_metrics/<model>/<length>/."""
     from entropy_lab.generation.metrics import run_stage
 
-    run_stage(load_params(params_path), model_name, length)
+    run_stage(ab_params(params_path, model_name, length), model_name, length)
 
 
 @main.command("ab-analyze")

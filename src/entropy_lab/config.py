@@ -7,6 +7,7 @@ raised as `UserError` before any stage does work. Types are strict: YAML's
 
 from __future__ import annotations
 
+import reprlib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -151,35 +152,101 @@ def _dotted(loc: tuple[int | str, ...]) -> str:
     return out
 
 
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxdict = 3, 6, 6
+_SHORT.maxstring, _SHORT.maxother, _SHORT.maxlong = 80, 80, 40
+
+
+def short(value: Any) -> str:
+    """A bounded repr: an error line must not expand a YAML alias bomb or a huge value."""
+    return _SHORT.repr(value)
+
+
 def format_error(source: str, err: dict[str, Any]) -> str:
     """One line: `source: dotted.key = value: what is allowed`."""
     loc = err["loc"]
     if err["type"] == "bad_value":
         ctx = err["ctx"]
         key = ".".join(filter(None, [_dotted(loc), ctx["key"]]))
-        return f"{source}: {key} = {ctx['value']!r}: {ctx['allowed']}"
+        return f"{source}: {key} = {short(ctx['value'])}: {ctx['allowed']}"
     if err["type"] == "missing":
         return f"{source}: {_dotted(loc)}: required key is missing"
-    return f"{source}: {_dotted(loc)} = {err['input']!r}: {err['msg']}"
+    return f"{source}: {_dotted(loc)} = {short(err['input'])}: {err['msg']}"
 
 
 def parse_params(data: Any, source: str = str(PARAMS_FILE)) -> Params:
     """Validate already-loaded YAML data; the first error becomes a one-line `UserError`."""
     if not isinstance(data, dict):
         raise UserError(f"{source}: expected a mapping of sections, got {type(data).__name__}")
+    check_size(data, source)
     try:
         return Params.model_validate(data)
     except ValidationError as exc:
         raise UserError(format_error(source, exc.errors()[0])) from None
 
 
-def load_params(path: Path = PARAMS_FILE) -> Params:
+MAX_BYTES = 1 << 20  # a params file is a few KB
+MAX_VALUES = 100_000  # leaves, counted as the data is walked (YAML aliases count each use)
+MAX_DEPTH = 32
+
+
+def check_size(data: Any, source: str) -> None:
+    """Refuse data with more than MAX_VALUES values or MAX_DEPTH levels, before anything
+    walks it: nine levels of nine YAML aliases are 1.6 KB of text and 387 million values."""
+    seen, stack = 0, [(data, 0)]
+    while stack:
+        node, depth = stack.pop()
+        seen += 1
+        if seen > MAX_VALUES:
+            raise UserError(f"{source}: more than {MAX_VALUES} values (YAML aliases?); not read")
+        if depth > MAX_DEPTH:
+            raise UserError(f"{source}: nested deeper than {MAX_DEPTH} levels; not read")
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (as DVC does): PyYAML
+    would keep the last silently, so `steps: 4` then `steps: 7` would train 7 steps."""
+
+    def construct_mapping(self, node, deep=False):
+        keys = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in keys:
+                line = key_node.start_mark.line + 1
+                raise UserError(f"key {short(key)} appears twice in one mapping (line {line})")
+            keys.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def read_params_text(path: Path) -> str:
+    """The file's text: a regular file of at most MAX_BYTES, UTF-8."""
+    if path.exists() and not path.is_file():
+        raise UserError(f"{path}: not a regular file; params must be a YAML file")
     try:
-        text = path.read_text()
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_BYTES + 1)
     except OSError as exc:
         raise UserError(f"{path}: cannot read params ({exc.strerror})") from None
+    if len(raw) > MAX_BYTES:
+        raise UserError(f"{path}: larger than {MAX_BYTES} bytes; params are a small YAML file")
     try:
-        data = yaml.safe_load(text)
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not UTF-8 (byte {exc.start}: {raw[exc.start]:#04x})") from None
+
+
+def load_params(path: Path = PARAMS_FILE) -> Params:
+    text = read_params_text(Path(path))
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+    except UserError as exc:
+        raise UserError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
         raise UserError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    except RecursionError:
+        raise UserError(f"{path}: nested deeper than YAML can read; not read") from None
     return parse_params(data, str(path))

@@ -177,13 +177,24 @@ TMP_TAG, OLD_TAG = ".tmp-", ".old-"  # hidden siblings of an output while it is 
 
 
 def inside_repository(path: Path) -> Path:
-    """`path` resolved, if it lies inside the repository (the working directory stages run in);
-    otherwise a one-line error: a params value must never make a stage write elsewhere."""
+    """`path` made absolute, if it lies inside the repository (the working directory stages
+    run in) and no component of it below the repository root is a symbolic link; otherwise
+    a one-line error. A params value or CLI argument must never make a stage write elsewhere,
+    and a link (`data/tasks -> ../.git`) must never make it replace what the link points to."""
     root = Path.cwd().resolve()
-    resolved = Path(path).resolve()
+    absolute = Path(os.path.abspath(path))
+    resolved = absolute.resolve()
     if not resolved.is_relative_to(root):
         raise UserError(f"output {path} resolves to {resolved}, outside the repository {root}")
-    return resolved
+    if not absolute.is_relative_to(root):
+        raise UserError(f"output {path} reaches the repository {root} through a symbolic link")
+    node = root
+    for part in absolute.relative_to(root).parts:
+        node = node / part
+        if node.is_symlink():
+            raise UserError(f"output {path}: {node.relative_to(root)} is a symbolic link; "
+                            "outputs are never written through links (remove it)")
+    return absolute
 
 
 def _clear_stale(final: Path) -> None:
@@ -207,6 +218,7 @@ def atomic_file(final: Path) -> Iterator[Path]:
     os.chmod(tmp, 0o666 & ~_umask())
     try:
         yield Path(tmp)
+        inside_repository(final)
         os.replace(tmp, final)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -242,17 +254,18 @@ def atomic_dir(final: Path) -> Iterator[Path]:
     os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp
+        inside_repository(final)  # a link may have appeared while the stage worked
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if final.is_dir() and not final.is_symlink() and _exchange(tmp, final):
+    if final.is_dir() and _exchange(tmp, final):
         shutil.rmtree(tmp, ignore_errors=True)  # now holds the previous output
         return
     old = final.with_name(f".{final.name}{OLD_TAG}{os.getpid()}")
-    if final.exists() or final.is_symlink():
+    if final.exists():
         os.replace(final, old)
     os.replace(tmp, final)
-    if old.is_dir() and not old.is_symlink():
+    if old.is_dir():
         shutil.rmtree(old, ignore_errors=True)
     else:
         old.unlink(missing_ok=True)
