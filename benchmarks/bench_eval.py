@@ -22,7 +22,8 @@ import numpy as np
 from entropy_lab.cli import quiet_libraries
 from entropy_lab.config import load_params
 from entropy_lab.evaluation import distribution as dist
-from entropy_lab.evaluation.evaluate import answer_budget, sample_answers
+from entropy_lab.evaluation.common import answer_budget
+from entropy_lab.evaluation.evaluate import sample_answers
 from entropy_lab.models import load_profile, peft_quietly
 from entropy_lab.training.scoring import exact_distributions
 

@@ -7,8 +7,12 @@ import hashlib
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
+
+from entropy_lab.numerics import apply
+
+apply("portable")  # the default's CPU kernels, pinned before torch loads (as the stages do)
+import torch  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 ARCHS = ("gpt2", "gpt_neox", "llama")

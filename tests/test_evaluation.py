@@ -12,8 +12,10 @@ import torch
 from scipy import stats
 
 from entropy_lab.evaluation import distribution as dist
-from entropy_lab.evaluation.evaluate import evaluate_records, is_ordinal, record_stats, rescore
+from entropy_lab.evaluation.common import is_ordinal
+from entropy_lab.evaluation.evaluate import evaluate_records, record_stats, rescore
 from entropy_lab.evaluation.params import EvaluateSection
+from entropy_lab.tasks.families import instantiate
 from entropy_lab.training.pretrain import byte_tokenizer
 
 
@@ -184,7 +186,7 @@ def test_structured_families_are_scored_by_validity_and_per_position_marginals(n
     from entropy_lab.config import load_params
     from tests.conftest import REPO
 
-    fam = load_params(REPO / "params.yaml").tasks.instantiate()[name]
+    fam = instantiate(load_params(REPO / "params.yaml").tasks)[name]
     rng = np.random.default_rng(11)
     inst = fam.instance(rng)
     record = {"id": "s0", "instance": json.dumps(inst), "support": [], "target": [], "model": []}
@@ -205,7 +207,7 @@ def test_deterministic_is_scored_by_accuracy():
     from entropy_lab.config import load_params
     from tests.conftest import REPO
 
-    fam = load_params(REPO / "params.yaml").tasks.instantiate()["deterministic"]
+    fam = instantiate(load_params(REPO / "params.yaml").tasks)["deterministic"]
     inst = {"value": 7}
     record = {
         "id": "d0", "temperature": 1.0, "instance": json.dumps(inst), "support": ["7"], "target": [1.0],
@@ -298,7 +300,8 @@ def test_paired_differences_see_what_overlapping_cis_hide():
     """Two variants on the same 30 prompts, whose difficulty varies widely: their own CIs
     overlap, but soft_trie is 0.05 closer on every prompt, and the paired CI says so; every
     variant is paired with each reference present, on the records both scored."""
-    from entropy_lab.evaluation.evaluate import mean_ci, paired
+    from entropy_lab.evaluation.common import mean_ci
+    from entropy_lab.evaluation.evaluate import paired
 
     rng = np.random.default_rng(0)
     hard = rng.uniform(0.2, 0.9, 30)

@@ -128,7 +128,8 @@ def test_a_model_that_stops_early_cannot_change_the_grouping(params_data, tiny):
     import numpy as np
     import pandas as pd
 
-    from entropy_lab.generation.metrics import compute, load_embedder, load_scorer
+    from entropy_lab.generation.embedders import load_embedder, load_scorer
+    from entropy_lab.generation.metrics import compute
     from entropy_lab.generation.sampler import Sampling, sample_streams
     from entropy_lab.stats.ab import analyze
 

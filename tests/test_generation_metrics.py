@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from entropy_lab.errors import UserError
+from entropy_lab.generation import embedders as emb
 from entropy_lab.generation import metrics as m
 
 
@@ -69,7 +70,7 @@ def test_self_bleu_and_embedding_diversity():
 @pytest.mark.parametrize("kind", ["tfidf", "minilm"])
 def test_embedders_are_unit_vectors_and_semantic_enough(kind):
     texts = ["a poem about a winter forest", "snowy pine trees in winter", "pizza with pineapple"]
-    name, embed = m.load_embedder(kind, texts)
+    name, embed = emb.load_embedder(kind, texts)
     v = embed(texts)
     np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1, atol=1e-6)
     assert v[0] @ v[1] > v[0] @ v[2]
@@ -86,12 +87,12 @@ def test_groups_are_complete_and_ordered():
 def test_scorers(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(UserError, match="no safetensors model"):
-        m.load_scorer("reward:nonexistent", {})
+        emb.load_scorer("reward:nonexistent", {})
     (tmp_path / "inside").symlink_to("/tmp")
     with pytest.raises(UserError, match="resolves outside the repository"):
-        m.load_scorer("reward:inside", {})
+        emb.load_scorer("reward:inside", {})
     rows = [{"topicality": 0.5}, {"topicality": 0.1}]
-    assert m.load_scorer("topicality", {})(rows).tolist() == [0.5, 0.1]
+    assert emb.load_scorer("topicality", {})(rows).tolist() == [0.5, 0.1]
 
 
 def _repeats_by_definition(tokens: list, max_n: int = 90) -> tuple[int, int]:
@@ -171,7 +172,7 @@ def test_reward_model_scorer(tmp_path, monkeypatch):
     GPT2ForSequenceClassification(cfg).save_pretrained(tmp_path / "rm", safe_serialization=True)
     byte_tokenizer().save_pretrained(tmp_path / "rm")
     monkeypatch.chdir(tmp_path)
-    score = m.load_scorer("reward:rm", {"p": "Q: "})
+    score = emb.load_scorer("reward:rm", {"p": "Q: "})
     rows = [{"prompt_id": "p", "text": "yes"}, {"prompt_id": "p", "text": "no, never"}]
     s = score(rows)
     assert s.shape == (2,) and np.isfinite(s).all() and s[0] != s[1]

@@ -61,18 +61,17 @@ def test_a_linked_parent_of_an_output_is_refused(repo):
     (repo / "data" / "ab_metrics" / "kjv-tiny").symlink_to(Path("..") / ".." / "tests")
     before = tree(repo / "tests")
     for open_output in (atomic_dir, atomic_file):
-        with pytest.raises(UserError, match="ab_metrics/kjv-tiny is a symbolic link"):
-            with open_output(Path("data/ab_metrics/kjv-tiny/12")) as tmp:
-                (tmp / "x").write_text("") if tmp.is_dir() else tmp.write_text("")
+        linked = pytest.raises(UserError, match="ab_metrics/kjv-tiny is a symbolic link")
+        with linked, open_output(Path("data/ab_metrics/kjv-tiny/12")) as tmp:
+            (tmp / "x").write_text("") if tmp.is_dir() else tmp.write_text("")
     assert tree(repo / "tests") == before
 
 
 def test_a_link_that_appears_while_the_stage_works_is_refused_at_the_swap(repo):
     final = Path("data/tasks")
-    with pytest.raises(UserError, match="symbolic link"):
-        with atomic_dir(final) as tmp:
-            (tmp / "out").write_text("result")
-            final.symlink_to(Path("..") / "tests")
+    with pytest.raises(UserError, match="symbolic link"), atomic_dir(final) as tmp:
+        (tmp / "out").write_text("result")
+        final.symlink_to(Path("..") / "tests")
     assert tree(repo / "tests") == {"precious.py": hashlib.sha256(b"do not touch\n").hexdigest()}
     assert not list((repo / "data").glob(".tasks.tmp-*"))  # the temp output is cleaned up
 

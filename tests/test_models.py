@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from huggingface_hub import constants
 
-from entropy_lab.config import ModelProfile, parse_params
+from entropy_lab.config import ModelProfile
 from entropy_lab.errors import UserError
-from entropy_lab.models import check_quantization, load, pick_dtype, resolve, run_stage
+from entropy_lab.models import check_quantization, load, pick_dtype, resolve
+from entropy_lab.stages import models as models_stage
 from tests.conftest import save_tiny_model
 
 REVISION = "0123456789abcdef0123456789abcdef01234567"
@@ -117,15 +119,16 @@ def test_pickled_weights_refused(tmp_path):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="tests the CPU refusal")
-def test_stage_refuses_quantised_profile_before_any_work(params_data, tmp_path):
+def test_stage_refuses_quantised_profile_before_any_work(params_data, tmp_path, monkeypatch):
     params_data["models"]["use"] = ["kjv-tiny", "mistral-7b-instruct"]
-    section = parse_params(params_data).models
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params_data))
+    monkeypatch.chdir(tmp_path)
     with pytest.raises(
         UserError,
         match=re.escape("models.profiles.mistral-7b-instruct.quantization = '8bit' needs CUDA"),
     ):
-        run_stage(section, tmp_path / "models", tmp_path / "reports")
-    assert not any(tmp_path.iterdir())
+        models_stage.run(Path("params.yaml"), tmp_path / "models", tmp_path / "data" / "r.json")
+    assert [p.name for p in tmp_path.iterdir()] == ["params.yaml"]
 
 
 @pytest.mark.gpu

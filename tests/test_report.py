@@ -11,9 +11,9 @@ import pytest
 
 from entropy_lab.config import parse_params
 from entropy_lab.report import figures
-from entropy_lab.report.build import diff, teaching_rows
 from entropy_lab.report.markdown import render
-from entropy_lab.report.numbers import harvest_numbers, normalise, profile
+from entropy_lab.report.numbers import harvest_numbers, normalise, profile, teaching_rows
+from entropy_lab.report.verify import diff
 
 
 def block(tvd: float | None, records: int = 5) -> dict:
@@ -415,7 +415,7 @@ def test_teaching_rows_are_one_per_family(numbers):
 def test_the_report_checks_every_pool_ledger_together(tmp_path, monkeypatch):
     from entropy_lab.entropy.pool import Range, write_ledger
     from entropy_lab.errors import UserError
-    from entropy_lab.report.build import check_ledgers
+    from entropy_lab.report.numbers import check_ledgers
 
     monkeypatch.chdir(tmp_path)
     write_ledger(Path("data/ab/m/64/ledger.json"), [Range("ab/m/64/entropy_seed", 0, 0, 0, 4)])

@@ -10,7 +10,7 @@ from scipy import stats
 
 from entropy_lab.config import parse_params
 from entropy_lab.generation.params import GROUP_METRICS, SAMPLE_METRICS
-from entropy_lab.stats import ab
+from entropy_lab.stats import ab, text
 from entropy_lab.stats import inference as inf
 
 PROMPTS = 10
@@ -199,11 +199,11 @@ def test_distribution_tests_and_arm_statistics(analysed):
     fixed = arms[arms.arm == "fixed42"].iloc[0]
     mask = samples.condition == "fixed42"
     assert fixed.repetition_pct == pytest.approx(100 * samples[mask].repetition.mean())
-    assert fixed.zipf == pytest.approx(ab.zipf_coefficient(samples[mask].token_ids))
+    assert fixed.zipf == pytest.approx(text.zipf_coefficient(samples[mask].token_ids))
 
 
 def test_zipf_coefficient_of_an_exact_power_law():
     # token t appears round(1000 / t^1.3) times: the fitted exponent is 1.3 (to rounding)
     tokens = [t for t in range(1, 40) for _ in range(round(1000 / t**1.3))]
-    assert ab.zipf_coefficient([tokens]) == pytest.approx(1.3, abs=0.01)
-    assert np.isnan(ab.zipf_coefficient([[1, 2, 3]]))  # every count equal: no slope
+    assert text.zipf_coefficient([tokens]) == pytest.approx(1.3, abs=0.01)
+    assert np.isnan(text.zipf_coefficient([[1, 2, 3]]))  # every count equal: no slope

@@ -127,7 +127,7 @@ def test_detects_a_planted_temperature_shift_on_a_model(peaked_model):
     """Temperature 0.7 vs 1.0 (top-k off) on a tiny model, 3 prompts x 24 samples per arm, texts as the
     stage's fallback embedding (character 2-4-gram TF-IDF): detected; an A/A pair (same
     temperature, other keys) of the same size is not."""
-    from entropy_lab.generation.metrics import load_embedder
+    from entropy_lab.generation.embedders import load_embedder
 
     model, tok = peaked_model
     prompts = ["In the beginning", "And the lord said", "Blessed are they"]
@@ -158,7 +158,7 @@ def test_detects_temperature_on_the_default_model():
     tokens per arm: temperature 0.7 vs 1.0 is detected on MiniLM embeddings and on word
     n-gram profiles; an A/A pair at 0.7 under other keys is not."""
     from entropy_lab.config import load_params
-    from entropy_lab.generation.metrics import load_embedder
+    from entropy_lab.generation.embedders import load_embedder
     from entropy_lab.models import ResolvedModel, load
     from tests.conftest import REPO
 

@@ -12,8 +12,8 @@ import pytest
 from scipy import stats
 
 from entropy_lab.config import parse_params
-from entropy_lab.tasks import FAMILIES
 from entropy_lab.tasks.base import Target
+from entropy_lab.tasks.families import FAMILIES, instantiate
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +22,7 @@ def families():
 
     from tests.conftest import REPO
 
-    return parse_params(yaml.safe_load((REPO / "params.yaml").read_text())).tasks.instantiate()
+    return instantiate(parse_params(yaml.safe_load((REPO / "params.yaml").read_text())).tasks)
 
 
 def instances(family, n=25, seed=0):

@@ -13,10 +13,12 @@ from scipy import stats
 
 from entropy_lab.cli import main
 from entropy_lab.config import parse_params
+from entropy_lab.entropy.layout import seeded_experiments
 from entropy_lab.entropy.pool import Pool, check_ledger, read_ledger
 from entropy_lab.errors import UserError
 from entropy_lab.tasks.base import Target
-from entropy_lab.tasks.dataset import add_seeded, build, seeded_experiments
+from entropy_lab.tasks.dataset import add_seeded, build
+from entropy_lab.tasks.families import instantiate
 from entropy_lab.tasks.seeded import inverse_cdf, seeded_prompt, u_from_word, u_text
 from tests.conftest import write_pool
 
@@ -56,7 +58,7 @@ def test_pool_drawn_u_give_inverse_cdf_answers_that_follow_the_target(params_dat
     pool = Pool.load(write_pool(tmp_path))
     ranges = add_seeded(records, section, pool)
     check_ledger(ranges)
-    families = section.instantiate()
+    families = instantiate(section)
     train = records["train"]
     for r in train:
         if not r["support"]:

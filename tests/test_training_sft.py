@@ -27,21 +27,20 @@ from entropy_lab.errors import UserError
 from entropy_lab.models import peft_quietly
 from entropy_lab.provenance import sha256_file
 from entropy_lab.tasks.builder import Builder
+from entropy_lab.training.checkpoints import Checkpoints, save_adapter
 from entropy_lab.training.pretrain import byte_tokenizer
 from entropy_lab.training.sft import (
+    TrainRun,
     batch_for,
-    evaluate,
     family_mass,
-    load_checkpoint,
     loss_on,
     matched_fit,
     sampling_weights,
-    save_adapter,
-    save_checkpoint,
+    score_validation,
     train,
     with_lora,
 )
-from tests.conftest import REPO, save_tiny_model, tiny_config, write_pool
+from tests.conftest import save_tiny_model, tiny_config, write_pool
 
 FAMILIES = ("integer_range", "weighted_choice", "coins", "dice", "cards")
 
@@ -124,9 +123,8 @@ def test_default_profile_ce_kl_beats_ce_multisample_and_base(params_data, tmp_pa
     results = {}
     for kind in ("ce_multisample", "ce_kl"):
         model = with_lora(copy.deepcopy(base), t.lora, t.seed)
-        curve = train(
-            model, byte_tokenizer(), records["train"], val, kind, t, tmp_path / kind, kind
-        )
+        run = TrainRun(kind, t, [r for r in records["train"] if r["draws"]], val)
+        curve = train(model, byte_tokenizer(), run, Checkpoints(tmp_path / kind, kind))
         results["base"], results[kind] = curve[0]["val_kl"], curve[-1]["val_kl"]
     assert results["ce_kl"] < 0.7 * results["ce_multisample"], results
     assert results["ce_kl"] < 0.5 * results["base"], results
@@ -231,25 +229,22 @@ def test_torchrun_two_processes_train_the_same_adapter(params_data, tmp_path):
 
 
 def test_a_checkpoint_resumes_only_under_the_code_that_wrote_it(params_data, tmp_path, monkeypatch):
-    """The checkpoint's digest covers the train stage's code (every code dependency dvc.yaml
-    lists for it), so a run interrupted before a code change starts afresh after it instead
-    of resuming steps another loss took, or a curve recorded with other keys."""
-    import entropy_lab.training.sft as sft
+    """The checkpoint's digest covers the train stage's code (its import closure, the files
+    dvc.yaml lists for it), so a run interrupted before a code change starts afresh after it
+    instead of resuming steps another loss took, or a curve recorded with other keys."""
+    import entropy_lab.stages.train as stage
 
-    stage = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["train"]
-    code = {d for d in stage["deps"] if d.startswith("src/")}
-    assert code <= {p.resolve().relative_to(REPO).as_posix() for p in sft.code_files()}
     root = stage_dir(params_data, tmp_path / "stage")
     monkeypatch.chdir(root)
     digests = []
 
-    def stop(*args):
-        digests.append(args[7])  # train(model, tokenizer, records, val, kind, t, dir, digest, ...)
+    def stop(model, tokenizer, run, checkpoints):
+        digests.append(checkpoints.digest)
         raise RuntimeError("stop")
 
-    monkeypatch.setattr(sft, "train", stop)
+    monkeypatch.setattr(stage, "train", stop)
     for version in ("before", "after"):
-        monkeypatch.setattr(sft, "code_digest", lambda version=version: version)
+        monkeypatch.setattr(stage, "code_digest", lambda module, version=version: version)
         result = CliRunner().invoke(main, ["train", "--model", "kjv-tiny", "--variant", "ce_kl"])
         assert str(result.exception) == "stop"
     assert len(digests) == 2 and digests[0] != digests[1]
@@ -312,12 +307,12 @@ def test_lora_on_tied_embeddings_saves_and_reloads(params_data, tmp_path, monkey
     ids = torch.tensor([[1, 2, 3, 4, 5]])
     want = model(ids).logits
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad])
-    save_checkpoint(Path("checkpoint"), model, opt, 3, [], "run")
+    Checkpoints(Path("checkpoint"), "run").save(model, opt, 3, [])
     save_adapter(Path("adapter"), model)
 
     resumed = with_lora(base(), lora, 1)
     opt = torch.optim.AdamW([p for p in resumed.parameters() if p.requires_grad])
-    assert load_checkpoint(Path("checkpoint"), resumed, opt, "run")[0] == 3
+    assert Checkpoints(Path("checkpoint"), "run").resume(resumed, opt)[0] == 3
     assert torch.equal(resumed(ids).logits, want)
     with peft_quietly():
         loaded = PeftModel.from_pretrained(base(), "adapter", is_trainable=False)
@@ -335,7 +330,10 @@ def test_unknown_variant_and_missing_dataset(params_data, tmp_path, monkeypatch)
         and "--model 'gpt2': not in training.models; allowed: kjv-tiny" in result.stderr
     )
     result = CliRunner().invoke(main, ["train", "--model", "kjv-tiny", "--variant", "ce_kl"])
-    assert result.exit_code == 2 and "no task dataset at data/tasks" in result.stderr
+    assert (
+        result.exit_code == 2
+        and "no data/tasks/dataset_dict.json; run the tasks stage" in result.stderr
+    )
     monkeypatch.setenv("WORLD_SIZE", "64")  # more torchrun processes than records per step
     result = CliRunner().invoke(main, ["train", "--model", "kjv-tiny", "--variant", "ce_kl"])
     assert result.exit_code == 2 and result.stderr == (
@@ -348,7 +346,7 @@ def test_evaluate_reports_exact_distribution_metrics(params_data):
     params = parse_params(small_params(params_data))
     val = [r for r in Builder(params.tasks).build()["validation"] if r["support"]]
     model = AutoModelForCausalLM.from_config(tiny_config("llama", 256)).eval()
-    m = evaluate(model, byte_tokenizer(), val, params.training)
+    m = score_validation(model, byte_tokenizer(), val, params.training)
     assert (
         m["val_records"] == len(val)
         and m["val_kl"] > 0
@@ -374,14 +372,14 @@ def test_the_curve_scores_train_records_beside_validation(params_data, tmp_path)
     t = params.training.model_copy(update={"steps": 10, "eval_every": 5, "lr": 0.03})
     torch.manual_seed(0)
     model = with_lora(AutoModelForCausalLM.from_config(tiny_config("gpt2", 256)), t.lora, 0)
-    curve = train(model, byte_tokenizer(), train_records, val, "kl", t, tmp_path, "d", fit=fit)
+    curve = train(model, byte_tokenizer(), TrainRun("kl", t, train_records, val, fit=fit))
     assert [p["step"] for p in curve] == [0, 5, 10]
-    final = evaluate(model, byte_tokenizer(), fit, t)
+    final = score_validation(model, byte_tokenizer(), fit, t)
     assert curve[-1]["train_support_mass"] == pytest.approx(final["val_support_mass"], rel=1e-9)
     assert curve[-1]["train_tvd"] == pytest.approx(final["val_tvd"], rel=1e-9)
     assert curve[-1]["train_support_mass"] != curve[-1]["val_support_mass"]  # other records
     assert curve[-1]["train_support_mass"] > curve[0]["train_support_mass"]  # it learned
-    bare = train(model, byte_tokenizer(), train_records, val, "kl", t, tmp_path / "none", "e")
+    bare = train(model, byte_tokenizer(), TrainRun("kl", t, train_records, val))
     assert "train_support_mass" not in bare[0]  # no fit records, no fit scores
 
 
@@ -405,16 +403,9 @@ def test_qlora_4bit_step_on_cuda(tmp_path, params_data):
     params = parse_params(small_params(params_data))
     model = with_lora(model, params.training.lora, 0)
     records = Builder(params.tasks).build()
-    curve = train(
-        model,
-        tok,
-        records["train"],
-        records["validation"][:10],
-        "ce_kl",
-        params.training.model_copy(update={"steps": 3}),
-        tmp_path / "ck",
-        "d",
-    )
+    settings = params.training.model_copy(update={"steps": 3})
+    run = TrainRun("ce_kl", settings, records["train"], records["validation"][:10])
+    curve = train(model, tok, run, Checkpoints(tmp_path / "ck", "d"))
     assert len(curve) >= 2
 
 
@@ -439,7 +430,7 @@ def test_adapter_config_bytes_do_not_depend_on_the_process_hash_seed(tmp_path):
 
     script = (
         "import sys; from pathlib import Path; from peft import LoraConfig; "
-        "from entropy_lab.training.sft import canonical_adapter_config; "
+        "from entropy_lab.training.checkpoints import canonical_adapter_config; "
         "out = Path(sys.argv[1]); "
         "LoraConfig(r=4, target_modules=['c_attn', 'c_proj', 'c_fc', 'q', 'v']).save_pretrained(out); "
         "canonical_adapter_config(out / 'adapter_config.json')"

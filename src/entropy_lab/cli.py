@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from entropy_lab.config import PARAMS_FILE, load_params
+from entropy_lab.config import PARAMS_FILE
 from entropy_lab.errors import UserError
 
 params_option = click.option(
@@ -21,13 +21,6 @@ params_option = click.option(
     show_default=True,
     help="Parameters file.",
 )
-
-
-def one_of(option: str, value, allowed: list, key: str) -> None:
-    """A CLI argument that becomes part of an output path must be a value params declares."""
-    if value not in allowed:
-        listed = ", ".join(map(str, allowed)) or "none"
-        raise UserError(f"{option} {value!r}: not in {key}; allowed: {listed}")
 
 
 def user_errors(fn):
@@ -70,9 +63,9 @@ def quiet_libraries() -> None:
 @user_errors
 def harvest_cmd(params_path: Path) -> None:
     """Stage `harvest`: collect, health-test and assess entropy into data/entropy/pool.bin."""
-    from entropy_lab.entropy.harvest import run_stage
+    from entropy_lab.stages import harvest
 
-    run_stage(load_params(params_path).harvest)
+    harvest.run(params_path)
 
 
 @main.command("build")
@@ -81,11 +74,9 @@ def harvest_cmd(params_path: Path) -> None:
 @user_errors
 def build_cmd(params_path: Path, model_name: str) -> None:
     """Stage `build@<model>`: train a built byte-level LM (models.built) into models/<model>/."""
-    from entropy_lab.models import build_stage
+    from entropy_lab.stages import build
 
-    params = load_params(params_path)
-    one_of("--model", model_name, params.models.build, "models.build")
-    build_stage(params.models, model_name)
+    build.run(params_path, model_name)
 
 
 @main.command("models")
@@ -93,9 +84,9 @@ def build_cmd(params_path: Path, model_name: str) -> None:
 @user_errors
 def models_cmd(params_path: Path) -> None:
     """Stage `models`: resolve every model in models.use into data/models/resolved.json."""
-    from entropy_lab.models import run_stage
+    from entropy_lab.stages import models
 
-    run_stage(load_params(params_path).models)
+    models.run(params_path)
 
 
 @main.command("tasks")
@@ -103,9 +94,9 @@ def models_cmd(params_path: Path) -> None:
 @user_errors
 def tasks_cmd(params_path: Path) -> None:
     """Stage `tasks`: randomness tasks with exact targets, as a DatasetDict in data/tasks."""
-    from entropy_lab.tasks.dataset import run_stage
+    from entropy_lab.stages import tasks
 
-    run_stage(load_params(params_path))
+    tasks.run(params_path)
 
 
 @main.command("train")
@@ -115,12 +106,9 @@ def tasks_cmd(params_path: Path) -> None:
 @user_errors
 def train_cmd(params_path: Path, model_name: str, variant: str) -> None:
     """Stage `train@<model>-<variant>`: LoRA SFT; the adapter goes to adapters/<model>/<variant>/."""
-    from entropy_lab.training.sft import run_stage
+    from entropy_lab.stages import train
 
-    params = load_params(params_path)
-    one_of("--model", model_name, params.training.models, "training.models")
-    one_of("--variant", variant, params.training.variants, "training.variants")
-    run_stage(params, model_name, variant)
+    train.run(params_path, model_name, variant)
 
 
 @main.command("evaluate")
@@ -129,18 +117,9 @@ def train_cmd(params_path: Path, model_name: str, variant: str) -> None:
 @user_errors
 def evaluate_cmd(params_path: Path, model_name: str) -> None:
     """Stage `evaluate@<model>`: exact and sampled answer distributions, base and adapters."""
-    from entropy_lab.evaluation.evaluate import run_stage
+    from entropy_lab.stages import evaluate
 
-    params = load_params(params_path)
-    one_of("--model", model_name, params.training.models, "training.models")
-    run_stage(params, model_name)
-
-
-def ab_params(params_path: Path, model_name: str, length: int):
-    params = load_params(params_path)
-    one_of("--model", model_name, params.ab.models, "ab.models")
-    one_of("--length", length, params.ab.lengths, "ab.lengths")
-    return params
+    evaluate.run(params_path, model_name)
 
 
 def _model_length(fn):
@@ -156,9 +135,9 @@ def ab_generate_cmd(params_path: Path, model_name: str, length: int) -> None:
     """Stage `ab-generate@<model>-<length>`: every A/B sample, to data/ab/<model>/<length>/.
 
     Under `torchrun --nproc-per-node N` the samples are split over N processes."""
-    from entropy_lab.generation.design import run_stage
+    from entropy_lab.stages import ab_generate
 
-    run_stage(ab_params(params_path, model_name, length), model_name, length)
+    ab_generate.run(params_path, model_name, length)
 
 
 @main.command("ab-metrics")
@@ -167,9 +146,9 @@ def ab_generate_cmd(params_path: Path, model_name: str, length: int) -> None:
 @user_errors
 def ab_metrics_cmd(params_path: Path, model_name: str, length: int) -> None:
     """Stage `ab-metrics@<model>-<length>`: text metrics, to data/ab_metrics/<model>/<length>/."""
-    from entropy_lab.generation.metrics import run_stage
+    from entropy_lab.stages import ab_metrics
 
-    run_stage(ab_params(params_path, model_name, length), model_name, length)
+    ab_metrics.run(params_path, model_name, length)
 
 
 @main.command("ab-analyze")
@@ -177,9 +156,9 @@ def ab_metrics_cmd(params_path: Path, model_name: str, length: int) -> None:
 @user_errors
 def ab_analyze_cmd(params_path: Path) -> None:
     """Stage `ab-analyze`: effect sizes, tests and verdicts per metric, to reports/ab/."""
-    from entropy_lab.stats.ab import run_stage
+    from entropy_lab.stages import ab_analyze
 
-    run_stage(load_params(params_path))
+    ab_analyze.run(params_path)
 
 
 @main.command("report")
@@ -187,9 +166,9 @@ def ab_analyze_cmd(params_path: Path) -> None:
 @user_errors
 def report_cmd(params_path: Path) -> None:
     """Stage `report`: reports/report.md with figures, metrics.json and provenance.json."""
-    from entropy_lab.report.build import run_stage
+    from entropy_lab.stages import report
 
-    run_stage(load_params(params_path))
+    report.run(params_path)
 
 
 @main.command("verify")
@@ -197,7 +176,8 @@ def report_cmd(params_path: Path) -> None:
 @user_errors
 def verify_cmd(params_path: Path) -> None:
     """Recompute every number in the report from the artefacts; exit 1 listing differences."""
-    from entropy_lab.report.build import verify
+    from entropy_lab.config import load_params
+    from entropy_lab.report.verify import verify
 
     problems = verify(load_params(params_path))
     for line in problems:

@@ -18,8 +18,8 @@ from entropy_lab.entropy.params import HarvestSection
 from entropy_lab.errors import UserError
 from entropy_lab.evaluation.params import EvaluateSection
 from entropy_lab.generation.params import ABSection
-from entropy_lab.schema import Name, PositiveInt, Quantization, Section, bad_value
-from entropy_lab.tasks.builder import TasksSection
+from entropy_lab.schema import Name, PositiveInt, Quantization, Section, Seed, bad_value
+from entropy_lab.tasks.params import TasksSection
 from entropy_lab.training.params import TrainingSection
 
 PARAMS_FILE = Path("params.yaml")
@@ -50,7 +50,7 @@ class BuiltLM(Section):
     No defaults: params.yaml is the one place these values live.
     """
 
-    seed: Annotated[int, Field(ge=0)]
+    seed: Seed
     n_layer: Annotated[int, Field(ge=1, le=48)]
     n_head: Annotated[int, Field(ge=1, le=64)]
     n_embd: Annotated[int, Field(ge=8, le=4096)]
@@ -83,6 +83,9 @@ class ModelsSection(Section):
     # torch CPU threads in every stage that runs a model: results repeat bit for bit only at
     # the same count (reductions are split by thread), so it is a param, not the core count
     threads: Annotated[int, Field(ge=1, le=256)]
+    # CPU kernels: native | portable | compatible (entropy_lab.numerics); portable repeats
+    # across x86 CPUs with AVX2, Intel or AMD
+    numerics: Literal["native", "portable", "compatible"] = "portable"
     profiles: dict[Name, ModelProfile]
     built: dict[Name, BuiltLM]
 
@@ -242,7 +245,7 @@ def read_params_text(path: Path) -> str:
 def load_params(path: Path = PARAMS_FILE) -> Params:
     text = read_params_text(Path(path))
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
     except UserError as exc:
         raise UserError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:

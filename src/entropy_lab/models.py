@@ -31,7 +31,7 @@ class ResolvedModel:
     revision: str | None = None
 
 
-def _is_model_dir(path: Path) -> bool:
+def is_model_dir(path: Path) -> bool:
     return path.is_dir() and (path / "config.json").is_file()
 
 
@@ -52,11 +52,11 @@ def resolve(
 
     looked: list[str] = []
     explicit = Path(name).expanduser()
-    if _is_model_dir(explicit):
+    if is_model_dir(explicit):
         return ResolvedModel(name, explicit, "path")
     looked.append(f"path {explicit}")
     local = models_dir / name
-    if _is_model_dir(local):
+    if is_model_dir(local):
         return ResolvedModel(name, local, "models-dir")
     looked.append(f"{local}/")
 
@@ -64,14 +64,14 @@ def resolve(
     kwargs: dict[str, Any] = {"revision": revision, "allow_patterns": ALLOW_PATTERNS}
     try:
         path = Path(snapshot_download(repo_id, local_files_only=True, **kwargs))
-        if _is_model_dir(path):
+        if is_model_dir(path):
             return ResolvedModel(name, path, "hf-cache", repo_id, _snapshot_revision(path))
         looked.append(f"HF cache {repo_id} (incomplete snapshot)")
     except (LocalEntryNotFoundError, ValueError, OSError):
         looked.append(f"HF cache {repo_id}")
     try:
         path = Path(snapshot_download(repo_id, etag_timeout=5, **kwargs))
-        if _is_model_dir(path):
+        if is_model_dir(path):
             return ResolvedModel(name, path, "hub", repo_id, _snapshot_revision(path))
         looked.append(f"hub {repo_id} (no config.json)")
     except (HfHubHTTPError, LocalEntryNotFoundError, ValueError, OSError) as exc:
@@ -213,51 +213,3 @@ def weight_hashes(path: Path) -> dict[str, str]:
 
 
 RESOLVED = Path("data/models/resolved.json")
-
-
-def build_stage(
-    section: ModelsSection, name: str, models_dir: Path = MODELS_DIR, reports: Path = REPORTS
-) -> None:
-    """Stage `build@<name>`: train one built model (a name in `models.build`)."""
-    import torch
-
-    from entropy_lab.training.pretrain import build_model
-
-    if name not in section.build:
-        raise UserError(
-            f"--model {name!r}: not in models.build; allowed: {', '.join(section.build) or 'none'}"
-        )
-    torch.set_num_threads(section.threads)
-    build_model(name, section.built[name], models_dir / name, reports / name, section.threads)
-
-
-def run_stage(section: ModelsSection, models_dir: Path = MODELS_DIR, out: Path = RESOLVED) -> None:
-    """Stage `models`: resolve every model in `use` (built models from their `build` stage,
-    the rest locally or from the hub) and record source, revision and weight hashes.
-
-    Quantisation requests are checked before any work, so a CPU run asking for 8-bit fails
-    at once and writes nothing."""
-    from entropy_lab.provenance import MANIFEST, atomic_dir, build_manifest, write_json
-    from entropy_lab.schema import flatten
-
-    device = pick_device(section.device)
-    for name in section.use:
-        check_quantization(name, section.profiles[name], device)
-    resolved = {}
-    for name in section.use:
-        if section.is_built(name) and not _is_model_dir(models_dir / name):
-            raise UserError(f"model {name!r} is not built yet; run `dvc repro build@{name}`")
-        r = resolve_profile(name, section, models_dir)
-        resolved[name] = {
-            "source": r.source,
-            "repo": r.repo,
-            "revision": r.revision,
-            "weights": weight_hashes(r.path),
-        }
-    profiles = flatten(section, "models").items()
-    read = {k: v for k, v in profiles if k.startswith("models.profiles.")} | {
-        "models.use": section.use
-    }
-    with atomic_dir(out.parent) as tmp:
-        write_json(tmp / out.name, resolved)
-        write_json(tmp / MANIFEST, build_manifest("models", read, {}, tmp))

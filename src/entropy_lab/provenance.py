@@ -192,8 +192,10 @@ def inside_repository(path: Path) -> Path:
     for part in absolute.relative_to(root).parts:
         node = node / part
         if node.is_symlink():
-            raise UserError(f"output {path}: {node.relative_to(root)} is a symbolic link; "
-                            "outputs are never written through links (remove it)")
+            raise UserError(
+                f"output {path}: {node.relative_to(root)} is a symbolic link; "
+                "outputs are never written through links (remove it)"
+            )
     return absolute
 
 

@@ -14,6 +14,8 @@ Quantization = Literal["none", "8bit", "4bit"]
 # safe path component, never `..` or a separator.
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=100)]
+# Seeds key numpy and torch generators; torch takes at most 64 bits, and 32 are plenty.
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
 
 
 def bad_value(key: str, value: Any, allowed: str) -> PydanticCustomError:

@@ -24,13 +24,12 @@ import numpy as np
 from entropy_lab.entropy import estimators, sources
 from entropy_lab.entropy.health import STARTUP_SAMPLES, HealthTests, startup_test
 from entropy_lab.entropy.params import Assessment, HarvestSection, SourceSpec
-from entropy_lab.entropy.pool import CARD_FILE, POOL_DIR, POOL_FILE, Segment
+from entropy_lab.entropy.pool import POOL_DIR
 from entropy_lab.entropy.sts import run_suite
 from entropy_lab.errors import UserError
 from entropy_lab.progress import progress
 
 log = logging.getLogger(__name__)
-REPORTS = Path("reports/harvest")
 # The most raw bytes one 32-byte block may hash (a ratio of 128:1, i.e. at least 0.078 bits
 # per sample at margin 64): below that the source is too repetitive to be worth conditioning.
 MAX_RAW_PER_BLOCK = 4096
@@ -150,6 +149,18 @@ def conditioning_ratio(name: str, h: float, margin_bits: int) -> int:
     return sources.raw_per_block(h, margin_bits)
 
 
+def check_no_repeat(spec: SourceSpec, raw: np.ndarray, h: float) -> None:
+    """A dump that replays part of itself would be credited twice (only its first samples are
+    assessed): one line and no pool if any window of 128 bits' worth of its bytes repeats."""
+    window = sources.repeat_window(h)
+    if (found := sources.first_repeat(raw, window)) is not None:
+        raise UserError(
+            f"source {spec.name!r}: {spec.path} repeats itself (the {window} bytes at offset "
+            f"{found[1]} also occur at offset {found[0]}), so part of it would be credited "
+            "twice; no pool written"
+        )
+
+
 def harvest_source(
     spec: SourceSpec, section: HarvestSection, chunks: Iterator[np.ndarray] | None = None
 ) -> dict[str, Any]:
@@ -180,6 +191,8 @@ def harvest_source(
     if need > raw_assessed.size:
         reader.take(need - raw_assessed.size)
     raw = reader.raw()
+    if spec.name == "external":  # the assessment saw the first samples only
+        check_no_repeat(spec, raw, h)
     conditioned, _ = sources.condition(raw, h, spec.bytes, a.margin_bits)
     log.info(
         "%s: %d raw -> %d conditioned bytes (%d raw per 32-byte block)",
@@ -252,54 +265,3 @@ def reassess(section: HarvestSection, pool_dir: Path = POOL_DIR) -> dict[str, di
             assess_source(seg.source, raw), raw, conditioned, section.assessment
         )
     return out
-
-
-def run_stage(section: HarvestSection, out: Path = POOL_DIR, reports: Path = REPORTS) -> None:
-    from entropy_lab.provenance import (
-        MANIFEST,
-        atomic_dir,
-        build_manifest,
-        sha256_bytes,
-        write_json,
-    )
-    from entropy_lab.schema import flatten
-
-    results = {spec.name: harvest_source(spec, section) for spec in section.sources}
-    segments, cursor = [], 0
-    for name, r in results.items():
-        segments.append(Segment(name, cursor, cursor + len(r["conditioned"])))
-        cursor += len(r["conditioned"])
-    pool = b"".join(r["conditioned"] for r in results.values())
-    reports_by_source = {name: r["report"] for name, r in results.items()}
-    with atomic_dir(out) as tmp:
-        (tmp / POOL_FILE).write_bytes(pool)
-        # Only the assessed raw samples are kept (so the assessment can be re-run); the rest
-        # of the raw input, an imported dump included, is not copied.
-        for name, r in results.items():
-            (tmp / raw_file(name)).write_bytes(r["raw_assessed"])
-        card = {
-            "sha256": sha256_bytes(pool),
-            "size": len(pool),
-            "segments": [s.__dict__ for s in segments],
-            "bytes_per_source": {s.source: s.end - s.start for s in segments},
-            "estimators": list(estimators.NAMES),
-            "min_entropy_per_sample": {n: r["min_entropy"] for n, r in reports_by_source.items()},
-            "min_entropy_estimator": {
-                n: r["min_entropy_estimator"] for n, r in reports_by_source.items()
-            },
-            "sts_all_passed": {n: r["sts_all_passed"] for n, r in reports_by_source.items()},
-            "raw_per_32_bytes": {n: r["raw_per_32_bytes"] for n, r in reports_by_source.items()},
-        }
-        write_json(tmp / CARD_FILE, card)
-        external = {f"external:{s.name}": Path(s.path) for s in section.sources if s.path}
-        write_json(
-            tmp / MANIFEST, build_manifest("harvest", flatten(section, "harvest"), external, tmp)
-        )
-    write_json(
-        reports / "metrics.json",
-        {
-            "pool_bytes": len(pool),
-            "estimators": list(estimators.NAMES),
-            "sources": reports_by_source,
-        },
-    )

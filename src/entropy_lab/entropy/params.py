@@ -27,7 +27,7 @@ class SourceSpec(Section):
     bytes: Annotated[int, Field(ge=1, le=MAX_SOURCE_BYTES)]  # conditioned bytes for the pool
     # bits per 8-bit sample the health tests assume
     claimed_h: Annotated[float, Field(gt=0, le=8)]
-    path: str | None = None  # external only: the dump to import, under data/external/
+    path: Annotated[str, Field(max_length=255)] | None = None  # external only: under data/external/
     sha256: str | None = None  # external only: its expected hash
 
     @model_validator(mode="after")

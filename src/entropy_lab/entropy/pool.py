@@ -21,6 +21,7 @@ from entropy_lab.errors import UserError
 POOL_DIR = Path("data/entropy")
 POOL_FILE = "pool.bin"
 CARD_FILE = "pool.json"
+WORD_BYTES = 4  # the pool's unit: one 32-bit word per uniform, per seed and per u
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,8 @@ def jitter() -> Iterator[np.ndarray]:
 
 
 def external(path: Path, expected_sha256: str) -> Iterator[np.ndarray]:
-    """Bytes of an imported dump, in order, after checking that it exists and matches its hash."""
+    """Bytes of an imported dump, in order, after checking that it exists and matches its hash
+    (the harvest stage checks that what it conditions never repeats: `first_repeat`)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"harvest.sources.external.path = '{path}': no such file")
@@ -65,6 +66,61 @@ def external(path: Path, expected_sha256: str) -> Iterator[np.ndarray]:
     with open(path, "rb") as fh:
         while chunk := fh.read(CHUNK):
             yield np.frombuffer(chunk, dtype=np.uint8)
+
+
+def repeat_window(h: float) -> int:
+    """The shortest window (a power of two, at least 16 bytes) that carries 128 bits at `h`
+    bits of min-entropy per byte: two equal windows then have probability ~2^-128 in an honest
+    source, so a repeat means the input replays itself."""
+    need = math.ceil(128 / h)
+    return max(16, 1 << (need - 1).bit_length())
+
+
+_BASE = np.uint64(0x100000001B3)
+
+
+def _window_hashes(data: np.ndarray, start: int, stop: int, window: int) -> np.ndarray:
+    """A 64-bit polynomial hash of every `window`-byte window (a power of two) starting in
+    [start, stop): windows of length 2m are combined from two of length m (log2 passes)."""
+    h = data[start : stop + window - 1].astype(np.uint64)
+    m, power = 1, _BASE
+    with np.errstate(over="ignore"):
+        while m < window:
+            h = h[:-m] * power + h[m:]
+            m, power = 2 * m, power * power
+    return h
+
+
+def first_repeat(data: np.ndarray, window: int, chunk: int = 1 << 22) -> tuple[int, int] | None:
+    """(first offset, later offset) of two equal `window`-byte windows of `data`, or None.
+
+    Any repeat of at least 2 * window - 1 bytes contains an aligned window (offset a multiple
+    of the window) of one copy, found at some offset in the other: so the aligned windows'
+    hashes are matched against every offset's, and each match is confirmed byte by byte.
+    """
+    n = len(data) - window + 1
+    if n <= 1:
+        return None
+    starts = range(0, n, chunk)
+    aligned = np.concatenate(
+        [
+            _window_hashes(data, s, min(s + chunk, n), window)[(-s) % window :: window]
+            for s in starts
+        ]
+    )
+    order = np.argsort(aligned, kind="stable")
+    ranked = aligned[order]
+    for start in starts:
+        h = _window_hashes(data, start, min(start + chunk, n), window)
+        where = np.minimum(np.searchsorted(ranked, h), len(ranked) - 1)
+        for i in np.flatnonzero(ranked[where] == h):
+            k = where[i]
+            while k < len(ranked) and ranked[k] == h[i]:  # every aligned window with this hash
+                a, b = int(order[k]) * window, start + int(i)
+                if a != b and np.array_equal(data[a : a + window], data[b : b + window]):
+                    return min(a, b), max(a, b)
+                k += 1
+    return None
 
 
 def condition(

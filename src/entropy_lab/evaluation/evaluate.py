@@ -27,11 +27,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from entropy_lab.errors import UserError
 from entropy_lab.evaluation import distribution as dist
+from entropy_lab.evaluation.common import (
+    answer_budget,
+    decode_shared,
+    is_ordinal,
+    mean_ci,
+    stream_key,
+)
 from entropy_lab.evaluation.params import EvaluateSection
 from entropy_lab.progress import progress
-from entropy_lab.stats.inference import bca_interval, binomial_interval, keyed_rng
+from entropy_lab.stats.inference import binomial_interval, keyed_rng
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -46,70 +52,15 @@ SWEEP_SPLIT = "validation"  # the records the temperature sweep samples
 ZHAO_2026_MEDIAN_PASS_RATE = 0.07  # "LLMs Are Bad Dice Players": frontier models, N = 1000
 
 
-def stream_key(model_name: str, variant: str) -> str:
-    """What keys a variant's sampled answers and Monte Carlo tests (with the record id)."""
-    return f"{model_name}/{variant}"
-
-
-def is_ordinal(support: list[str]) -> bool:
-    try:
-        [float(a) for a in support]
-    except ValueError:
-        return False
-    return True
-
-
-def answer_budget(tokenizer, record: dict[str, Any], family: Family) -> int:
-    """Tokens a sampled answer may take before it counts as not stopping: the longest valid
-    answer's (its UTF-8 bytes where the support is too large to list), plus EOS."""
-    from entropy_lab.training.scoring import answer_ids
-
-    if record["support"]:
-        return max(map(len, answer_ids(tokenizer, record["support"]))) + 1
-    return len(family.longest_answer(json.loads(record["instance"])).encode()) + 1
-
-
-@torch.inference_mode()
-def decode_shared(model, prefix: list[int], suffixes: list[list[int]], steps: int, pick, eos: int):
-    """Continue `prefix + suffixes[row]` for every row (suffixes of one length): the prefix is run
-    once and its KV cache repeated for the rows, then each step takes `pick(logits, step)` (one
-    token per row). Returns each row's tokens before EOS, or None where no EOS came within
-    `steps`. Sampling N answers to one prompt (empty suffixes) costs N answers' tokens, not N
-    prompts'."""
-    rows = len(suffixes)
-    ids = torch.tensor([prefix], device=model.device)
-    out = model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=True)
-    cache, logits = out.past_key_values, out.logits[:, -1].expand(rows, -1)
-    cache.batch_repeat_interleave(rows)
-    seen = len(prefix)
-
-    def step_in(tokens: torch.Tensor):
-        nonlocal cache, logits, seen
-        seen += tokens.shape[1]
-        mask = torch.ones(rows, seen, dtype=torch.long, device=model.device)
-        out = model(input_ids=tokens.to(model.device), attention_mask=mask, past_key_values=cache,
-                    use_cache=True)  # fmt: skip
-        cache, logits = out.past_key_values, out.logits[:, -1]
-
-    if suffixes[0]:
-        step_in(torch.tensor(suffixes))
-    tokens = torch.full((rows, steps), eos, dtype=torch.long)
-    done = torch.zeros(rows, dtype=torch.bool)
-    for step in range(steps):
-        chosen = pick(logits, step).cpu()
-        tokens[:, step] = torch.where(done, eos, chosen)
-        done |= chosen == eos
-        if bool(done.all()) or step + 1 == steps:
-            break
-        step_in(chosen[:, None])
-    answers: list[list[int] | None] = []
-    for row in tokens.tolist():
-        answers.append(row[: row.index(eos)] if eos in row else None)
-    return answers
-
-
 def sample_answers(
-    model, tokenizer, records, budgets, e: EvaluateSection, key: str, max_prompt, temperature=1.0
+    model,
+    tokenizer,
+    records,
+    budgets,
+    settings: EvaluateSection,
+    key: str,
+    max_prompt,
+    temperature=1.0,
 ):
     """N sampled answer texts per record (None where the model did not stop within the
     record's budget, EOS included). Answer j of a record reads its own keyed uniform stream,
@@ -123,9 +74,9 @@ def sample_answers(
         prompt = prompt_ids(tokenizer, r["prompt"], max_prompt, suffix="\nAnswer: ")
         s = Sampling(temperature, 0, 1.0, budget)
         texts: list[str | None] = []
-        for start in range(0, e.samples, e.batch_size):
-            n = min(e.batch_size, e.samples - start)
-            keys = (f"{e.seed}/{key}/{r['id']}/{start + j}" for j in range(n))
+        for start in range(0, settings.samples, settings.batch_size):
+            n = min(settings.batch_size, settings.samples - start)
+            keys = (f"{settings.seed}/{key}/{r['id']}/{start + j}" for j in range(n))
             u = torch.from_numpy(np.stack([prng_uniforms(k, budget) for k in keys]))
 
             def pick(logits, step, u=u, s=s):  # the A/B strand's inverse-CDF step
@@ -143,7 +94,7 @@ def evaluate_records(
     tokenizer,
     records,
     families: dict[str, Family],
-    e: EvaluateSection,
+    settings: EvaluateSection,
     key: str,
     max_prompt: int,
     max_support: int,
@@ -158,7 +109,9 @@ def evaluate_records(
     )
     exact = {i: rest for i, *rest in scored}
     budgets = [answer_budget(tokenizer, r, families[r["family"]]) for r in records]
-    answers = sample_answers(model, tokenizer, records, budgets, e, key, max_prompt, temperature)
+    answers = sample_answers(
+        model, tokenizer, records, budgets, settings, key, max_prompt, temperature
+    )
     rows = []
     for i, (r, texts) in enumerate(zip(records, answers, strict=True)):
         _target, log_q, log_mass = exact.get(i, (None, None, None))
@@ -174,15 +127,17 @@ def evaluate_records(
             "support_mass": float("nan") if log_mass is None else float(log_mass.exp()),
             "answers": texts,
         }
-        rows.append(stored | record_stats(stored, families[r["family"]], e, key))
+        rows.append(stored | record_stats(stored, families[r["family"]], settings, key))
     return rows
 
 
-def record_stats(r: dict[str, Any], family: Family, e: EvaluateSection, key: str) -> dict[str, Any]:
+def record_stats(
+    r: dict[str, Any], family: Family, settings: EvaluateSection, key: str
+) -> dict[str, Any]:
     """Every statistic of one record, from its stored distributions and answers and its family's
     parser alone (so `verify` can recompute them without a model). Monte Carlo draws are keyed
     by (seed, stream key, record, temperature)."""
-    rng = keyed_rng(e.seed, "gof", key, r["id"], r["temperature"])
+    rng = keyed_rng(settings.seed, "gof", key, r["id"], r["temperature"])
     inst = json.loads(r["instance"])
     answers = list(r["answers"])
     n = len(answers)
@@ -194,7 +149,7 @@ def record_stats(r: dict[str, Any], family: Family, e: EvaluateSection, key: str
         c, _invalid = dist.counts(answers, r["support"])
         valid = int(c.sum())
         values = np.array(r["support"], float) if is_ordinal(r["support"]) else None
-        test, gof_p = dist.gof(c, p, values, e.monte_carlo, rng)
+        test, gof_p = dist.gof(c, p, values, settings.monte_carlo, rng)
         row |= {
             "support_size": len(p),
             "counts": c.tolist(),
@@ -215,7 +170,7 @@ def record_stats(r: dict[str, Any], family: Family, e: EvaluateSection, key: str
         ]
         test = "marginals"
         gof_p = dist.marginal_gof(
-            counts, [np.array(m.probs, float) for m in marginals], e.monte_carlo, rng
+            counts, [np.array(m.probs, float) for m in marginals], settings.monte_carlo, rng
         )
         row |= {"support_size": 0, "counts": [], "tvd_empirical": nan}
     row |= {
@@ -223,7 +178,7 @@ def record_stats(r: dict[str, Any], family: Family, e: EvaluateSection, key: str
         "valid_rate": valid / n,
         "gof_test": test,
         "gof_p": gof_p,
-        "gof_pass": bool(np.isfinite(gof_p) and gof_p >= e.alpha),
+        "gof_pass": bool(np.isfinite(gof_p) and gof_p >= settings.alpha),
     }
     row |= exact_stats(r, row)
     return row
@@ -251,35 +206,22 @@ def exact_stats(r: dict[str, Any], sampled: dict[str, Any]) -> dict[str, float]:
 
 
 def rescore(
-    records: pd.DataFrame, families: dict[str, Family], e: EvaluateSection, model_name: str
+    records: pd.DataFrame, families: dict[str, Family], settings: EvaluateSection, model_name: str
 ) -> list[dict[str, Any]]:
     """`records.parquet` rows with every statistic recomputed from the stored columns."""
     rows = []
     for r in records.to_dict("records"):
         r = r | {k: list(r[k]) for k in ("support", "target", "model", "answers")}
         key = stream_key(model_name, r["variant"])
-        rows.append(r | record_stats(r, families[r["family"]], e, key))
+        rows.append(r | record_stats(r, families[r["family"]], settings, key))
     return rows
 
 
-def mean_ci(x: np.ndarray, e: EvaluateSection, key: tuple) -> dict[str, Any]:
-    """Mean with a bootstrap 95% CI over records; no interval from fewer than two records (or
-    no variation), where it would mean nothing."""
-    x = x[np.isfinite(x)]
-    if len(x) == 0:
-        return {"mean": None, "ci": None, "n": 0}
-    if len(x) < 2 or np.ptp(x) == 0:
-        return {"mean": float(x.mean()), "ci": None, "n": len(x)}
-    rng = keyed_rng(e.seed, "ci", *key)
-    lo, hi = bca_interval((x,), np.mean, e.bootstrap, 0.05, rng)
-    return {"mean": float(x.mean()), "ci": [lo, hi], "n": len(x)}
-
-
-def block(d: pd.DataFrame, e: EvaluateSection, key: tuple) -> dict[str, Any]:
+def group_summary(d: pd.DataFrame, settings: EvaluateSection, key: tuple) -> dict[str, Any]:
     """The summary of a set of records (a variant and split, or one family within it)."""
     passes = int(d.gof_pass.sum())
-    tvd = mean_ci(d.tvd.to_numpy(float), e, (*key, "tvd"))
-    valid = mean_ci(d.valid_rate.to_numpy(float), e, (*key, "valid"))
+    tvd = mean_ci(d.tvd.to_numpy(float), settings, (*key, "tvd"))
+    valid = mean_ci(d.valid_rate.to_numpy(float), settings, (*key, "valid"))
     out = {
         "records": len(d),
         "tvd": tvd["mean"],
@@ -296,7 +238,7 @@ def block(d: pd.DataFrame, e: EvaluateSection, key: tuple) -> dict[str, Any]:
         "gof_pass_rate": passes / len(d),
         "gof_pass_ci": list(binomial_interval(passes, len(d))),
         "gof_tested": int(np.isfinite(d.gof_p.to_numpy(float)).sum()),
-        "agreement_reject_rate": _finite_mean(d.agreement_p < e.alpha, d.agreement_p),
+        "agreement_reject_rate": _finite_mean(d.agreement_p < settings.alpha, d.agreement_p),
     }
     acc = d.accuracy.to_numpy(float)
     if np.isfinite(acc).any():
@@ -339,7 +281,7 @@ PAIRED_REFERENCES = ("base", "ce_multisample")  # each variant is compared with 
 PAIRED_METRICS = ("tvd", "valid_rate")
 
 
-def paired(df: pd.DataFrame, e: EvaluateSection) -> dict[str, Any]:
+def paired(df: pd.DataFrame, settings: EvaluateSection) -> dict[str, Any]:
     """Per split, each variant against each reference on the same records at T = 1: the mean
     per-record difference (variant minus reference) of full-space TVD and of validity, with a
     bootstrap CI over records. Pairing removes the records' difficulty, which dominates each
@@ -353,112 +295,77 @@ def paired(df: pd.DataFrame, e: EvaluateSection) -> dict[str, Any]:
                 continue
             for v in (v for v in present if v not in PAIRED_REFERENCES[: k + 1]):
                 out.setdefault(split, {})[f"{v} - {ref}"] = {
-                    m: mean_ci((w[v] - w[ref]).to_numpy(float), e, ("paired", split, v, ref, m))
+                    m: mean_ci(
+                        (w[v] - w[ref]).to_numpy(float), settings, ("paired", split, v, ref, m)
+                    )
                     for m, w in wide.items()
                 }
     return out
 
 
-def summarize(rows: list[dict[str, Any]], e: EvaluateSection) -> dict[str, Any]:
+def summarize(rows: list[dict[str, Any]], settings: EvaluateSection) -> dict[str, Any]:
     """At temperature 1, per variant and split and per family within, and against answer
     length; each variant against the references on the same records; and the temperature
     sweep, per variant and temperature, over the validation records."""
     import pandas as pd
 
     df = pd.DataFrame(rows)
-    out: dict[str, Any] = {"variants": {}, "temperature": {}, "paired": paired(df, e)}
+    out: dict[str, Any] = {"variants": {}, "temperature": {}, "paired": paired(df, settings)}
     for (variant, split), d in df[df.temperature == 1.0].groupby(["variant", "split"], sort=True):
-        entry = block(d, e, (variant, split))
+        entry = group_summary(d, settings, (variant, split))
         entry["families"] = {
-            f: block(g, e, (variant, split, f)) for f, g in d.groupby("family", sort=True)
+            f: group_summary(g, settings, (variant, split, f))
+            for f, g in d.groupby("family", sort=True)
         }
         entry["answer_length"] = by_answer_length(d)
         out["variants"].setdefault(variant, {})[split] = entry
     sweep = df[df.split == SWEEP_SPLIT]
     for (variant, temp), d in sweep.groupby(["variant", "temperature"], sort=True):
-        out["temperature"].setdefault(variant, {})[f"{temp:g}"] = block(d, e, (variant, temp))
+        out["temperature"].setdefault(variant, {})[f"{temp:g}"] = group_summary(
+            d, settings, (variant, temp)
+        )
     return out
 
 
-def run_stage(params, model_name: str, root: Path = Path(".")) -> None:
-    """Stage `evaluate@<model>`: base model and each adapter in training.variants."""
-    import pandas as pd
-    from datasets import load_from_disk
-    from peft import PeftModel
-
-    from entropy_lab.evaluation.seeded import evaluate_seeded, summarize_seeded
-    from entropy_lab.models import load_profile, peft_quietly
-    from entropy_lab.provenance import MANIFEST, atomic_dir, build_manifest, json_safe, write_json
-    from entropy_lab.schema import flatten
-
-    e: EvaluateSection = params.evaluate
-    t = params.training
-    if model_name not in t.models:
-        raise UserError(
-            f"--model {model_name!r}: not in training.models; allowed: {', '.join(t.models)}"
-        )
-    tasks_dir = root / "data" / "tasks"
-    adapters = {v: root / "adapters" / model_name / v for v in t.variants}
-    for v, path in adapters.items():
-        if not (path / "adapter_config.json").is_file():
-            raise UserError(f"no adapter at {path}; run train@{model_name}-{v} first")
-    if not (tasks_dir / "dataset_dict.json").is_file():
-        raise UserError(f"no task dataset at {tasks_dir}; run the tasks stage first")
-    ds = load_from_disk(str(tasks_dir))
-    records = [
-        r for split in SPLITS for r in list(ds[split].select(range(min(e.records, len(ds[split])))))
+def evaluation_records(ds, settings: EvaluateSection) -> list[dict[str, Any]]:
+    """The first `evaluate.records` records of each split, in split order."""
+    return [
+        r
+        for split in SPLITS
+        for r in list(ds[split].select(range(min(settings.records, len(ds[split])))))
     ]
-    families = params.tasks.instantiate()
 
-    model, tokenizer, resolved = load_profile(model_name, params.models, root / "models")
+
+def evaluate_variant(
+    model, tokenizer, records, families: dict[str, Family], params, key: str, variant: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(rows, seeded rows) of one variant (`base` or an adapter): the entropy-driven mode's
+    greedy answers where `seeded` is trained (for `base` and `seeded`), and the exact and
+    sampled views at every temperature (every split at T = 1, validation in the sweep)."""
+    from entropy_lab.evaluation.seeded import evaluate_seeded
+
+    settings, training = params.evaluate, params.training
     rows, seeded_rows = [], []
-    sweep = [r for r in records if r["split"] == SWEEP_SPLIT]
-
-    def run(m, variant: str) -> None:
-        key = stream_key(model_name, variant)
-        if variant in ("base", "seeded") and "seeded" in t.variants:  # u in the prompt, greedy
-            found = evaluate_seeded(m, tokenizer, records, families, e, key, t.max_prompt_tokens)
-            seeded_rows.extend({"variant": variant} | r for r in found)
-        if variant == "seeded":
-            return  # trained for prompts that carry u only
-        for temp in sorted(e.temperatures):
-            found = evaluate_records(
-                m,
-                tokenizer,
-                records if temp == 1.0 else sweep,
-                families,
-                e,
-                key,
-                t.max_prompt_tokens,
-                t.max_support_tokens,
-                temp,
-            )
-            rows.extend({"variant": variant} | r for r in found)
-            log.info("%s at temperature %g: %d records evaluated", key, temp, len(found))
-
-    run(model, "base")
-    for v, path in adapters.items():
-        with peft_quietly():
-            peft = PeftModel.from_pretrained(model, path, is_trainable=False)
-        run(peft.eval(), v)
-        model = peft.unload()
-
-    read = flatten(e, "evaluate") | {
-        "models.threads": params.models.threads,
-        "training.variants": t.variants,
-        "training.max_prompt_tokens": t.max_prompt_tokens,
-        "training.max_support_tokens": t.max_support_tokens,
-    }
-    inputs = {"tasks": tasks_dir, "base_model": resolved.path} | {
-        f"adapter/{v}": p for v, p in adapters.items()
-    }
-    with atomic_dir(root / EVAL_DIR / model_name) as tmp:
-        pd.DataFrame(rows).to_parquet(tmp / "records.parquet", index=False)
-        if seeded_rows:
-            pd.DataFrame(seeded_rows).to_parquet(tmp / "seeded.parquet", index=False)
-        write_json(
-            tmp / MANIFEST,
-            build_manifest("evaluate", read, inputs, tmp, seeds={"evaluate": e.seed}),
+    if variant in ("base", "seeded") and "seeded" in training.variants:  # u in the prompt
+        found = evaluate_seeded(
+            model, tokenizer, records, families, settings, key, training.max_prompt_tokens
         )
-    summary = summarize(rows, e) | {"seeded": summarize_seeded(seeded_rows, e)}
-    write_json(root / "reports" / "eval" / model_name / "metrics.json", json_safe(summary))
+        seeded_rows = [{"variant": variant} | r for r in found]
+    if variant == "seeded":
+        return rows, seeded_rows  # trained for prompts that carry u only
+    sweep = [r for r in records if r["split"] == SWEEP_SPLIT]
+    for temperature in sorted(settings.temperatures):
+        found = evaluate_records(
+            model,
+            tokenizer,
+            records if temperature == 1.0 else sweep,
+            families,
+            settings,
+            key,
+            training.max_prompt_tokens,
+            training.max_support_tokens,
+            temperature,
+        )
+        rows += [{"variant": variant} | r for r in found]
+        log.info("%s at temperature %g: %d records evaluated", key, temperature, len(found))
+    return rows, seeded_rows

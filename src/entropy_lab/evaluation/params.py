@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import Field, model_validator
 
-from entropy_lab.schema import Section, bad_value
+from entropy_lab.schema import Section, Seed, bad_value
 
 
 class EvaluateSection(Section):
@@ -18,9 +18,9 @@ class EvaluateSection(Section):
     batch_size: Annotated[int, Field(ge=1, le=65_536)]
     alpha: Annotated[float, Field(gt=0, lt=0.5)]
     bootstrap: Annotated[int, Field(ge=100, le=1_000_000)]
-    seed: Annotated[int, Field(ge=0)]
+    seed: Seed
     # the temperature sweep: validation records at each (temperature 1: every split)
-    temperatures: Annotated[list[Annotated[float, Field(gt=0, le=5)]], Field(min_length=1)]
+    temperatures: Annotated[list[Annotated[float, Field(ge=0.05, le=5)]], Field(min_length=1)]
 
     @model_validator(mode="after")
     def _sweep(self) -> EvaluateSection:

@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from entropy_lab.evaluation import distribution as dist
-from entropy_lab.evaluation.evaluate import answer_budget, decode_shared, is_ordinal, mean_ci
+from entropy_lab.evaluation.common import (
+    answer_budget,
+    decode_shared,
+    is_ordinal,
+    mean_ci,
+    stream_key,
+)
 from entropy_lab.evaluation.params import EvaluateSection
 from entropy_lab.stats.inference import keyed_rng
 from entropy_lab.tasks.seeded import seeded_prompt
@@ -55,7 +61,7 @@ def evaluate_seeded(
     tokenizer,
     records,
     families: dict[str, Family],
-    e: EvaluateSection,
+    settings: EvaluateSection,
     key: str,
     max_prompt: int,
 ) -> list[dict[str, Any]]:
@@ -81,21 +87,21 @@ def evaluate_seeded(
             "target": list(r["probs"]),
             "seeded_u": list(r["seeded_u"]),
             "expected": list(r["seeded_answers"]),
-            "answers": greedy_answers(model, tokenizer, prompts, budget, e.batch_size),
+            "answers": greedy_answers(model, tokenizer, prompts, budget, settings.batch_size),
         }
-        rows.append(stored | seeded_stats(stored, e, key))
+        rows.append(stored | seeded_stats(stored, settings, key))
     return rows
 
 
-def seeded_stats(r: dict[str, Any], e: EvaluateSection, key: str) -> dict[str, Any]:
+def seeded_stats(r: dict[str, Any], settings: EvaluateSection, key: str) -> dict[str, Any]:
     """A record's statistics from its stored answers alone (what `verify` recomputes); the
     Monte Carlo draws are keyed by (seed, stream key, record)."""
     answers, expected = list(r["answers"]), list(r["expected"])
     n = len(answers)
     counts, _ = dist.counts(answers, list(r["support"]))
     values = np.array(r["support"], float) if is_ordinal(list(r["support"])) else None
-    rng = keyed_rng(e.seed, "seeded-gof", key, r["id"])
-    test, p = dist.gof(counts, np.asarray(r["target"], float), values, e.monte_carlo, rng)
+    rng = keyed_rng(settings.seed, "seeded-gof", key, r["id"])
+    test, p = dist.gof(counts, np.asarray(r["target"], float), values, settings.monte_carlo, rng)
     mode = r["support"][int(np.argmax(r["target"]))]
     return {
         "samples": n,
@@ -106,29 +112,28 @@ def seeded_stats(r: dict[str, Any], e: EvaluateSection, key: str) -> dict[str, A
         "valid_rate": counts.sum() / n,
         "gof_test": test,
         "gof_p": p,
-        "gof_pass": bool(np.isfinite(p) and p >= e.alpha),
+        "gof_pass": bool(np.isfinite(p) and p >= settings.alpha),
     }
 
 
-def rescore_seeded(records: pd.DataFrame, e: EvaluateSection, model_name: str) -> list[dict]:
+def rescore_seeded(records: pd.DataFrame, settings: EvaluateSection, model_name: str) -> list[dict]:
     """`seeded.parquet` rows with every statistic recomputed from the stored answers."""
-    from entropy_lab.evaluation.evaluate import stream_key
 
     rows = []
     for r in records.to_dict("records"):
         r = r | {k: list(r[k]) for k in ("support", "target", "answers", "expected")}
-        rows.append(r | seeded_stats(r, e, stream_key(model_name, r["variant"])))
+        rows.append(r | seeded_stats(r, settings, stream_key(model_name, r["variant"])))
     return rows
 
 
-def summarize_seeded(rows: list[dict[str, Any]], e: EvaluateSection) -> dict[str, Any]:
+def summarize_seeded(rows: list[dict[str, Any]], settings: EvaluateSection) -> dict[str, Any]:
     """Per variant and split, and per family within: accuracy, validity, GOF pass rate."""
     import pandas as pd
 
     from entropy_lab.stats.inference import binomial_interval
 
     def block(d: pd.DataFrame, key: tuple) -> dict[str, Any]:
-        acc = mean_ci(d.accuracy.to_numpy(float), e, (*key, "accuracy"))
+        acc = mean_ci(d.accuracy.to_numpy(float), settings, (*key, "accuracy"))
         passes = int(d.gof_pass.sum())
         return {
             "records": len(d),

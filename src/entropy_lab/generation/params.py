@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from entropy_lab.schema import Section, bad_value
+from entropy_lab.schema import Section, Seed, bad_value
 
 # Every condition is (how the randomness enters, where it comes from). Seed conditions are the
 # write-up's protocol: `torch.manual_seed(seed)` then HF `generate(do_sample=True)`, one call per
@@ -79,9 +79,6 @@ class ABParams(Section):
     model_config = ConfigDict(allow_inf_nan=False)
 
 
-Seed = Annotated[int, Field(ge=0, lt=2**63)]
-
-
 class Prompt(ABParams):
     id: Annotated[str, Field(pattern=NAME, max_length=64)]
     text: Annotated[str, Field(min_length=1, max_length=10_000)]
@@ -107,7 +104,7 @@ class GenerateSection(ABParams):
     replicates: Annotated[int, Field(ge=2, le=10_000)]
     seed: Seed  # keys every PRNG draw
     source: str  # the pool source the entropy_* conditions read (a harvest.sources name)
-    temperature: Annotated[float, Field(gt=0, le=10)]
+    temperature: Annotated[float, Field(ge=0.05, le=10)]  # below 0.05 logits overflow
     top_k: Annotated[int, Field(ge=0, le=1_000_000)]  # 0: off
     top_p: Annotated[float, Field(gt=0, le=1)]  # 1: off
     batch_size: Annotated[int, Field(ge=1, le=4096)]

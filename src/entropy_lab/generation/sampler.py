@@ -24,7 +24,7 @@ from transformers import (
     TopPLogitsWarper,
 )
 
-WORD_BYTES = 4  # one 32-bit word per uniform and per seed
+from entropy_lab.entropy.pool import WORD_BYTES
 
 
 class _PaddedRowsWarning(logging.Filter):

@@ -363,3 +363,30 @@ def teaching_curve(curves: dict[str, list[dict[str, Any]]]):
     axes[0][-1].legend(fontsize=5, loc="upper left", bbox_to_anchor=(1, 1))
     fig.tight_layout()
     return fig
+
+
+def save_all(numbers: dict[str, Any], records: dict[str, Any], directory: Path) -> None:
+    """Every figure of the report into `directory`; `records` are each taught model's
+    evaluation records (the sampled-frequency panels)."""
+    from entropy_lab.report.numbers import sft_curves
+
+    save(harvest(numbers["harvest"]), directory, "harvest")
+    margin = numbers["profile"]["ab"]["equivalence_margin_sd"]
+    save(forest(numbers["ab"]["tests"], margin), directory, "ab_forest")
+    save(aa_pvalues(numbers["ab"]), directory, "ab_aa_pvalues")
+    for model, summary in numbers["teaching"].items():
+        save(teaching_tvd(summary["variants"]), directory, f"teaching_tvd_{model}")
+        if summary["temperature"]:
+            save(
+                teaching_temperature(summary["temperature"]),
+                directory,
+                f"teaching_temperature_{model}",
+            )
+        if summary["seeded"]:
+            save(teaching_seeded(summary["seeded"]), directory, f"teaching_seeded_{model}")
+        if curves := sft_curves(numbers, model):
+            save(teaching_curve(curves), directory, f"teaching_curve_{model}")
+        save(teaching_samples(records[model]), directory, f"teaching_samples_{model}")
+        save(teaching_probs(records[model]), directory, f"teaching_probs_{model}")
+    if len(numbers["sizes"]) > 1:
+        save(teaching_size(numbers["teaching"], numbers["sizes"]), directory, "teaching_size")

@@ -21,6 +21,7 @@ from entropy_lab.errors import UserError
 from entropy_lab.evaluation.evaluate import ZHAO_2026_MEDIAN_PASS_RATE
 from entropy_lab.models import RESOLVED
 from entropy_lab.provenance import MANIFEST, canonical_json, json_safe, sha256_bytes
+from entropy_lab.tasks.families import instantiate
 
 HARVEST_METRICS = Path("reports/harvest/metrics.json")
 AB_METRICS = Path("reports/ab/metrics.json")
@@ -173,10 +174,11 @@ def recompute(params, root: Path = Path(".")) -> dict[str, Any]:
     from entropy_lab.entropy.pool import POOL_DIR
     from entropy_lab.evaluation.evaluate import EVAL_DIR, rescore, summarize
     from entropy_lab.evaluation.seeded import rescore_seeded, summarize_seeded
+    from entropy_lab.stages.ab_analyze import load_metrics
     from entropy_lab.stats.ab import results
 
     teaching = {}
-    families = params.tasks.instantiate()
+    families = instantiate(params.tasks)
     for m in params.training.models:
         path = root / EVAL_DIR / m / "records.parquet"
         if not path.is_file():
@@ -192,7 +194,7 @@ def recompute(params, root: Path = Path(".")) -> dict[str, Any]:
         {
             "profile": profile(params),
             "harvest": harvest_numbers(reassess(params.harvest, root / POOL_DIR)),
-            "ab": results(params, root)[2],
+            "ab": results(*load_metrics(params, root)[:2], params)[2],
             "teaching": teaching,
             "training": training_curves(params, root),
             "sizes": {m: built_parameters(m, root) for m in taught_built(params)},
@@ -273,3 +275,35 @@ def headline(n: dict[str, Any]) -> dict[str, Any]:
             }
         out["teaching"][model] = t
     return out
+
+
+def teaching_rows(teaching: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per (model, variant, split, family): the `dvc plots` view of teaching."""
+    return [
+        {
+            "label": f"{model}/{split}/{family} {variant}",
+            "model": model,
+            "variant": variant,
+            "split": split,
+            "family": family,
+            "tvd": f["tvd"],
+            "tvd_low": (f["tvd_ci"] or [f["tvd"]] * 2)[0],
+            "tvd_high": (f["tvd_ci"] or [f["tvd"]] * 2)[1],
+            "valid_rate": f["valid_rate"],
+            "gof_pass_rate": f["gof_pass_rate"],
+        }
+        for model, evaluated in teaching.items()
+        for variant, splits in evaluated["variants"].items()
+        for split, s in splits.items()
+        for family, f in s["families"].items()
+    ]
+
+
+def check_ledgers(root: Path) -> int:
+    """Every stage's pool ranges together (A/B samples, the tasks' seeded u's): no byte is read
+    by two of them. Returns how many ranges were checked."""
+    from entropy_lab.entropy.pool import check_ledger, read_ledger
+
+    ranges = [r for p in sorted((root / "data").glob("**/ledger.json")) for r in read_ledger(p)]
+    check_ledger(ranges)
+    return len(ranges)

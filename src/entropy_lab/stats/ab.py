@@ -1,4 +1,5 @@
-"""The `ab-analyze` stage: every metric, every comparison, every model and length.
+"""The seeding study's analysis (the `ab-analyze` stage's science): every metric, every
+comparison, every model and length.
 
 For each (model, length, [treatment, control], metric): the difference in means with a BCa
 bootstrap CI, Cohen's d, a permutation test stratified by prompt, a mixed model with prompt
@@ -22,13 +23,10 @@ taken at face value.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from entropy_lab.errors import UserError
-from entropy_lab.generation.metrics import METRICS_DIR
 from entropy_lab.generation.params import (
     DISTRIBUTION_FEATURES,
     GROUP_METRICS,
@@ -38,17 +36,21 @@ from entropy_lab.generation.params import (
 )
 from entropy_lab.stats import distribution as dist
 from entropy_lab.stats import inference as inf
+from entropy_lab.stats.text import arm_statistics
 
 log = logging.getLogger(__name__)
 
-REPORT_DIR = Path("reports/ab")
-ZIPF_TOP = 5000  # ranks in Holtzman et al.'s Zipf fit (their zipf.py --N)
 NAN = float("nan")
 DECLARED = ("difference", "trivial difference")
 
 
 def compare(
-    x: np.ndarray, y: np.ndarray, sx: np.ndarray, sy: np.ndarray, a: AnalysisSection, key: tuple
+    x: np.ndarray,
+    y: np.ndarray,
+    sx: np.ndarray,
+    sy: np.ndarray,
+    analysis: AnalysisSection,
+    key: tuple,
 ) -> dict:
     """Every statistic of one two-arm comparison of one metric (before correction).
 
@@ -84,12 +86,16 @@ def compare(
     constant = bool(np.ptp(x) == 0 or np.ptp(y) == 0)
     if sd == 0:
         return out | empty | {"sd": 0.0, "constant_arm": True, "note": "no variation"}
-    margin = a.equivalence_margin_sd * sd
+    margin = analysis.equivalence_margin_sd * sd
     if constant:
         lo = hi = NAN
     else:
         lo, hi = inf.bootstrap_ci(
-            x, y, a.bootstrap, a.alpha, inf.keyed_rng(a.seed, "bootstrap", *key)
+            x,
+            y,
+            analysis.bootstrap,
+            analysis.alpha,
+            inf.keyed_rng(analysis.seed, "bootstrap", *key),
         )
     fit = inf.mixed_effects(x, y, sx, sy)
     return out | {
@@ -99,7 +105,7 @@ def compare(
         "ci_high": hi,
         "constant_arm": constant,
         "p_perm": inf.stratified_permutation_p(
-            x, y, sx, sy, a.permutations, inf.keyed_rng(a.seed, "permutation", *key)
+            x, y, sx, sy, analysis.permutations, inf.keyed_rng(analysis.seed, "permutation", *key)
         ),
         "lmm_coef": fit.coef,
         "lmm_se": fit.se,
@@ -133,7 +139,7 @@ def comparisons(params) -> list[tuple[str, str, str]]:
     return main + [(t, c, "aa") for t, c in aa_arms(params.ab.generate.aa_pairs)]
 
 
-def _correct(out: pd.DataFrame, a: AnalysisSection, tost: bool) -> dict[str, dict]:
+def _correct(out: pd.DataFrame, analysis: AnalysisSection, tost: bool) -> dict[str, dict]:
     """Adjusted p-values and each test's effective alpha, per family, in place; returns each
     family's size and how many tests it declared."""
     families = {}
@@ -144,12 +150,12 @@ def _correct(out: pd.DataFrame, a: AnalysisSection, tost: bool) -> dict[str, dic
         families[family] = {}
         for raw, adjusted, threshold in columns:
             p = out.loc[idx, raw].to_numpy(dtype=float)
-            adj = inf.adjust(p, a.correction)
+            adj = inf.adjust(p, analysis.correction)
             out.loc[idx, adjusted] = adj
-            out.loc[idx, threshold] = inf.effective_alpha(p, a.alpha, a.correction)
+            out.loc[idx, threshold] = inf.effective_alpha(p, analysis.alpha, analysis.correction)
             families[family] |= {
                 f"{raw}_tests": int(np.isfinite(adj).sum()),
-                f"{raw}_declared": int((adj < a.alpha).sum()),
+                f"{raw}_declared": int((adj < analysis.alpha).sum()),
             }
     return families
 
@@ -159,7 +165,7 @@ def analyze(
 ) -> tuple[pd.DataFrame, dict[str, dict]]:
     """One row per (model, length, comparison, metric) with corrected p-values and a verdict,
     and each family's size and effective alpha."""
-    a: AnalysisSection = params.ab.analysis
+    analysis: AnalysisSection = params.ab.analysis
     rows = []
     for (model, length), s in samples.groupby(["model", "length"], sort=True):
         g = groups[(groups.model == model) & (groups.length == length)]
@@ -180,19 +186,19 @@ def analyze(
                             "metric": metric,
                             "level": level,
                         }
-                        | compare(x, y, sx, sy, a, key)
+                        | compare(x, y, sx, sy, analysis, key)
                     )
     out = pd.DataFrame(rows)
-    families = _correct(out, a, tost=True)
+    families = _correct(out, analysis, tost=True)
     out["mde_d"] = [
-        inf.mde(int(nt), int(nc), ae, a.power) if np.isfinite(d) and np.isfinite(ae) else NAN
+        inf.mde(int(nt), int(nc), ae, analysis.power) if np.isfinite(d) and np.isfinite(ae) else NAN
         for nt, nc, d, ae in zip(out.n_treatment, out.n_control, out.d, out.alpha_eff, strict=True)
     ]
     out["equivalence_reachable"] = np.isfinite(out.p_tost_at_zero) & (
         out.p_tost_at_zero < out.alpha_eff_tost
     )
     out["verdict"] = [
-        note if note in ("n = 1", "no variation") else inf.verdict(p, q, a.alpha)
+        note if note in ("n = 1", "no variation") else inf.verdict(p, q, analysis.alpha)
         for p, q, note in zip(out.p_perm_adj, out.p_tost_adj, out.note, strict=True)
     ]
     return out, families
@@ -201,7 +207,7 @@ def analyze(
 def distribution_tests(samples: pd.DataFrame, params) -> tuple[pd.DataFrame, dict[str, dict]]:
     """The energy-distance test per (model, length, comparison, feature set), with its power
     against a planted shift of one equivalence margin, and MAUVE on the embeddings."""
-    a: AnalysisSection = params.ab.analysis
+    analysis: AnalysisSection = params.ab.analysis
     rows, energy = [], []
     for (model, length), s in samples.groupby(["model", "length"], sort=True):
         for treatment, control, family in comparisons(params):
@@ -219,13 +225,13 @@ def distribution_tests(samples: pd.DataFrame, params) -> tuple[pd.DataFrame, dic
                     x,
                     treated,
                     strata,
-                    a.permutations,
-                    inf.keyed_rng(a.seed, "energy", *key),
-                    a.equivalence_margin_sd,
+                    analysis.permutations,
+                    inf.keyed_rng(analysis.seed, "energy", *key),
+                    analysis.equivalence_margin_sd,
                 )
                 mauve = NAN
                 if feature == "embedding":
-                    seed = int(inf.keyed_rng(a.seed, "mauve", *key).integers(2**31 - 16))
+                    seed = int(inf.keyed_rng(analysis.seed, "mauve", *key).integers(2**31 - 16))
                     mauve = dist.mauve_score(x[treated], x[~treated], seed)
                 energy.append(test)
                 rows.append(
@@ -245,45 +251,10 @@ def distribution_tests(samples: pd.DataFrame, params) -> tuple[pd.DataFrame, dic
                     }
                 )
     out = pd.DataFrame(rows)
-    families = _correct(out, a, tost=False)
+    families = _correct(out, analysis, tost=False)
     out["power"] = [test.power(ae) for test, ae in zip(energy, out.alpha_eff, strict=True)]
-    out["verdict"] = np.where(out.p_perm_adj < a.alpha, "difference", "inconclusive")
+    out["verdict"] = np.where(out.p_perm_adj < analysis.alpha, "difference", "inconclusive")
     return out, families
-
-
-def zipf_coefficient(token_lists) -> float:
-    """Holtzman et al.'s Zipf coefficient: minus the slope of log count on log rank over the
-    ZIPF_TOP most frequent tokens (degen metrics/zipf.py)."""
-    from collections import Counter
-
-    from scipy import stats
-
-    counts = Counter(int(t) for tokens in token_lists for t in tokens)
-    top = np.array(sorted(counts.values(), reverse=True)[:ZIPF_TOP], dtype=float)
-    if len(top) < 2 or np.ptp(top) == 0:
-        return NAN
-    return float(-stats.linregress(np.log(np.arange(1, len(top) + 1)), np.log(top)).slope)
-
-
-def arm_statistics(samples: pd.DataFrame) -> pd.DataFrame:
-    """Per (model, length, arm): the numbers in Holtzman et al.'s Table 1. Descriptive: each is
-    one number per arm (Self-BLEU4 and Zipf pool the arm's texts), so no CI; the per-sample
-    repetition flag is tested with the other metrics."""
-    rows = []
-    for (model, length, arm), s in samples.groupby(["model", "length", "condition"], sort=True):
-        rows.append(
-            {
-                "model": model,
-                "length": int(length),
-                "arm": arm,
-                "n": len(s),
-                "repetition_pct": 100 * float(s.repetition.mean()),
-                "self_bleu4": float(s.self_bleu4.mean()),
-                "zipf": zipf_coefficient(s.token_ids),
-                "mean_tokens": float(s.n_tokens.mean()),
-            }
-        )
-    return pd.DataFrame(rows)
 
 
 def calibrate(p: np.ndarray, split: np.ndarray, alpha: float) -> dict:
@@ -321,7 +292,9 @@ def calibrate(p: np.ndarray, split: np.ndarray, alpha: float) -> dict:
     }
 
 
-def aa_calibration(tests: pd.DataFrame, dist_tests: pd.DataFrame, a: AnalysisSection) -> dict:
+def aa_calibration(
+    tests: pd.DataFrame, dist_tests: pd.DataFrame, analysis: AnalysisSection
+) -> dict:
     """The A/A pairs' false-positive rate at alpha, before correction: per split (one pair,
     model and length), pooled with a Korn-Graubard interval clustered by split; separately for
     the per-metric and the distribution tests. After correction there should be none."""
@@ -329,25 +302,11 @@ def aa_calibration(tests: pd.DataFrame, dist_tests: pd.DataFrame, a: AnalysisSec
     for name, df in (("per_metric", tests), ("distribution", dist_tests)):
         aa = df[(df.family.str.startswith("aa")) & np.isfinite(df.p_perm)]
         split = aa.model + "/" + aa.length.astype(str) + "/" + aa.treatment.str.removesuffix("_a")
-        out[name] = calibrate(aa.p_perm.to_numpy(), split.to_numpy(), a.alpha) | {
+        out[name] = calibrate(aa.p_perm.to_numpy(), split.to_numpy(), analysis.alpha) | {
             "differences_after_correction": int((aa.verdict.isin(DECLARED)).sum())
         }
         out["pairs"] = max(out["pairs"], int(aa.treatment.nunique()))
     return out
-
-
-def load_metrics(params, root: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Path]]:
-    ab = params.ab
-    samples, groups, inputs = [], [], {}
-    for model in ab.models:
-        for length in ab.lengths:
-            d = root / METRICS_DIR / model / str(length)
-            if not (d / "samples.parquet").is_file():
-                raise UserError(f"no metrics at {d}; run ab-metrics@{model}-{length} first")
-            samples.append(pd.read_parquet(d / "samples.parquet"))
-            groups.append(pd.read_parquet(d / "groups.parquet"))
-            inputs[f"metrics/{model}/{length}"] = d
-    return pd.concat(samples, ignore_index=True), pd.concat(groups, ignore_index=True), inputs
 
 
 def _value(x):
@@ -414,75 +373,34 @@ def summary(
 
 
 def results(
-    params, root: Path = Path(".")
-) -> tuple[pd.DataFrame, pd.DataFrame, dict, dict[str, Path]]:
-    """The tests table, the arms table and the metrics summary, from the stored metric tables."""
-    a: AnalysisSection = params.ab.analysis
-    samples, groups, inputs = load_metrics(params, root)
+    samples: pd.DataFrame, groups: pd.DataFrame, params
+) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """The tests table, the arms table and the metrics summary, from the metric tables."""
+    analysis: AnalysisSection = params.ab.analysis
     tests, families = analyze(samples, groups, params)
     dist_tests, dist_families = distribution_tests(samples, params)
     arms = arm_statistics(samples)
-    aa = aa_calibration(tests, dist_tests, a)
+    aa = aa_calibration(tests, dist_tests, analysis)
     if aa["per_metric"]["status"] == "anti-conservative":
         log.warning(
             "A/A false-positive rate %.3f [%.3f, %.3f] is above alpha %.3f",
             aa["per_metric"]["rate"],
             aa["per_metric"]["ci_low"],
             aa["per_metric"]["ci_high"],
-            a.alpha,
+            analysis.alpha,
         )
     both = pd.concat([tests, dist_tests], ignore_index=True)
-    return both, arms, summary(tests, dist_tests, arms, families | dist_families, aa), inputs
+    return both, arms, summary(tests, dist_tests, arms, families | dist_families, aa)
 
 
-def run_stage(params, root: Path = Path(".")) -> None:
-    """Stage `ab-analyze`: reports/ab/{tests.csv, arms.csv, effects.csv, metrics.json,
-    manifest.json}."""
-    from entropy_lab.provenance import MANIFEST, atomic_file, build_manifest, json_safe, write_json
-    from entropy_lab.schema import flatten
-
-    a: AnalysisSection = params.ab.analysis
-    tests, arms, metrics, inputs = results(params, root)
-    effects = tests[np.isfinite(tests.d)].assign(
+def effects(tests: pd.DataFrame) -> pd.DataFrame:
+    """The `dvc plots` view: each per-metric test's standardised difference and its CI."""
+    return tests[np.isfinite(tests.d)].assign(
         label=lambda t: (
-            t.model
-            + "/"
-            + t.length.astype(str)
-            + " "
-            + t.treatment
-            + " vs "
-            + t.control
-            + ": "
-            + t.metric
+            t.model + "/" + t.length.astype(str) + " " + t.treatment + " vs " + t.control
+            + ": " + t.metric
         ),
         d_low=lambda t: t.ci_low / t.sd,
         d_high=lambda t: t.ci_high / t.sd,
-    )[
-        [
-            "label",
-            "model",
-            "length",
-            "treatment",
-            "control",
-            "metric",
-            "d",
-            "d_low",
-            "d_high",
-            "verdict",
-        ]
-    ]
-    read = flatten(a, "ab.analysis") | {
-        "ab.models": params.ab.models,
-        "ab.lengths": params.ab.lengths,
-        "ab.generate.aa_pairs": params.ab.generate.aa_pairs,
-    }
-    out = root / REPORT_DIR
-    with atomic_file(out / "tests.csv") as tmp:
-        tests.to_csv(tmp, index=False, float_format="%.6g")
-    with atomic_file(out / "arms.csv") as tmp:
-        arms.to_csv(tmp, index=False, float_format="%.6g")
-    with atomic_file(out / "effects.csv") as tmp:
-        effects.to_csv(tmp, index=False, float_format="%.6g")
-    write_json(out / "metrics.json", json_safe(metrics))
-    manifest = build_manifest("ab-analyze", read, inputs, out, seeds={"analysis": a.seed})
-    write_json(out / MANIFEST, manifest)
+    )[["label", "model", "length", "treatment", "control", "metric", "d", "d_low", "d_high",
+       "verdict"]]  # fmt: skip

@@ -1,23 +1,6 @@
 """Procedural randomness tasks with exact target distributions.
 
 One class per family behind the `Family` interface (tasks.base), grouped in one module per
-category: basic, combinatorial, game, statistical, contextual.
+category: basic, combinatorial, game, statistical, contextual; `tasks.families` is the
+registry. Their params live in `tasks.params`, so reading params imports no family code.
 """
-
-from entropy_lab.tasks.base import Family
-from entropy_lab.tasks.basic import IntegerRange, ListItem, WeightedChoice
-from entropy_lab.tasks.combinatorial import KOfN, Permutation, Shuffle
-from entropy_lab.tasks.contextual import UUID4, Deterministic, Lottery, Password
-from entropy_lab.tasks.game import Cards, Coins, Dice, Spinner
-from entropy_lab.tasks.statistical import Binomial, Exponential, Geometric, Normal, Poisson
-
-FAMILIES: dict[str, type[Family]] = {
-    cls.name: cls
-    for cls in (
-        IntegerRange, ListItem, WeightedChoice,
-        Shuffle, KOfN, Permutation,
-        Dice, Coins, Cards, Spinner,
-        Binomial, Poisson, Geometric, Normal, Exponential,
-        Deterministic, Password, UUID4, Lottery,
-    )
-}  # fmt: skip

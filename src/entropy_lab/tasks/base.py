@@ -19,7 +19,7 @@ from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
-from entropy_lab.schema import Section, bad_value
+from entropy_lab.schema import Section
 
 Prob = Fraction | float
 T = TypeVar("T")
@@ -55,13 +55,6 @@ def normalise(weights: dict[str, Prob]) -> Target:
 def pick(rng: np.random.Generator, options: Sequence[T]) -> T:
     """One of `options`, uniformly, from the record's own generator."""
     return options[int(rng.integers(len(options)))]
-
-
-def check_n_k(key: str, pairs: list[list[int]]) -> None:
-    """Every [n, k] of a config draws k of n: k must not exceed n."""
-    for i, (n, k) in enumerate(pairs):
-        if k > n:
-            raise bad_value(f"{key}[{i}]", [n, k], f"k = {k} > n = {n}; need [n, k] with k <= n")
 
 
 INTEGER = re.compile(r"[+-]?\d+")

@@ -3,28 +3,15 @@
 from __future__ import annotations
 
 from fractions import Fraction
-from typing import Annotated
 
 import numpy as np
-from pydantic import Field, model_validator
 
-from entropy_lab.schema import PositiveInt, Section, bad_value
 from entropy_lab.tasks.base import Family, Target, normalise, parse_choice, parse_integer, pick
+from entropy_lab.tasks.params import IntegerRangeConfig, ListItemConfig, WeightedChoiceConfig
 
 
 def draw_words(rng: np.random.Generator, words: tuple[str, ...], n: int) -> list[str]:
     return [words[i] for i in rng.choice(len(words), size=n, replace=False)]
-
-
-class IntegerRangeConfig(Section):
-    low: Annotated[list[int], Field(min_length=2, max_length=2)]  # range of the lower bound
-    max_width: Annotated[int, Field(ge=1, le=1000)]
-
-    @model_validator(mode="after")
-    def _ordered(self) -> IntegerRangeConfig:
-        if self.low[0] > self.low[1]:
-            raise bad_value("low", self.low, "need [min, max] with min <= max")
-        return self
 
 
 class IntegerRange(Family):
@@ -54,16 +41,6 @@ class IntegerRange(Family):
         return str(n) if n is not None and inst["low"] <= n <= inst["high"] else None
 
 
-class ListItemConfig(Section):
-    size: Annotated[list[PositiveInt], Field(min_length=2, max_length=2)]  # [min, max] items
-
-    @model_validator(mode="after")
-    def _ordered(self) -> ListItemConfig:
-        if not 2 <= self.size[0] <= self.size[1]:
-            raise bad_value("size", self.size, "need [min, max] with 2 <= min <= max")
-        return self
-
-
 class ListItem(Family):
     name, category, level = "list_item", "basic", 1
     Config = ListItemConfig
@@ -87,19 +64,6 @@ class ListItem(Family):
 
     def parse(self, text, inst):
         return parse_choice(text, inst["items"])
-
-
-class WeightedChoiceConfig(Section):
-    weights: Annotated[
-        list[Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=2)]], Field(min_length=1)
-    ]
-
-    @model_validator(mode="after")
-    def _some_weight(self) -> WeightedChoiceConfig:
-        for i, w in enumerate(self.weights):
-            if sum(w) == 0:
-                raise bad_value(f"weights[{i}]", w, "at least one weight must be positive")
-        return self
 
 
 class WeightedChoice(ListItem):

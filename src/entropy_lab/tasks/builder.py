@@ -20,85 +20,20 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from fractions import Fraction
-from typing import Annotated, Any
+from typing import Any
 
 import numpy as np
-from pydantic import Field, create_model, model_validator
 
 from entropy_lab.errors import UserError
-from entropy_lab.schema import Name, Section, bad_value
-from entropy_lab.tasks import FAMILIES
 from entropy_lab.tasks.base import Family, Target, pick
+from entropy_lab.tasks.families import instantiate
 from entropy_lab.tasks.grammar import expand, normalise
-from entropy_lab.tasks.seeded import SeededSection
+from entropy_lab.tasks.params import TasksSection
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation", "test_template", "test_family")
 MAX_ATTEMPTS_PER_RECORD = 20
-
-FamiliesSection = create_model(
-    "FamiliesSection",
-    __base__=Section,
-    **{name: (cls.Config | None, None) for name, cls in FAMILIES.items()},
-)
-
-
-Count = Annotated[int, Field(ge=1, le=1_000_000)]
-
-
-class Counts(Section):
-    train: Count
-    validation: Count
-    test_template: Count
-    test_family: Count
-
-
-class Paraphrase(Section):
-    model: Name | None  # a profile in models.profiles, or null for no paraphrasing
-    max_new_tokens: Annotated[int, Field(ge=8, le=512)]
-
-
-class TasksSection(Section):
-    seed: Annotated[int, Field(ge=0)]
-    counts: Counts
-    draws: Annotated[int, Field(ge=0, le=1000)]  # samples from the target per record
-    words: Annotated[list[Annotated[str, Field(pattern=r"^[a-z]+$")]], Field(min_length=6)]
-    heldout_families: list[str]
-    heldout_templates: Annotated[int, Field(ge=1, le=3)]
-    paraphrase: Paraphrase
-    seeded: SeededSection  # the entropy-driven mode: u from the pool in the prompt
-    families: FamiliesSection  # type: ignore[valid-type]
-
-    @model_validator(mode="after")
-    def _consistent(self) -> TasksSection:
-        enabled = self.enabled()
-        if not enabled:
-            raise bad_value("families", {}, f"enable at least one of: {', '.join(FAMILIES)}")
-        for i, name in enumerate(self.heldout_families):
-            if name not in enabled:
-                raise bad_value(
-                    f"heldout_families[{i}]",
-                    name,
-                    f"not an enabled family; allowed: {', '.join(enabled)}",
-                )
-        if set(enabled) <= set(self.heldout_families) or not self.heldout_families:
-            raise bad_value(
-                "heldout_families",
-                self.heldout_families,
-                "hold out at least one family and keep at least one",
-            )
-        if len(set(self.words)) != len(self.words):
-            raise bad_value("words", self.words, "words must be distinct")
-        return self
-
-    def enabled(self) -> list[str]:
-        return [name for name in FAMILIES if getattr(self.families, name) is not None]
-
-    def instantiate(self) -> dict[str, Family]:
-        return {
-            n: FAMILIES[n](getattr(self.families, n), tuple(self.words)) for n in self.enabled()
-        }
 
 
 def exact_string(p: Fraction | float) -> str:
@@ -128,7 +63,7 @@ class Builder:
 
     def __init__(self, section: TasksSection):
         self.section = section
-        self.families = section.instantiate()
+        self.families = instantiate(section)
         self.seen_keys: set[tuple[str, str]] = set()
 
     def templates(self, family: Family, split: str) -> list[tuple[int, str]]:

@@ -3,21 +3,11 @@
 from __future__ import annotations
 
 import itertools
-import math
 from fractions import Fraction
-from typing import Annotated
 
-from pydantic import Field, model_validator
-
-from entropy_lab.schema import PositiveInt, Section, bad_value
-from entropy_lab.tasks.base import Family, Target, check_n_k, parse_choice, parse_list, pick
+from entropy_lab.tasks.base import Family, Target, parse_choice, parse_list, pick
 from entropy_lab.tasks.basic import draw_words
-
-MAX_OUTCOMES = 720  # 6! : beyond this a support is too large to score exactly
-
-
-class ShuffleConfig(Section):
-    sizes: Annotated[list[Annotated[int, Field(ge=2, le=6)]], Field(min_length=1)]
+from entropy_lab.tasks.params import KOfNConfig, ShuffleConfig
 
 
 class Shuffle(Family):
@@ -47,20 +37,6 @@ class Shuffle(Family):
         if None in picked or sorted(picked) != sorted(inst["items"]):
             return None
         return ", ".join(picked)
-
-
-class KOfNConfig(Section):
-    pairs: Annotated[
-        list[Annotated[list[PositiveInt], Field(min_length=2, max_length=2)]], Field(min_length=1)
-    ]
-
-    @model_validator(mode="after")
-    def _k_le_n(self) -> KOfNConfig:
-        check_n_k("pairs", self.pairs)
-        for i, (n, k) in enumerate(self.pairs):
-            if math.perm(n, k) > MAX_OUTCOMES:
-                raise bad_value(f"pairs[{i}]", [n, k], f"more than {MAX_OUTCOMES} ordered outcomes")
-        return self
 
 
 class KOfN(Family):

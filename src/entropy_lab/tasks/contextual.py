@@ -11,31 +11,17 @@ import re
 import string
 import uuid
 from fractions import Fraction
-from typing import Annotated
 
-from pydantic import Field, model_validator
-
-from entropy_lab.schema import Section, bad_value
 from entropy_lab.tasks.base import (
     Family,
     Marginal,
     Target,
-    check_n_k,
     parse_choice,
     parse_integer,
     parse_list,
     pick,
 )
-
-
-class DeterministicConfig(Section):
-    values: Annotated[list[int], Field(min_length=2, max_length=2)]  # [min, max] face value
-
-    @model_validator(mode="after")
-    def _ordered(self) -> DeterministicConfig:
-        if not 0 <= self.values[0] <= self.values[1]:
-            raise bad_value("values", self.values, "need [min, max] with 0 <= min <= max")
-        return self
+from entropy_lab.tasks.params import DeterministicConfig, LotteryConfig, PasswordConfig, UUIDConfig
 
 
 class Deterministic(Family):
@@ -79,10 +65,6 @@ class Deterministic(Family):
             return parse_choice(text, inst["items"])
         n = parse_integer(text)
         return None if n is None else str(n)
-
-
-class PasswordConfig(Section):
-    lengths: Annotated[list[Annotated[int, Field(ge=2, le=64)]], Field(min_length=1)]
 
 
 PASSWORD_ALPHABET = string.ascii_lowercase + string.digits
@@ -141,10 +123,6 @@ UUID4_PATTERN = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]
 HEX = tuple("0123456789abcdef")
 
 
-class UUIDConfig(Section):
-    pass
-
-
 class UUID4(Family):
     """Random (version 4) UUIDs: 122 random bits; nibble 12 is 4, nibble 16 is one of 8, 9, a, b."""
 
@@ -183,20 +161,6 @@ class UUID4(Family):
 
     def sample(self, inst, rng, k):
         return [str(uuid.UUID(bytes=rng.bytes(16), version=4)) for _ in range(k)]
-
-
-class LotteryConfig(Section):
-    games: Annotated[
-        list[
-            Annotated[list[Annotated[int, Field(ge=1, le=100)]], Field(min_length=2, max_length=2)]
-        ],
-        Field(min_length=1),
-    ]
-
-    @model_validator(mode="after")
-    def _k_le_n(self) -> LotteryConfig:
-        check_n_k("games", self.games)
-        return self
 
 
 class Lottery(Family):

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import itertools
 from fractions import Fraction
-from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import AfterValidator, Field, model_validator
 
-from entropy_lab.schema import Section, bad_value
 from entropy_lab.tasks.base import Family, Target, normalise, parse_choice, parse_integer, pick
 from entropy_lab.tasks.basic import ListItem, draw_words
+from entropy_lab.tasks.params import CardsConfig, CoinsConfig, DiceConfig, SpinnerConfig
 
 
 def dice_sum_counts(n: int, sides: int) -> dict[int, int]:
@@ -20,12 +18,6 @@ def dice_sum_counts(n: int, sides: int) -> dict[int, int]:
     for _ in range(n):
         counts = np.convolve(counts, np.ones(sides, dtype=object))
     return {n + i: int(c) for i, c in enumerate(counts)}
-
-
-class DiceConfig(Section):
-    sides: Annotated[list[Annotated[int, Field(ge=2, le=100)]], Field(min_length=1)]
-    max_dice: Annotated[int, Field(ge=1, le=10)]
-    modifiers: Annotated[list[int], Field(min_length=1)]
 
 
 class Dice(Family):
@@ -63,25 +55,6 @@ class Dice(Family):
         n = parse_integer(text)
         lo = inst["n"] + inst["modifier"]
         return str(n) if n is not None and lo <= n <= lo + inst["n"] * (inst["sides"] - 1) else None
-
-
-def probability(text: str) -> str:
-    """A probability written as a fraction 'p/q', strictly between 0 and 1."""
-    try:
-        p = Fraction(text)
-    except (ValueError, ZeroDivisionError):
-        raise ValueError("must be a fraction like '1/3'") from None
-    if not 0 < p < 1:
-        raise ValueError("must be strictly between 0 and 1")
-    return text
-
-
-Probability = Annotated[str, AfterValidator(probability)]
-
-
-class CoinsConfig(Section):
-    max_flips: Annotated[int, Field(ge=1, le=8)]
-    heads_probability: Annotated[list[Probability], Field(min_length=1)]
 
 
 class Coins(Family):
@@ -133,10 +106,6 @@ DECK_NAMES = {
 }
 
 
-class CardsConfig(Section):
-    decks: Annotated[list[Literal["full", "hearts", "faces", "aces"]], Field(min_length=1)]
-
-
 class Cards(Family):
     name, category, level = "cards", "game", 1
     Config = CardsConfig
@@ -159,22 +128,6 @@ class Cards(Family):
 
     def parse(self, text, inst):
         return parse_choice(text, DECKS[inst["deck"]])
-
-
-class SpinnerConfig(Section):
-    sectors: Annotated[
-        list[Annotated[list[Annotated[int, Field(ge=1, le=359)]], Field(min_length=2)]],
-        Field(min_length=1),
-    ]
-
-    @model_validator(mode="after")
-    def _full_circle(self) -> SpinnerConfig:
-        for i, angles in enumerate(self.sectors):
-            if sum(angles) != 360:
-                raise bad_value(
-                    f"sectors[{i}]", angles, f"angles must sum to 360 (they sum to {sum(angles)})"
-                )
-        return self
 
 
 class Spinner(ListItem):

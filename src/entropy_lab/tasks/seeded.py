@@ -10,23 +10,8 @@ decimal digits). u is read from four pool bytes, w little-endian: u = floor(w 10
 from __future__ import annotations
 
 from fractions import Fraction
-from typing import Annotated, Literal
 
-from pydantic import Field
-
-from entropy_lab.schema import Section
 from entropy_lab.tasks.base import Target
-
-WORD_BYTES = 4
-EVAL_SPLITS = ("validation", "test_template", "test_family")
-
-
-class SeededSection(Section):
-    source: Literal["kernel", "jitter", "external"]  # the pool source the u's come from
-    digits: Annotated[int, Field(ge=1, le=6)]  # decimal digits of u in the prompt
-    train_draws: Annotated[int, Field(ge=1, le=1000)]  # u's per train record
-    eval_records: Annotated[int, Field(ge=1, le=100_000)]  # per evaluation split, from its start
-    eval_draws: Annotated[int, Field(ge=10, le=100_000)]  # u's per evaluation record
 
 
 def u_from_word(word: int, digits: int) -> Fraction:

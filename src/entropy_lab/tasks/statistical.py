@@ -11,28 +11,23 @@ from __future__ import annotations
 import math
 import re
 from fractions import Fraction
-from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import Field, model_validator
 from scipy import stats
 
-from entropy_lab.schema import Section, bad_value
 from entropy_lab.tasks.base import Family, Target, parse_integer, pick
-from entropy_lab.tasks.game import Probability
-
-MAX_SUPPORT = 400
-Tail = Annotated[float, Field(gt=0, lt=0.01)]
+from entropy_lab.tasks.params import (
+    BinomialConfig,
+    ExponentialConfig,
+    GeometricConfig,
+    NormalConfig,
+    PoissonConfig,
+)
 
 
 def int_family_parse(text: str, support: tuple[str, ...]) -> str | None:
     n = parse_integer(text)
     return str(n) if n is not None and str(n) in support else None
-
-
-class BinomialConfig(Section):
-    n: Annotated[list[Annotated[int, Field(ge=1, le=MAX_SUPPORT - 1)]], Field(min_length=1)]
-    p: Annotated[list[Probability], Field(min_length=1)]
 
 
 class Binomial(Family):
@@ -62,11 +57,6 @@ class Binomial(Family):
         return int_family_parse(text, self.target(inst).support)
 
 
-class PoissonConfig(Section):
-    rates: Annotated[list[Annotated[float, Field(gt=0, le=50)]], Field(min_length=1)]
-    tail: Tail
-
-
 class Poisson(Family):
     name, category, level = "poisson", "statistical", 4
     Config = PoissonConfig
@@ -91,11 +81,6 @@ class Poisson(Family):
 
     def parse(self, text, inst):
         return int_family_parse(text, self.target(inst).support)
-
-
-class GeometricConfig(Section):
-    p: Annotated[list[Probability], Field(min_length=1)]
-    tail: Tail
 
 
 class Geometric(Family):
@@ -147,25 +132,6 @@ def parse_decimal(text: str, decimals: int, support: tuple[str, ...]) -> str | N
     return canon if canon in support else None
 
 
-class NormalConfig(Section):
-    means: Annotated[list[float], Field(min_length=1)]
-    sds: Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=1)]
-    decimals: Literal[0, 1]
-    tail: Tail
-
-    @model_validator(mode="after")
-    def _support_size(self) -> NormalConfig:
-        z = stats.norm.isf(self.tail / 2)
-        size = 2 * z * max(self.sds) * 10**self.decimals
-        if size > MAX_SUPPORT:
-            raise bad_value(
-                "sds",
-                self.sds,
-                f"support of ~{size:.0f} values exceeds {MAX_SUPPORT}; use smaller sds or decimals",
-            )
-        return self
-
-
 def decimals_phrase(decimals: int) -> str:
     return "a whole number" if decimals == 0 else "one decimal place"
 
@@ -203,23 +169,6 @@ class Normal(Family):
 
     def parse(self, text, inst):
         return parse_decimal(text, inst["decimals"], self.target(inst).support)
-
-
-class ExponentialConfig(Section):
-    means: Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=1)]
-    decimals: Literal[0, 1]
-    tail: Tail
-
-    @model_validator(mode="after")
-    def _support_size(self) -> ExponentialConfig:
-        size = -math.log(self.tail) * max(self.means) * 10**self.decimals
-        if size > MAX_SUPPORT:
-            raise bad_value(
-                "means",
-                self.means,
-                f"support of ~{size:.0f} values exceeds {MAX_SUPPORT}; use smaller means or decimals",
-            )
-        return self
 
 
 class Exponential(Family):

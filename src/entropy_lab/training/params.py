@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from entropy_lab.schema import Name, PositiveInt, Section, bad_value
+from entropy_lab.schema import Name, PositiveInt, Section, Seed, bad_value
 
 Variant = Literal["ce_multisample", "soft_trie", "ce_kl", "kl", "seeded"]
 
@@ -25,7 +25,7 @@ class TrainingSection(Section):
     # family -> relative chance of a train record being in a batch (1 where not listed)
     family_weights: dict[Name, Annotated[float, Field(gt=0, le=1000)]]
     lora: LoraSection
-    seed: Annotated[int, Field(ge=0)]
+    seed: Seed
     steps: Annotated[int, Field(ge=1, le=1_000_000)]
     batch_size: Annotated[int, Field(ge=1, le=4096)]
     lr: Annotated[float, Field(gt=0, le=1)]

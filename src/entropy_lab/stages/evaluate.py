@@ -1,0 +1,102 @@
+"""Stage `evaluate@<model>`: the base model and every adapter of `training.variants`, on seen
+and held-out families and templates: records to data/eval/<model>/, the summary to
+reports/eval/<model>/metrics.json."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from entropy_lab.evaluation.common import stream_key
+from entropy_lab.evaluation.evaluate import (
+    EVAL_DIR,
+    evaluate_variant,
+    evaluation_records,
+    summarize,
+)
+from entropy_lab.evaluation.seeded import summarize_seeded
+from entropy_lab.models import load_profile, peft_quietly
+from entropy_lab.provenance import MANIFEST, atomic_dir, build_manifest, json_safe, write_json
+from entropy_lab.schema import flatten
+from entropy_lab.stages.common import (
+    Run,
+    check_safetensors,
+    load_tasks,
+    one_of,
+    outputs,
+    require,
+    start,
+)
+from entropy_lab.tasks.families import instantiate
+
+TASKS = Path("data/tasks")
+
+
+def run(params_path: Path, model_name: str, root: Path = Path(".")) -> None:
+    import pandas as pd
+    from peft import PeftModel
+
+    params = start(params_path)
+    one_of("--model", model_name, params.training.models, "training.models")
+    out, summary_path = (
+        root / EVAL_DIR / model_name,
+        root / "reports" / "eval" / model_name / "metrics.json",
+    )
+    outputs(out, summary_path)
+    adapters = adapter_dirs(root, model_name, params.training.variants)
+    records = evaluation_records(load_tasks(root / TASKS), params.evaluate)
+    families = instantiate(params.tasks)
+    record = Run(f"evaluate@{model_name}")
+
+    model, tokenizer, resolved = load_profile(model_name, params.models, root / "models")
+    rows, seeded_rows = evaluate_variant(
+        model, tokenizer, records, families, params, stream_key(model_name, "base"), "base"
+    )
+    for variant, path in adapters.items():
+        with peft_quietly():
+            peft = PeftModel.from_pretrained(model, path, is_trainable=False)
+        found, seeded = evaluate_variant(
+            peft.eval(),
+            tokenizer,
+            records,
+            families,
+            params,
+            stream_key(model_name, variant),
+            variant,
+        )
+        rows, seeded_rows, model = rows + found, seeded_rows + seeded, peft.unload()
+
+    read = flatten(params.evaluate, "evaluate") | {
+        "models.threads": params.models.threads,
+        "training.variants": params.training.variants,
+        "training.max_prompt_tokens": params.training.max_prompt_tokens,
+        "training.max_support_tokens": params.training.max_support_tokens,
+    }
+    inputs = {"tasks": root / TASKS, "base_model": resolved.path} | {
+        f"adapter/{v}": p for v, p in adapters.items()
+    }
+    with atomic_dir(out) as tmp:
+        pd.DataFrame(rows).to_parquet(tmp / "records.parquet", index=False)
+        if seeded_rows:
+            pd.DataFrame(seeded_rows).to_parquet(tmp / "seeded.parquet", index=False)
+        manifest = build_manifest(
+            "evaluate", read, inputs, tmp, seeds={"evaluate": params.evaluate.seed}
+        )
+        write_json(tmp / MANIFEST, manifest)
+    summary = summarize(rows, params.evaluate) | {
+        "seeded": summarize_seeded(seeded_rows, params.evaluate)
+    }
+    write_json(summary_path, json_safe(summary))
+    record.finish(root)
+
+
+def adapter_dirs(root: Path, model_name: str, variants: list[str]) -> dict[str, Path]:
+    """Each variant's adapter directory, checked whole before any work (a truncated adapter is
+    one line here, not a traceback after the base model has been evaluated)."""
+    out = {}
+    for variant in variants:
+        path = root / "adapters" / model_name / variant
+        hint = f"run train@{model_name}-{variant} first"
+        require(path / "adapter_config.json", hint)
+        check_safetensors(path / "adapter_model.safetensors", hint)
+        out[variant] = path
+    return out

@@ -1,0 +1,55 @@
+"""Stage `models`: resolve every model in `models.use` (built models from their `build` stage,
+the rest locally or from the Hugging Face cache or hub) and record, in
+data/models/resolved.json, each one's source, revision and weight hashes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from entropy_lab.errors import UserError
+from entropy_lab.models import (
+    MODELS_DIR,
+    RESOLVED,
+    check_quantization,
+    is_model_dir,
+    pick_device,
+    resolve_profile,
+    weight_hashes,
+)
+from entropy_lab.provenance import MANIFEST, atomic_dir, build_manifest, write_json
+from entropy_lab.schema import flatten
+from entropy_lab.stages.common import Run, check_safetensors, outputs, start
+
+
+def run(params_path: Path, models_dir: Path = MODELS_DIR, out: Path = RESOLVED) -> None:
+    """Quantisation requests and built models are checked before any work, so a CPU run
+    asking for 8-bit fails at once and writes nothing, and a truncated weights file is a
+    one-line error, never a recorded hash."""
+    section = start(params_path, numerics=False).models
+    outputs(out.parent)
+    record = Run("models")
+    device = pick_device(section.device)
+    for name in section.use:
+        check_quantization(name, section.profiles[name], device)
+    for name in section.use:
+        if section.is_built(name) and not is_model_dir(models_dir / name):
+            raise UserError(f"model {name!r} is not built yet; run `dvc repro build@{name}`")
+    resolved = {}
+    for name in section.use:
+        r = resolve_profile(name, section, models_dir)
+        for weights in sorted(r.path.glob("*.safetensors")):
+            check_safetensors(weights, f"rebuild or re-download model {name!r}")
+        resolved[name] = {
+            "source": r.source,
+            "repo": r.repo,
+            "revision": r.revision,
+            "weights": weight_hashes(r.path),
+        }
+    profiles = flatten(section, "models").items()
+    read = {k: v for k, v in profiles if k.startswith("models.profiles.")} | {
+        "models.use": section.use
+    }
+    with atomic_dir(out.parent) as tmp:
+        write_json(tmp / out.name, resolved)
+        write_json(tmp / MANIFEST, build_manifest("models", read, {}, tmp))
+    record.finish()

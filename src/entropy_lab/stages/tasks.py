@@ -1,0 +1,66 @@
+"""Stage `tasks`: the randomness tasks with exact targets, as a DatasetDict in data/tasks/
+(with its card, pool ledger and manifest), and their counts in reports/tasks/metrics.json."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from entropy_lab.entropy.layout import check_layout
+from entropy_lab.entropy.pool import POOL_DIR, POOL_FILE, Pool, check_ledger, write_ledger
+from entropy_lab.provenance import MANIFEST, atomic_dir, build_manifest, write_json
+from entropy_lab.schema import flatten
+from entropy_lab.stages.common import Run, outputs, start
+from entropy_lab.tasks.builder import family_counts, records_fingerprint
+from entropy_lab.tasks.dataset import add_seeded, build, card, to_dataset_dict
+
+OUT, REPORTS = Path("data/tasks"), Path("reports/tasks")
+
+
+def run(params_path: Path, out: Path = OUT, reports: Path = REPORTS) -> None:
+    params = start(params_path)
+    section = params.tasks
+    outputs(out, reports / "metrics.json")
+    pool = Pool.load(POOL_DIR)
+    check_layout(params.ab, section, pool)  # no pool byte shared with the A/B study
+    record = Run("tasks")
+    paraphraser, inputs = None, {"pool": POOL_DIR / POOL_FILE}
+    read = flatten(section, "tasks")
+    if section.paraphrase.model:
+        from entropy_lab.models import load_profile
+        from entropy_lab.tasks.paraphrase import HFParaphraser
+
+        model, tokenizer, resolved = load_profile(section.paraphrase.model, params.models)
+        paraphraser = HFParaphraser(model, tokenizer, section.paraphrase.max_new_tokens)
+        read |= flatten(params.models, "models")
+        inputs["paraphrase_model"] = resolved.path
+    records = build(section, paraphraser)
+    ranges = add_seeded(records, section, pool)
+    check_ledger(ranges)
+    with atomic_dir(out) as tmp:
+        to_dataset_dict(records).save_to_disk(str(tmp))
+        (tmp / "README.md").write_text(card(section, records))
+        write_ledger(tmp / "ledger.json", ranges)
+        manifest = build_manifest(
+            "tasks",
+            read,
+            inputs,
+            tmp,
+            seeds={"tasks": section.seed},
+            pool_ranges={
+                "source": section.seeded.source,
+                "pool_sha256": pool.sha256,
+                "ranges": len(ranges),
+                "bytes": sum(r.end - r.start for r in ranges),
+            },
+            extra={"fingerprints": {s: records_fingerprint(r) for s, r in records.items()}},
+        )
+        write_json(tmp / MANIFEST, manifest)
+    write_json(
+        reports / "metrics.json",
+        {
+            "records": {s: len(r) for s, r in records.items()},
+            "families": {s: family_counts(r) for s, r in records.items()},
+            "paraphrased": sum(r["paraphrased"] for r in records["train"]),
+        },
+    )
+    record.finish()
