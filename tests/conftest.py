@@ -76,28 +76,39 @@ def tiny_model_dir(request, tmp_path_factory) -> Path:
 
 
 def write_pool(root: Path, bytes_per_source: int = 1 << 17) -> Path:
-    """A stand-in entropy pool (PCG64 bytes, kernel then jitter) with a consistent card, for
-    stages that read the pool; returns its directory."""
-    import hashlib
-    import json
-
+    """A stand-in entropy pool (PCG64 bytes, kernel then jitter) with a consistent card and
+    harvest manifest, for stages that read the pool; returns its directory."""
     import numpy as np
 
     data = np.random.default_rng(0).bytes(2 * bytes_per_source)
-    directory = root / "data" / "entropy"
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "pool.bin").write_bytes(data)
     segments = [
-        {"source": s, "start": i * bytes_per_source, "end": (i + 1) * bytes_per_source}
+        (s, i * bytes_per_source, (i + 1) * bytes_per_source)
         for i, s in enumerate(("kernel", "jitter"))
     ]
+    return write_pool_dir(root / "data" / "entropy", data, segments)
+
+
+def write_pool_dir(directory: Path, data: bytes, segments: list[tuple[str, int, int]]) -> Path:
+    """pool.bin, its card and the harvest manifest that vouches for both."""
+    import json
+
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "pool.bin").write_bytes(data)
     card = {
         "sha256": hashlib.sha256(data).hexdigest(),
         "size": len(data),
-        "segments": segments,
-        "bytes_per_source": {s["source"]: bytes_per_source for s in segments},
+        "segments": [{"source": s, "start": a, "end": b} for s, a, b in segments],
+        "bytes_per_source": {s: b - a for s, a, b in segments},
     }
     (directory / "pool.json").write_text(json.dumps(card))
+    manifest = {
+        "params": {"harvest.sources": [{"name": s, "bytes": b - a} for s, a, b in segments]},
+        "outputs": {
+            name: hashlib.sha256((directory / name).read_bytes()).hexdigest()
+            for name in ("pool.bin", "pool.json")
+        },
+    }
+    (directory / "manifest.json").write_text(json.dumps(manifest))
     return directory
 
 

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from entropy_lab.cli import main
 from entropy_lab.provenance import sha256_file
 from entropy_lab.stats.inference import MIXED_STATUSES, VERDICTS
-from tests.conftest import REPO, save_tiny_model
+from tests.conftest import REPO, save_tiny_model, write_pool_dir
 from tests.test_generation_design import fake_pool, small_ab
 
 
@@ -26,15 +26,9 @@ def ab_repo(tmp_path_factory):
     params["ab"]["analysis"].update(bootstrap=200, permutations=2000)
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     save_tiny_model("gpt2", root / "models" / "kjv-tiny", seed=1, positions=128)
-    pool_dir = root / "data" / "entropy"
-    pool_dir.mkdir(parents=True)
     pool = fake_pool()
-    (pool_dir / "pool.bin").write_bytes(pool.data)
-    card = {
-        "sha256": sha256_file(pool_dir / "pool.bin"),
-        "segments": [s.__dict__ for s in pool.segments],
-    }
-    (pool_dir / "pool.json").write_text(json.dumps(card))
+    segments = [(s.source, s.start, s.end) for s in pool.segments]
+    write_pool_dir(root / "data" / "entropy", pool.data, segments)
     return root
 
 

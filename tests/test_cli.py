@@ -66,18 +66,26 @@ def test_benchmarks_quiet_the_libraries_before_they_import(bench):
     assert out[0] == "False" or out[1] == "1", f"{bench} imports transformers before quieting"
 
 
-def test_a_failed_reproduce_check_names_this_machine(monkeypatch):
-    """Differences come with what decides bit-identity here: the CPU's vendor (MKL picks its
-    kernels by it: an AMD and an Intel CPU with the same ISA give different bytes), the
-    vector ISA and the thread count, so a reader can tell a real regression from a machine."""
+def test_a_reproduce_check_prints_its_claims_and_names_this_machine(monkeypatch):
+    """Byte differences come with what decides bit-identity here (the CPU's vendor and model,
+    the vector ISA, torch and the thread count); the exit status is the claims'."""
     import torch
 
     from entropy_lab import reproduce
+    from entropy_lab.report.claims import Claim
 
-    monkeypatch.setattr(reproduce, "reproduce_check", lambda repo, keep: ["git: dvc.lock (M)"])
+    held = [Claim("teaching.x.tvd", 0.5, 0.52, "in CI [0.4, 0.6]", True)]
+    check = reproduce.Check(["git: dvc.lock (M)"], held)
+    monkeypatch.setattr(reproduce, "reproduce_check", lambda repo, keep: check)
     result = CliRunner().invoke(main, ["reproduce-check"])
-    assert result.exit_code == 1
-    assert "git: dvc.lock (M)" in result.stdout
+    assert result.exit_code == 0, result.output
+    assert "1 of 1 claims hold" in result.stdout and "git: dvc.lock (M)" in result.stdout
     assert reproduce.this_machine() in result.stderr
     assert torch.backends.cpu.get_cpu_capability() in reproduce.this_machine()
     assert "CPU vendor" in result.stderr
+    broken = [*held, Claim("ab.x.verdict", "equivalent", "inconclusive", "equal", False)]
+    monkeypatch.setattr(
+        reproduce, "reproduce_check", lambda repo, keep: reproduce.Check([], broken)
+    )
+    result = CliRunner().invoke(main, ["reproduce-check"])
+    assert result.exit_code == 1 and "1 of 2 claims hold" in result.stdout

@@ -111,6 +111,13 @@ def write_pool(directory, data: bytes, segments, card_changes=None):
         "segments": [{"source": s, "start": a, "end": b} for s, a, b in segments],
     } | (card_changes or {})
     (directory / "pool.json").write_text(json.dumps(card))
+    sources = [{"name": s, "bytes": b - a} for s, a, b in segments]
+    outputs = {n: hashlib.sha256((directory / n).read_bytes()).hexdigest() for n in CARD_FILES}
+    manifest = {"params": {"harvest.sources": sources}, "outputs": outputs}
+    (directory / "manifest.json").write_text(json.dumps(manifest))
+
+
+CARD_FILES = ("pool.bin", "pool.json")
 
 
 GOOD = [("kernel", 0, 64), ("jitter", 64, 128)]
@@ -138,6 +145,40 @@ def test_pool_card_is_checked_against_the_data(tmp_path, segments, changes, trun
     with pytest.raises(UserError, match=message) as err:
         Pool.load(tmp_path)
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("tamper", ["swap", "same", "manifest", "no manifest"])
+def test_a_pool_card_is_checked_against_the_harvest_manifest(tmp_path, tamper):
+    """Relabelling the card's segments (jitter's bytes read as kernel's) is refused: the card no
+    longer hashes to what the harvest recorded, nor matches the sources it harvested."""
+    import json
+
+    from entropy_lab.entropy.pool import Pool
+
+    write_pool(tmp_path, bytes(range(128)), GOOD)
+    card_path, manifest_path = tmp_path / "pool.json", tmp_path / "manifest.json"
+    card = json.loads(card_path.read_text())
+    if tamper in ("swap", "same"):
+        first, second = card["segments"]
+        first["source"], second["source"] = (
+            (second["source"], first["source"]) if tamper == "swap" else ("kernel", "kernel")
+        )
+        card_path.write_text(json.dumps(card))
+        message = "pool.json hashes to .* the harvest manifest recorded"
+    elif tamper == "manifest":  # a card and manifest edited together still name other sources
+        card["segments"][0]["source"], card["segments"][1]["source"] = "jitter", "kernel"
+        card_path.write_text(json.dumps(card))
+        manifest = json.loads(manifest_path.read_text())
+        manifest["outputs"]["pool.json"] = (
+            __import__("hashlib").sha256(card_path.read_bytes()).hexdigest()
+        )
+        manifest_path.write_text(json.dumps(manifest))
+        message = r"segments \[\('jitter', 64\), \('kernel', 64\)\] are not the harvested"
+    else:
+        manifest_path.unlink()
+        message = "manifest.json: unreadable"
+    with pytest.raises(UserError, match=message):
+        Pool.load(tmp_path)
 
 
 def test_pool_read_outside_the_data_raises_instead_of_returning_short_bytes(tmp_path):

@@ -3,8 +3,6 @@ batch size, batch composition or sharding."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import yaml
 from click.testing import CliRunner
@@ -15,7 +13,7 @@ from entropy_lab.entropy.pool import Pool, Segment, check_ledger
 from entropy_lab.errors import UserError
 from entropy_lab.generation import design
 from entropy_lab.models import ResolvedModel, load
-from tests.conftest import save_tiny_model
+from tests.conftest import save_tiny_model, write_pool_dir
 
 
 def small_ab(params_data: dict, **generate) -> dict:
@@ -102,17 +100,9 @@ def test_stage_refuses_an_exhausted_pool_and_writes_nothing(tmp_path, params_dat
     small_ab(params_data)
     params_data["ab"]["generate"]["replicates"] = 10_000
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params_data))
-    pool_dir = tmp_path / "data" / "entropy"
-    pool_dir.mkdir(parents=True)
     pool = fake_pool(1024)
-    (pool_dir / "pool.bin").write_bytes(pool.data)
-    from entropy_lab.provenance import sha256_file
-
-    card = {
-        "sha256": sha256_file(pool_dir / "pool.bin"),
-        "segments": [s.__dict__ for s in pool.segments],
-    }
-    (pool_dir / "pool.json").write_text(json.dumps(card))
+    segments = [(s.source, s.start, s.end) for s in pool.segments]
+    write_pool_dir(tmp_path / "data" / "entropy", pool.data, segments)
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(main, ["ab-generate", "--model", "kjv-tiny", "--length", "12"])
     assert result.exit_code == 2

@@ -147,3 +147,200 @@ def test_an_error_line_about_a_huge_value_stays_short(repo):
     with pytest.raises(UserError) as err:
         parse_params(data)
     assert len(str(err.value)) < 300 and "evaluate.zz" in str(err.value)
+
+
+def test_the_thread_count_of_the_environment_never_reaches_an_output(repo):
+    """`OMP_NUM_THREADS=1 entropy-lab tasks` used to write `torch_threads: 1` into the manifest,
+    so DVC saw tasks and everything after it as changed: each stage sets its own count from
+    `models.threads`, and the run record, not the manifest, says where it ran."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    hashes, records = [], []
+    for threads in ("1", "2"):
+        env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+        subprocess.run([sys.executable, "-m", "entropy_lab.cli", "tasks"], cwd=repo, env=env,
+                       check=True, capture_output=True)  # fmt: skip
+        hashes.append(tree(repo / "data" / "tasks"))
+        records.append(json.loads((repo / "runs" / "tasks.json").read_text()))
+    assert hashes[0] == hashes[1]
+    assert records[0]["machine"]["torch_threads"] == records[1]["machine"]["torch_threads"] == 1
+    assert records[0]["machine"]["cpu_vendor"] and records[0]["machine"]["cpu_model"]
+
+
+def test_overlapping_pool_layouts_are_refused_by_both_readers_before_any_work(repo, params_data):
+    """The A/B pool conditions read from the start of their source's segment, the entropy-
+    driven tasks from its end; a layout where they meet is refused by whichever stage runs."""
+    data = shrink(params_data)
+    data["ab"]["generate"]["source"] = data["tasks"]["seeded"]["source"] = "kernel"
+    data["ab"]["generate"]["replicates"] = 600  # 3 x 600 x (4 + 12 x 4) bytes of 128 KiB, and
+    # the tasks' 200 train records x 64 u's x 4 bytes: each fits, the two together do not
+    data["tasks"]["seeded"]["train_draws"] = 64
+    (repo / "params.yaml").write_text(yaml.safe_dump(data))
+    before = tree(repo)
+    for argv in (["tasks"], ["ab-generate", "--model", "kjv-tiny", "--length", "12"]):
+        line = one_line(CliRunner().invoke(main, argv))
+        assert line.startswith("entropy pool layout: ledger: Range(experiment='ab/kjv-tiny/12/")
+        assert "overlaps Range(experiment='tasks/seeded/train'" in line
+    assert tree(repo) == before
+
+
+def test_a_dump_that_repeats_itself_is_not_credited(tmp_path, monkeypatch, params_data):
+    """64 KiB of random bytes repeated 32 times: only the first copy is assessed, so the
+    repeats would be conditioned as fresh entropy."""
+    import numpy as np
+
+    from tests.conftest import external, small_harvest
+
+    block = np.random.default_rng(3).integers(0, 256, 1 << 16, dtype=np.uint8).tobytes()
+    spec = external(tmp_path, block * 32, bytes=65536)  # conditioning reads past the first copy
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(small_harvest(params_data, [spec])))
+    monkeypatch.chdir(tmp_path)
+    line = one_line(CliRunner().invoke(main, ["harvest"]))
+    assert line.startswith("source 'external': data/external/dump.bin repeats itself (the ")
+    assert line.endswith("no pool written") and not (tmp_path / "data" / "entropy").exists()
+
+
+def test_a_linked_adapter_directory_is_refused_before_training(repo, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (repo / "adapters" / "kjv-tiny").mkdir(parents=True)
+    (repo / "adapters" / "kjv-tiny" / "ce_kl").symlink_to(outside)
+    t0 = time.perf_counter()
+    line = one_line(
+        CliRunner().invoke(main, ["train", "--model", "kjv-tiny", "--variant", "ce_kl"])
+    )
+    assert line.startswith("output adapters/kjv-tiny/ce_kl resolves to ") and "outside" in line
+    assert time.perf_counter() - t0 < 5 and not list(outside.iterdir())
+
+
+def truncate(path: Path, keep: float = 0.5) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+
+
+def test_truncated_weights_are_one_line_before_any_work(repo):
+    from tests.conftest import save_tiny_model
+
+    model = save_tiny_model("gpt2", repo / "models" / "kjv-tiny", positions=256)
+    truncate(model / "model.safetensors")
+    line = one_line(CliRunner().invoke(main, ["models"]))
+    assert line.startswith("models/kjv-tiny/model.safetensors: not a complete safetensors file")
+    assert not (repo / "data" / "models").exists()
+
+
+def test_a_truncated_adapter_is_refused_before_the_base_model_is_evaluated(repo, monkeypatch):
+    from entropy_lab.evaluation import evaluate
+
+    for variant in ("ce_multisample", "soft_trie", "ce_kl", "seeded"):
+        directory = repo / "adapters" / "kjv-tiny" / variant
+        directory.mkdir(parents=True)
+        (directory / "adapter_config.json").write_text("{}")
+        (directory / "adapter_model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{")
+    monkeypatch.setattr(evaluate, "evaluate_variant", lambda *a: pytest.fail("evaluated"))
+    line = one_line(CliRunner().invoke(main, ["evaluate", "--model", "kjv-tiny"]))
+    assert line.startswith("adapters/kjv-tiny/ce_multisample/adapter_model.safetensors: not a ")
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "allowed"),
+    [
+        ("training.seed", 2**64, "less than or equal to 4294967295"),
+        ("models.built.kjv-tiny.seed", 2**100, "less than or equal to 4294967295"),
+        ("tasks.seed", 2**200, "less than or equal to 4294967295"),
+        ("tasks.families.integer_range.low", [0, 10**20], "less than or equal to 1000000"),
+        ("tasks.families.deterministic.values", [10**20, 10**20], "less than or equal to 1000000"),
+        ("tasks.families.normal.means", [1e300], "less than or equal to 1000000"),
+        ("evaluate.temperatures", [1e-300], "greater than or equal to 0.05"),
+        ("ab.generate.temperature", 1e-300, "greater than or equal to 0.05"),
+    ],
+)
+def test_unbounded_values_are_refused_when_params_load(params_data, key, value, allowed):
+    from entropy_lab.config import parse_params
+
+    node, *path, last = [params_data, *key.split(".")]
+    for part in path:
+        node = node[part]
+    node[last] = value
+    with pytest.raises(UserError, match=allowed) as err:
+        parse_params(params_data)
+    assert key.split(".")[-1] in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_long_external_path_is_refused(params_data):
+    from entropy_lab.config import parse_params
+    from tests.conftest import small_harvest
+
+    spec = {
+        "name": "external",
+        "bytes": 8192,
+        "claimed_h": 6.0,
+        "path": "data/external/" + "x" * 5000,
+        "sha256": "0" * 64,
+    }
+    with pytest.raises(UserError, match="at most 255 characters"):
+        parse_params(small_harvest(params_data, [spec]))
+
+
+CORRUPT = {
+    "metrics.json": ("reports/metrics.json", b'{"harvest": ', "not readable JSON"),
+    "dvc.lock": ("dvc.lock", b"stages: [unclosed", "not readable YAML"),
+    "ledger": ("data/tasks/ledger.json", b"[{", "ledger data/tasks/ledger.json: unreadable"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(CORRUPT))
+def test_corrupt_artefacts_the_report_reads_are_one_line(repo, kind):
+    """`verify` (and the report) read what every stage wrote: a corrupt file is one line."""
+    from entropy_lab.artefacts import read_json, read_yaml
+    from entropy_lab.entropy.pool import read_ledger
+
+    path, data, message = CORRUPT[kind]
+    (repo / path).parent.mkdir(parents=True, exist_ok=True)
+    (repo / path).write_bytes(data)
+    reader = {"metrics.json": read_json, "dvc.lock": read_yaml, "ledger": read_ledger}[kind]
+    with pytest.raises(UserError, match=message) as err:
+        reader(Path(path))
+    assert "\n" not in str(err.value)
+
+
+def test_corrupt_parquet_and_arrow_files_are_one_line(repo):
+    from entropy_lab.artefacts import load_tasks, read_parquet
+
+    (repo / "data" / "ab" / "kjv-tiny" / "12").mkdir(parents=True)
+    (repo / "data" / "ab" / "kjv-tiny" / "12" / "samples.parquet").write_bytes(b"PAR1garbage")
+    line = one_line(
+        CliRunner().invoke(main, ["ab-metrics", "--model", "kjv-tiny", "--length", "12"])
+    )
+    assert line.startswith("data/ab/kjv-tiny/12/samples.parquet: not a readable parquet file")
+    with pytest.raises(UserError, match="not a readable parquet"):
+        read_parquet(repo / "data" / "ab" / "kjv-tiny" / "12" / "samples.parquet", "hint")
+    assert CliRunner().invoke(main, ["tasks"]).exit_code == 0
+    arrow = next((repo / "data" / "tasks" / "train").glob("*.arrow"))
+    truncate(arrow, 0.3)
+    with pytest.raises(UserError, match="data/tasks: not a readable task dataset"):
+        load_tasks(Path("data/tasks"))["train"][0]
+
+
+def test_a_damaged_checkpoint_restarts_the_run_instead_of_failing_every_rerun(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from entropy_lab.config import parse_params
+    from entropy_lab.training.checkpoints import Checkpoints
+    from entropy_lab.training.sft import with_lora
+    from tests.conftest import REPO, tiny_config
+
+    lora = parse_params(yaml.safe_load((REPO / "params.yaml").read_text())).training.lora
+    model = with_lora(AutoModelForCausalLM.from_config(tiny_config("gpt2")), lora, 0)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad])
+    checkpoints = Checkpoints(tmp_path / "ck", "run")
+    checkpoints.save(model, opt, 3, [{"step": 0}])
+    (tmp_path / "ck" / "state.json").write_text('{"step": 3, "curve": [')  # cut mid-write
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    assert checkpoints.resume(model, opt) == (0, [])
+    assert not (tmp_path / "ck").exists()
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())

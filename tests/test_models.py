@@ -11,7 +11,7 @@ import torch
 import yaml
 from huggingface_hub import constants
 
-from entropy_lab.config import ModelProfile
+from entropy_lab.config import ModelProfile, load_params
 from entropy_lab.errors import UserError
 from entropy_lab.models import check_quantization, load, pick_dtype, resolve
 from entropy_lab.stages import models as models_stage
@@ -127,7 +127,9 @@ def test_stage_refuses_quantised_profile_before_any_work(params_data, tmp_path, 
         UserError,
         match=re.escape("models.profiles.mistral-7b-instruct.quantization = '8bit' needs CUDA"),
     ):
-        models_stage.run(Path("params.yaml"), tmp_path / "models", tmp_path / "data" / "r.json")
+        models_stage.run(
+            load_params(Path("params.yaml")), tmp_path / "models", tmp_path / "data" / "r.json"
+        )
     assert [p.name for p in tmp_path.iterdir()] == ["params.yaml"]
 
 

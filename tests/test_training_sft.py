@@ -25,7 +25,7 @@ from entropy_lab.cli import main
 from entropy_lab.config import parse_params
 from entropy_lab.errors import UserError
 from entropy_lab.models import peft_quietly
-from entropy_lab.provenance import sha256_file
+from entropy_lab.provenance import sha256_file, sha256_tree
 from entropy_lab.tasks.builder import Builder
 from entropy_lab.training.checkpoints import Checkpoints, save_adapter
 from entropy_lab.training.pretrain import byte_tokenizer
@@ -187,6 +187,8 @@ def test_killed_run_resumes_to_the_same_adapter(params_data, tmp_path):
     name = "adapter_model.safetensors"
     assert sha256_file(resumed / adapter / name) == sha256_file(whole / adapter / name)
     assert not (resumed / checkpoint).exists()  # removed once the adapter is saved
+    curves = Path("reports", "train", "kjv-tiny", "ce_kl")  # its DVCLive files too, key order
+    assert sha256_tree(resumed / curves) == sha256_tree(whole / curves)  # and all
 
 
 @pytest.mark.slow

@@ -12,6 +12,7 @@ import click
 
 from entropy_lab.config import PARAMS_FILE
 from entropy_lab.errors import UserError
+from entropy_lab.stages.common import start
 
 params_option = click.option(
     "--params",
@@ -63,9 +64,10 @@ def quiet_libraries() -> None:
 @user_errors
 def harvest_cmd(params_path: Path) -> None:
     """Stage `harvest`: collect, health-test and assess entropy into data/entropy/pool.bin."""
+    params = start(params_path)  # before the stage's imports: numerics pinned first
     from entropy_lab.stages import harvest
 
-    harvest.run(params_path)
+    harvest.run(params)
 
 
 @main.command("build")
@@ -74,9 +76,10 @@ def harvest_cmd(params_path: Path) -> None:
 @user_errors
 def build_cmd(params_path: Path, model_name: str) -> None:
     """Stage `build@<model>`: train a built byte-level LM (models.built) into models/<model>/."""
+    params = start(params_path)  # before the stage's imports: numerics pinned first
     from entropy_lab.stages import build
 
-    build.run(params_path, model_name)
+    build.run(params, model_name)
 
 
 @main.command("models")
@@ -84,9 +87,10 @@ def build_cmd(params_path: Path, model_name: str) -> None:
 @user_errors
 def models_cmd(params_path: Path) -> None:
     """Stage `models`: resolve every model in models.use into data/models/resolved.json."""
+    params = start(params_path)  # before the stage's imports: numerics pinned first
     from entropy_lab.stages import models
 
-    models.run(params_path)
+    models.run(params)
 
 
 @main.command("tasks")
@@ -94,9 +98,10 @@ def models_cmd(params_path: Path) -> None:
 @user_errors
 def tasks_cmd(params_path: Path) -> None:
     """Stage `tasks`: randomness tasks with exact targets, as a DatasetDict in data/tasks."""
+    params = start(params_path)  # before the stage's imports: numerics pinned first
     from entropy_lab.stages import tasks
 
-    tasks.run(params_path)
+    tasks.run(params)
 
 
 @main.command("train")
@@ -106,9 +111,10 @@ def tasks_cmd(params_path: Path) -> None:
 @user_errors
 def train_cmd(params_path: Path, model_name: str, variant: str) -> None:
     """Stage `train@<model>-<variant>`: LoRA SFT; the adapter goes to adapters/<model>/<variant>/."""
+    params = start(params_path)  # before the stage's imports: numerics pinned first
     from entropy_lab.stages import train
 
-    train.run(params_path, model_name, variant)
+    train.run(params, model_name, variant)
 
 
 @main.command("evaluate")
@@ -117,9 +123,10 @@ def train_cmd(params_path: Path, model_name: str, variant: str) -> None:
 @user_errors
 def evaluate_cmd(params_path: Path, model_name: str) -> None:
     """Stage `evaluate@<model>`: exact and sampled answer distributions, base and adapters."""
+    params = start(params_path)  # before the stage's imports: numerics pinned first
     from entropy_lab.stages import evaluate
 
-    evaluate.run(params_path, model_name)
+    evaluate.run(params, model_name)
 
 
 def _model_length(fn):
@@ -135,9 +142,10 @@ def ab_generate_cmd(params_path: Path, model_name: str, length: int) -> None:
     """Stage `ab-generate@<model>-<length>`: every A/B sample, to data/ab/<model>/<length>/.
 
     Under `torchrun --nproc-per-node N` the samples are split over N processes."""
+    params = start(params_path)  # before the stage's imports: numerics pinned first
     from entropy_lab.stages import ab_generate
 
-    ab_generate.run(params_path, model_name, length)
+    ab_generate.run(params, model_name, length)
 
 
 @main.command("ab-metrics")
@@ -146,9 +154,10 @@ def ab_generate_cmd(params_path: Path, model_name: str, length: int) -> None:
 @user_errors
 def ab_metrics_cmd(params_path: Path, model_name: str, length: int) -> None:
     """Stage `ab-metrics@<model>-<length>`: text metrics, to data/ab_metrics/<model>/<length>/."""
+    params = start(params_path)  # before the stage's imports: numerics pinned first
     from entropy_lab.stages import ab_metrics
 
-    ab_metrics.run(params_path, model_name, length)
+    ab_metrics.run(params, model_name, length)
 
 
 @main.command("ab-analyze")
@@ -156,9 +165,10 @@ def ab_metrics_cmd(params_path: Path, model_name: str, length: int) -> None:
 @user_errors
 def ab_analyze_cmd(params_path: Path) -> None:
     """Stage `ab-analyze`: effect sizes, tests and verdicts per metric, to reports/ab/."""
+    params = start(params_path)  # before the stage's imports: numerics pinned first
     from entropy_lab.stages import ab_analyze
 
-    ab_analyze.run(params_path)
+    ab_analyze.run(params)
 
 
 @main.command("report")
@@ -166,9 +176,10 @@ def ab_analyze_cmd(params_path: Path) -> None:
 @user_errors
 def report_cmd(params_path: Path) -> None:
     """Stage `report`: reports/report.md with figures, metrics.json and provenance.json."""
+    params = start(params_path)  # before the stage's imports: numerics pinned first
     from entropy_lab.stages import report
 
-    report.run(params_path)
+    report.run(params)
 
 
 @main.command("verify")
@@ -193,27 +204,36 @@ def verify_cmd(params_path: Path) -> None:
     "--keep",
     type=click.Path(path_type=Path, file_okay=False),
     default=None,
-    help="Clone into this empty directory and keep it (default: a temporary one).",
+    help="Clone into this empty directory and keep it (default: a temporary one, removed).",
 )
 @user_errors
 def reproduce_check_cmd(keep: Path | None) -> None:
-    """Clone this commit, `make repro` in the clone, list every output whose bytes differ."""
+    """Clone this commit, `make repro` in the clone with its own code, and check the committed
+    report's claims against the re-run (and list every output whose bytes differ)."""
+    from entropy_lab.report.claims import table
     from entropy_lab.reproduce import reproduce_check, this_machine
 
     if keep is not None and keep.exists() and any(keep.iterdir()):
         raise UserError(f"--keep {keep}: not empty")
-    differences = reproduce_check(Path("."), keep)
-    for line in differences:
+    check = reproduce_check(Path("."), keep)
+    for line in table(check.claims):
         click.echo(line)
-    if differences:
+    for line in check.bytes_differ:
+        click.echo(line)
+    held = all(c.holds for c in check.claims)
+    if check.bytes_differ:
         click.echo(
-            f"reproduce-check: {len(differences)} outputs differ on this machine ({this_machine()});"
-            " bytes repeat only with the committing machine's torch, thread count, vector ISA and"
-            " CPU vendor (README: what is bit-identical across machines)",
+            f"reproduce-check: {len(check.bytes_differ)} outputs differ in their bytes on this "
+            f"machine ({this_machine()}); bytes repeat only with the committing machine's "
+            "numerics: CPU vendor, vector ISA, torch and thread count (docs/reproducibility.md)",
             err=True,
         )
+    else:
+        click.echo("reproduce-check: a fresh clone's `make repro` reproduced every committed byte")
+    if not held:
+        failed = sum(not c.holds for c in check.claims)
+        click.echo(f"reproduce-check: {failed} claims do not hold", err=True)
         sys.exit(1)
-    click.echo("reproduce-check: a fresh clone's `make repro` reproduced every committed output")
 
 
 if __name__ == "__main__":

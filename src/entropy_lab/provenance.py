@@ -1,12 +1,13 @@
 """Run manifests and atomic outputs.
 
-Every stage writes `manifest.json` beside its outputs: the params it read and their
-digest, the sha256 of each input and output, seeds and pool ranges, package versions
-and the device. `digest` covers only what determines the result (params read, inputs,
-seeds, pool ranges), so it changes when and only when one of those changes. Nothing
-run-dependent goes in: not the time, and not the git commit (a stage usually runs on
-uncommitted code, and `dvc.lock` already holds the hash of the code each stage ran), so
-two runs of a deterministic stage write byte-identical manifests.
+Every stage writes `manifest.json` beside its outputs: what determines their bytes. The
+params it read and their digest, the sha256 of each input and output, seeds and pool
+ranges, package versions and, for stages that compute with a model, the numerics params
+pin (`models.numerics`, threads, device, dtype). `digest` covers only what determines the
+result, so it changes when and only when one of those changes. Nothing about where or when
+the stage ran goes in (not the time, the commit, the CPU or its vector ISA): that is the run
+record (`runs/<stage>.json`, stages.common), outside every hashed output, so a stage without
+model arithmetic writes the same bytes on any machine.
 """
 
 from __future__ import annotations
@@ -102,27 +103,6 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def device_description() -> str:
-    import torch
-
-    if torch.cuda.is_available():
-        return f"cuda:{torch.cuda.get_device_name(0)}"
-    return f"cpu:{platform.machine()}"
-
-
-def numerics() -> dict[str, Any]:
-    """What decides whether float results repeat bit for bit on another machine: the kernels
-    torch dispatches to (the CPU's vector ISA), the thread count (the order of reductions) and
-    the CUDA version. Same values and package versions: same bytes (README)."""
-    import torch
-
-    return {
-        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "torch_threads": torch.get_num_threads(),
-        "cuda": torch.version.cuda if torch.cuda.is_available() else None,
-    }
-
-
 def build_manifest(
     stage: str,
     params: Mapping[str, Any],
@@ -131,8 +111,10 @@ def build_manifest(
     seeds: Mapping[str, Any] | None = None,
     pool_ranges: Mapping[str, Any] | None = None,
     extra: Mapping[str, Any] | None = None,
+    numerics: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The manifest of a stage whose outputs are the files under `outputs`."""
+    """The manifest of a stage whose outputs are the files under `outputs`; `numerics` for
+    stages whose float results depend on them (stages.common.model_numerics)."""
     input_hashes = {name: sha256_path(Path(p)) for name, p in sorted(inputs.items())}
     return {
         "stage": stage,
@@ -143,8 +125,7 @@ def build_manifest(
         "seeds": dict(seeds or {}),
         "pool_ranges": dict(pool_ranges or {}),
         "versions": package_versions(),
-        "device": device_description(),
-        "numerics": numerics(),
+        **({"numerics": dict(numerics)} if numerics else {}),
         **dict(extra or {}),
     }
 

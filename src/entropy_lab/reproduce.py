@@ -1,24 +1,39 @@
-"""`entropy-lab reproduce-check`: does a fresh clone of this commit reproduce it byte for byte?
+"""`entropy-lab reproduce-check`: does a fresh clone of this commit reproduce what it claims?
 
-It clones the current commit into a temporary directory, runs `make repro` there (with this
-environment's virtualenv, so nothing is installed), and lists every committed file whose
-bytes changed (`git status`) and every DVC-tracked output that no longer matches `dvc.lock`
-(`dvc status`). With the harvest frozen and its pool in git, the list is empty on a machine
-whose numerics match the one that committed (README: what is bit-identical across machines).
+It clones the current commit into a temporary directory and runs `make repro` there with the
+clone's own code (its `src/` first on PYTHONPATH, never the caller's working tree or
+environment) and this environment's installed packages. Then, two answers:
+
+- bytes: every committed file whose bytes changed (`git status`) and every DVC output that no
+  longer matches `dvc.lock` (`dvc status`). Empty on a machine whose numerics match the
+  committing one's (docs/reproducibility.md);
+- claims: every verdict and estimate of the committed report, checked against the re-run's
+  (`report.claims`): whether the findings hold where the bytes do not.
+
+The clone is removed afterwards unless `--keep` names a directory for it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from entropy_lab.errors import UserError
-from entropy_lab.provenance import numerics
+from entropy_lab.report.claims import Claim, claims
+
+RUN_RECORDS = "runs/"  # where each stage says where it ran: differs on every machine by design
+
+
+@dataclass(frozen=True)
+class Check:
+    bytes_differ: list[str]
+    claims: list[Claim]
 
 
 def _run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
@@ -29,12 +44,14 @@ def _run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
     return proc.stdout
 
 
-def changed_files(clone: Path) -> list[str]:
-    """Committed files whose bytes differ in `clone`, and DVC outputs that differ from dvc.lock."""
+def changed_files(clone: Path, dvc: Path) -> list[str]:
+    """Committed files whose bytes differ in `clone` (run records aside), and DVC outputs that
+    differ from dvc.lock."""
     out = []
     for line in _run(["git", "status", "--porcelain", "--untracked-files=no"], clone).splitlines():
-        out.append(f"git: {line[3:]} ({line[:2].strip()})")
-    status = _run([str(Path(sys.executable).parent / "dvc"), "status", "--json"], clone)
+        if not line[3:].startswith(RUN_RECORDS):
+            out.append(f"git: {line[3:]} ({line[:2].strip()})")
+    status = _run([str(dvc), "status", "--json"], clone)
     for stage, changes in sorted(json.loads(status or "{}").items()):
         for change in changes:
             entries = change.get("changed outs", {}) if isinstance(change, dict) else {}
@@ -43,31 +60,40 @@ def changed_files(clone: Path) -> list[str]:
 
 
 def this_machine() -> str:
-    """What decides bit-identity here, for a reader of a failed check: the CPU's vendor and
-    model (MKL picks its kernels by vendor) beside the manifests' `numerics`."""
-    import platform
+    """What decides bit-identity here: the CPU's vendor and model, its vector ISA, torch and
+    the thread count (the run records' `machine`)."""
+    from entropy_lab.stages.common import machine
 
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):  # Linux; elsewhere platform's name
-        fields = (line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().splitlines())
-        info = {f[0].strip(): f[1].strip() for f in fields if len(f) == 2}
-        cpu = " ".join(info.get(k, "") for k in ("vendor_id", "model name")).strip() or cpu
-    n = numerics()
-    return f"{cpu}; torch {torch.__version__}, {n['cpu_capability']}, {n['torch_threads']} threads"
+    m = machine()
+    return (
+        f"{m['cpu_vendor']} {m['cpu_model']}; torch {m['torch']}, {m['cpu_capability']}, "
+        f"{m['torch_threads']} threads, {m['blas']}"
+    )
 
 
-def reproduce_check(repo: Path, keep: Path | None = None) -> list[str]:
-    """Clone HEAD of `repo`, `make repro` in the clone, return what differs (empty: reproduced)."""
+def clone_env(clone: Path, venv: Path) -> dict[str, str]:
+    """The environment `make repro` runs in: this venv's tools, the clone's code first."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PATH"] = f"{venv / 'bin'}:{env['PATH']}"
+    env["PYTHONPATH"] = str(clone / "src")  # ahead of the venv's editable install
+    return env
+
+
+def reproduce_check(repo: Path, keep: Path | None = None) -> Check:
+    """Clone HEAD of `repo`, `make repro` in the clone, compare bytes and claims."""
     repo = repo.resolve()  # git runs from the temporary directory
     head = _run(["git", "rev-parse", "HEAD"], repo).strip()
+    committed = json.loads(_run(["git", "show", f"{head}:reports/metrics.json"], repo))
     venv = Path(sys.prefix)
     work = keep or Path(tempfile.mkdtemp(prefix="entropy-lab-reproduce-"))
-    clone = work / "clone"
-    _run(["git", "clone", "--quiet", "--no-local", str(repo), str(clone)], work)
-    _run(["git", "checkout", "--quiet", head], clone)
-    env = {**os.environ, "PATH": f"{venv / 'bin'}:{os.environ['PATH']}"}
-    # `-o install`: use this environment's packages (the lock's), do not build a new venv
-    _run(["make", "-o", "install", "repro", f"VENV={venv}"], clone, env)
-    return changed_files(clone)
+    try:
+        clone = work / "clone"
+        _run(["git", "clone", "--quiet", "--no-local", str(repo), str(clone)], work)
+        _run(["git", "checkout", "--quiet", head], clone)
+        # `-o install`: this environment's packages (the lock's), no new venv
+        _run(["make", "-o", "install", "repro", f"VENV={venv}"], clone, clone_env(clone, venv))
+        rerun = json.loads((clone / "reports" / "metrics.json").read_text())
+        return Check(changed_files(clone, venv / "bin" / "dvc"), claims(committed, rerun))
+    finally:
+        if keep is None:
+            shutil.rmtree(work, ignore_errors=True)

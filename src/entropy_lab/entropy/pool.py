@@ -122,7 +122,36 @@ def write_ledger(path: Path, ranges: Iterable[Range]) -> None:
 
 
 def read_ledger(path: Path) -> list[Range]:
-    return [Range(**r) for r in json.loads(Path(path).read_text())]
+    try:
+        return [Range(**r) for r in json.loads(Path(path).read_text())]
+    except (OSError, ValueError, TypeError) as exc:
+        raise UserError(
+            f"ledger {path}: unreadable ({type(exc).__name__}); rerun its stage"
+        ) from None
+
+
+def check_manifest(directory: Path, pool_sha: str, card_sha: str, segments) -> None:
+    """The harvest manifest vouches for the pool: its recorded output hashes are the pool's and
+    the card's, and its params' sources, in order and size, are the card's segments."""
+    where = directory / "manifest.json"
+    try:
+        manifest = json.loads(where.read_text())
+        outputs, sources = manifest["outputs"], manifest["params"]["harvest.sources"]
+        asked = [(str(s["name"]), int(s["bytes"])) for s in sources]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"entropy pool manifest {where}: unreadable ({exc!r})") from None
+    for name, sha in ((POOL_FILE, pool_sha), (CARD_FILE, card_sha)):
+        if outputs.get(name) != sha:
+            raise UserError(
+                f"entropy pool {directory / name} hashes to {sha}, the harvest manifest recorded "
+                f"{outputs.get(name)}: it was changed after the harvest"
+            )
+    found = [(seg.source, seg.end - seg.start) for seg in segments]
+    if found != asked:
+        raise UserError(
+            f"entropy pool card {directory / CARD_FILE}: segments {found} are not the harvested "
+            f"sources {asked}"
+        )
 
 
 @dataclass(frozen=True)
@@ -135,8 +164,9 @@ class Pool:
 
     @classmethod
     def load(cls, directory: Path = POOL_DIR) -> Pool:
-        """The pool, after checking its card against its bytes: size, sha256, and segments
-        sorted, disjoint and inside the pool."""
+        """The pool, after checking its card against its bytes (size, sha256; segments sorted,
+        disjoint and inside the pool) and both against the harvest manifest (their hashes, and
+        each segment's source and size as params asked), so a relabelled card is refused."""
         from entropy_lab.provenance import sha256_bytes
 
         path, card_path = Path(directory) / POOL_FILE, Path(directory) / CARD_FILE
@@ -144,7 +174,8 @@ class Pool:
             raise UserError(f"no entropy pool at {path}; run the harvest stage first")
         data = path.read_bytes()
         try:
-            card = json.loads(card_path.read_text())
+            card_bytes = card_path.read_bytes()
+            card = json.loads(card_bytes)
             size, sha256 = int(card.get("size", len(data))), str(card["sha256"])
             segments = tuple(
                 Segment(str(s["source"]), int(s["start"]), int(s["end"])) for s in card["segments"]
@@ -164,6 +195,7 @@ class Pool:
                     f"{seg.end}) is not sorted, disjoint and inside the pool's {size} bytes"
                 )
             end = seg.end
+        check_manifest(Path(directory), digest, sha256_bytes(card_bytes), segments)
         return cls(data, digest, segments)
 
     def read(self, r: Range) -> bytes:

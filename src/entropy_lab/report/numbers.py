@@ -17,6 +17,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from entropy_lab.artefacts import REPRO, read_json, read_parquet, read_yaml
 from entropy_lab.errors import UserError
 from entropy_lab.evaluation.evaluate import ZHAO_2026_MEDIAN_PASS_RATE
 from entropy_lab.models import RESOLVED
@@ -28,12 +29,6 @@ AB_METRICS = Path("reports/ab/metrics.json")
 EVAL_METRICS = Path("reports/eval")
 BUILD_METRICS = Path("reports/models")
 TRAIN_METRICS = Path("reports/train")
-
-
-def _read_json(path: Path) -> Any:
-    if not path.is_file():
-        raise UserError(f"no {path}; run `dvc repro` (or `dvc pull`) first")
-    return json.loads(path.read_text())
 
 
 def normalise(obj: Any) -> Any:
@@ -124,15 +119,15 @@ def gather(params, root: Path = Path(".")) -> dict[str, Any]:
     return normalise(
         {
             "profile": profile(params),
-            "harvest": harvest_numbers(_read_json(root / HARVEST_METRICS)["sources"]),
-            "ab": _read_json(root / AB_METRICS),
+            "harvest": harvest_numbers(read_json(root / HARVEST_METRICS)["sources"]),
+            "ab": read_json(root / AB_METRICS),
             "teaching": {
-                m: _read_json(root / EVAL_METRICS / m / "metrics.json")
+                m: read_json(root / EVAL_METRICS / m / "metrics.json")
                 for m in params.training.models
             },
             "training": training_curves(params, root),
             "sizes": {
-                m: _read_json(root / BUILD_METRICS / m / "metrics.json")["parameters"]
+                m: read_json(root / BUILD_METRICS / m / "metrics.json")["parameters"]
                 for m in taught_built(params)
             },
         }
@@ -145,7 +140,7 @@ def training_curves(params, root: Path) -> dict[str, dict[str, Any]]:
     model: `verify` checks these files against `dvc.lock` instead."""
     return {
         m: {
-            v: _read_json(root / TRAIN_METRICS / m / v / "metrics.json")["curve"]
+            v: read_json(root / TRAIN_METRICS / m / v / "metrics.json")["curve"]
             for v in params.training.variants
         }
         for m in params.training.models
@@ -168,7 +163,6 @@ def taught_built(params) -> list[str]:
 
 def recompute(params, root: Path = Path(".")) -> dict[str, Any]:
     """The same numbers, derived again from the stored artefacts."""
-    import pandas as pd
 
     from entropy_lab.entropy.harvest import reassess
     from entropy_lab.entropy.pool import POOL_DIR
@@ -180,14 +174,17 @@ def recompute(params, root: Path = Path(".")) -> dict[str, Any]:
     teaching = {}
     families = instantiate(params.tasks)
     for m in params.training.models:
-        path = root / EVAL_DIR / m / "records.parquet"
-        if not path.is_file():
-            raise UserError(f"no {path}; run `dvc pull` or evaluate@{m} first")
-        rows = rescore(pd.read_parquet(path), families, params.evaluate, m)
+        path, hint = (
+            root / EVAL_DIR / m / "records.parquet",
+            f"run `dvc pull` or evaluate@{m} first",
+        )
+        rows = rescore(read_parquet(path, hint), families, params.evaluate, m)
         teaching[m] = summarize(rows, params.evaluate)
         seeded = path.with_name("seeded.parquet")
         rows = (
-            rescore_seeded(pd.read_parquet(seeded), params.evaluate, m) if seeded.is_file() else []
+            rescore_seeded(read_parquet(seeded, hint), params.evaluate, m)
+            if seeded.is_file()
+            else []
         )
         teaching[m]["seeded"] = summarize_seeded(rows, params.evaluate)
     return normalise(
@@ -218,15 +215,16 @@ def sources(params) -> dict[str, tuple[str, Path]]:
 
 def provenance(params, root: Path = Path(".")) -> dict[str, Any]:
     """Where each section's numbers come from, from `dvc.lock` and the stage manifests."""
-    import yaml
 
-    lock = yaml.safe_load((root / "dvc.lock").read_text()) if (root / "dvc.lock").is_file() else {}
+    lock = read_yaml(root / "dvc.lock") if (root / "dvc.lock").is_file() else {}
+    if not isinstance(lock, dict):
+        raise UserError(f"{root / 'dvc.lock'}: not a DVC lock file; {REPRO}")
     out = {}
     for section, (stage, manifest_path) in sources(params).items():
         entry = lock.get("stages", {}).get(stage)
         if entry is None:
             raise UserError(f"stage {stage!r} is not in dvc.lock; run `dvc repro` first")
-        manifest = _read_json(root / manifest_path)
+        manifest = read_json(root / manifest_path)
         out[section] = {
             "stage": stage,
             "manifest": manifest_path.as_posix(),
@@ -236,7 +234,7 @@ def provenance(params, root: Path = Path(".")) -> dict[str, Any]:
             "seeds": manifest["seeds"],
             "outs_md5": {o["path"]: o["md5"] for o in entry.get("outs", [])},
         }
-    resolved = _read_json(root / RESOLVED)
+    resolved = read_json(root / RESOLVED)
     out["profile"]["weights"] = {m: resolved[m]["weights"] for m in profile(params)["models"]}
     return out
 

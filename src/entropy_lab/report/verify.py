@@ -7,11 +7,11 @@ manifests, render `report.md` again, and ask DVC whether every artefact still ma
 from __future__ import annotations
 
 import itertools
-import json
 import math
 from pathlib import Path
 from typing import Any
 
+from entropy_lab.artefacts import read_json
 from entropy_lab.errors import UserError
 from entropy_lab.report import markdown
 from entropy_lab.report.numbers import check_ledgers, headline, provenance, recompute
@@ -73,8 +73,8 @@ def verify(params, root: Path = Path(".")) -> list[str]:
     for name in ("metrics.json", "headline.json", "provenance.json", "report.md"):
         if not (out / name).is_file():
             raise UserError(f"no {out / name}; run `dvc pull` (or `dvc repro`) first")
-    reported = json.loads((out / "metrics.json").read_text())
-    recorded_prov = json.loads((out / "provenance.json").read_text())
+    reported = read_json(out / "metrics.json")
+    recorded_prov = read_json(out / "provenance.json")
     problems = dvc_changes(root)
     try:
         check_ledgers(root)
@@ -82,7 +82,7 @@ def verify(params, root: Path = Path(".")) -> list[str]:
         problems.append(str(exc))
     problems += diff(reported, recompute(params, root))
     problems += [f"provenance.{d}" for d in diff(recorded_prov, provenance(params, root))]
-    recorded_headline = json.loads((out / "headline.json").read_text())
+    recorded_headline = read_json(out / "headline.json")
     problems += [f"headline.{d}" for d in diff(recorded_headline, headline(reported))]
     on_disk = (out / "report.md").read_text().splitlines()
     rendered = markdown.render(reported, recorded_prov).splitlines()

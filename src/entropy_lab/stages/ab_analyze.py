@@ -5,18 +5,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from entropy_lab.artefacts import read_parquet
+from entropy_lab.config import Params
 from entropy_lab.generation.metrics import METRICS_DIR
 from entropy_lab.provenance import MANIFEST, atomic_file, build_manifest, json_safe, write_json
 from entropy_lab.schema import flatten
-from entropy_lab.stages.common import Run, outputs, read_parquet, start
+from entropy_lab.stages.common import Run, model_numerics, outputs
 from entropy_lab.stats.ab import effects, results
 
 REPORT_DIR = Path("reports/ab")
 TABLES = ("tests.csv", "arms.csv", "effects.csv", "metrics.json", MANIFEST)
 
 
-def run(params_path: Path, root: Path = Path(".")) -> None:
-    params = start(params_path)
+def run(params: Params, root: Path = Path(".")) -> None:
     out = root / REPORT_DIR
     outputs(*(out / name for name in TABLES))
     samples, groups, inputs = load_metrics(params, root)
@@ -32,7 +33,14 @@ def run(params_path: Path, root: Path = Path(".")) -> None:
         "ab.lengths": params.ab.lengths,
         "ab.generate.aa_pairs": params.ab.generate.aa_pairs,
     }
-    manifest = build_manifest("ab-analyze", read, inputs, out, seeds={"analysis": analysis.seed})
+    manifest = build_manifest(
+        "ab-analyze",
+        read,
+        inputs,
+        out,
+        seeds={"analysis": analysis.seed},
+        numerics=model_numerics(params, device=False),
+    )
     write_json(out / MANIFEST, manifest)
     record.finish(root)
 

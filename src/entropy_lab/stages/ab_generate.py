@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from entropy_lab.config import Params
 from entropy_lab.entropy.layout import check_layout
 from entropy_lab.entropy.pool import POOL_DIR, Pool, check_ledger, write_ledger
 from entropy_lab.errors import UserError
@@ -26,13 +27,12 @@ from entropy_lab.models import load_profile, model_positions
 from entropy_lab.parallel import rank_world
 from entropy_lab.provenance import MANIFEST, atomic_dir, build_manifest, write_json
 from entropy_lab.schema import flatten
-from entropy_lab.stages.common import Run, one_of, outputs, start
+from entropy_lab.stages.common import Run, model_numerics, one_of, outputs
 
 log = logging.getLogger(__name__)
 
 
-def run(params_path: Path, model_name: str, length: int, root: Path = Path(".")) -> None:
-    params = start(params_path)
+def run(params: Params, model_name: str, length: int, root: Path = Path(".")) -> None:
     ab = params.ab
     one_of("--model", model_name, ab.models, "ab.models")
     one_of("--length", length, ab.lengths, "ab.lengths")
@@ -88,6 +88,7 @@ def run(params_path: Path, model_name: str, length: int, root: Path = Path("."))
                 "bytes": sum(r.end - r.start for r in ranges),
             },
             extra={"samples": len(rows), "world_size": world},
+            numerics=model_numerics(params),
         )
         write_json(tmp / MANIFEST, manifest)
     log.info("wrote %d samples to %s", len(rows), out)

@@ -5,19 +5,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from entropy_lab.artefacts import read_parquet
+from entropy_lab.config import Params
 from entropy_lab.errors import UserError
 from entropy_lab.generation.design import AB_DIR, SAMPLES_FILE
 from entropy_lab.generation.embedders import load_embedder, load_scorer, minilm_path
 from entropy_lab.generation.metrics import METRICS_DIR, compute
 from entropy_lab.provenance import MANIFEST, atomic_dir, build_manifest, write_json
 from entropy_lab.schema import flatten
-from entropy_lab.stages.common import Run, one_of, outputs, read_parquet, start
+from entropy_lab.stages.common import Run, model_numerics, one_of, outputs
 
 
-def run(params_path: Path, model_name: str, length: int, root: Path = Path(".")) -> None:
+def run(params: Params, model_name: str, length: int, root: Path = Path(".")) -> None:
     import pandas as pd
 
-    params = start(params_path)
     ab = params.ab
     one_of("--model", model_name, ab.models, "ab.models")
     one_of("--length", length, ab.lengths, "ab.lengths")
@@ -49,6 +50,13 @@ def run(params_path: Path, model_name: str, length: int, root: Path = Path("."))
     with atomic_dir(out) as tmp:
         pd.DataFrame(per_sample).to_parquet(tmp / "samples.parquet", index=False)
         pd.DataFrame(per_group).to_parquet(tmp / "groups.parquet", index=False)
-        manifest = build_manifest("ab-metrics", read, inputs, tmp, extra={"embedder": embedder[0]})
+        manifest = build_manifest(
+            "ab-metrics",
+            read,
+            inputs,
+            tmp,
+            extra={"embedder": embedder[0]},
+            numerics=model_numerics(params, device=False),
+        )
         write_json(tmp / MANIFEST, manifest)
     record.finish(root)

@@ -7,9 +7,10 @@ import logging
 import math
 from pathlib import Path
 
+from entropy_lab.config import Params
 from entropy_lab.provenance import MANIFEST, atomic_dir, build_manifest, write_json
 from entropy_lab.schema import flatten
-from entropy_lab.stages.common import Run, one_of, outputs, start
+from entropy_lab.stages.common import Run, model_numerics, one_of, outputs
 from entropy_lab.training import pretrain
 
 log = logging.getLogger(__name__)
@@ -17,12 +18,9 @@ MODELS_DIR, REPORTS = Path("models"), Path("reports/models")
 STOP_PROMPTS = 64  # held-out verses the stop rate is measured on
 
 
-def run(
-    params_path: Path, name: str, models_dir: Path = MODELS_DIR, reports: Path = REPORTS
-) -> None:
+def run(params: Params, name: str, models_dir: Path = MODELS_DIR, reports: Path = REPORTS) -> None:
     from dvclive import Live
 
-    params = start(params_path)
     one_of("--model", name, params.models.build, "models.build")
     spec, out = params.models.built[name], models_dir / name
     outputs(out, reports / name / "live", reports / name / "metrics.json")
@@ -51,6 +49,7 @@ def run(
             inputs={"corpus": src},
             outputs=tmp,
             seeds={"init": spec.seed, "batches": spec.seed + 1, "stop_rate": spec.seed},
+            numerics=model_numerics(params),
         )
         write_json(tmp / MANIFEST, manifest)
     write_json(

@@ -1,10 +1,12 @@
 """What every stage does around its science, in the same order in each stage module:
 
-1. `start`: read and validate params, pin the CPU numerics (before torch loads) and the thread
-   count, so that neither the machine's environment nor OMP_NUM_THREADS changes an output byte;
+1. `start` (the CLI calls it before it imports the stage module): read and validate params, pin
+   the CPU numerics (before torch and numpy load) and the thread count, so that neither the
+   machine's environment nor OMP_NUM_THREADS changes an output byte;
 2. check the stage's arguments against params (`one_of`) and its output paths (`outputs`:
    inside the repository, never through a link), and read its inputs (`read_json`,
-   `read_parquet`, `load_tasks`, `check_safetensors`): each failure one line, before any work;
+   `read_parquet`, `load_tasks`, `check_safetensors` from `artefacts`): each failure one line,
+   before any work;
 3. call the science (the strand packages: pure functions, no files);
 4. write each output atomically with its manifest (`provenance`), then the run record
    (`Run.finish`): where and when it ran, outside every hashed output.
@@ -12,7 +14,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import subprocess
@@ -23,7 +24,7 @@ from typing import Any
 
 from entropy_lab.config import Params, load_params
 from entropy_lab.errors import UserError
-from entropy_lab.numerics import SETTINGS, apply
+from entropy_lab.numerics import NAMES, apply
 from entropy_lab.provenance import inside_repository, write_json
 
 RUNS = Path("runs")  # run records: one JSON per stage, in git, hashed by nothing
@@ -42,67 +43,6 @@ def outputs(*paths: Path) -> None:
         inside_repository(path)
 
 
-def require(path: Path, hint: str) -> Path:
-    """An input that an earlier stage writes: one line naming the stage to run when absent."""
-    if not path.exists():
-        raise UserError(f"no {path}; {hint}")
-    return path
-
-
-def read_json(path: Path, hint: str = "run `dvc repro` (or `dvc pull`) first") -> Any:
-    require(path, hint)
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise UserError(f"{path}: not readable JSON ({type(exc).__name__}); {hint}") from None
-
-
-def read_parquet(path: Path, hint: str):
-    import pandas as pd
-    import pyarrow as pa
-
-    require(path, hint)
-    try:
-        return pd.read_parquet(path)
-    except (OSError, pa.ArrowException, ValueError) as exc:
-        raise UserError(
-            f"{path}: not a readable parquet file ({type(exc).__name__}); {hint}"
-        ) from None
-
-
-def load_tasks(directory: Path):
-    """The task dataset the `tasks` stage saved (a DatasetDict)."""
-    import pyarrow as pa
-    from datasets import load_from_disk
-
-    hint = "run the tasks stage (`dvc repro tasks`) first"
-    require(directory / "dataset_dict.json", hint)
-    try:
-        return load_from_disk(str(directory))
-    except (OSError, pa.ArrowException, ValueError, KeyError) as exc:
-        raise UserError(
-            f"{directory}: not a readable task dataset ({type(exc).__name__}); {hint}"
-        ) from None
-
-
-def check_safetensors(path: Path, hint: str) -> None:
-    """A weights file whose header parses and whose tensors end where the file does: a
-    truncated or corrupt file is one line here, not a traceback after the work."""
-    require(path, hint)
-    try:
-        with open(path, "rb") as fh:
-            size = int.from_bytes(fh.read(8), "little")
-            if not 2 <= size <= 100_000_000:
-                raise ValueError(f"header length {size}")
-            header = json.loads(fh.read(size))
-        tensors = [v for k, v in header.items() if k != "__metadata__"]
-        end = max((v["data_offsets"][1] for v in tensors), default=0)
-        if 8 + size + end != Path(path).stat().st_size:
-            raise ValueError("its size does not match its header")
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
-        raise UserError(f"{path}: not a complete safetensors file ({exc}); {hint}") from None
-
-
 def set_threads(threads: int) -> None:
     """Every math library's thread count from params (`models.threads`): reductions split by
     thread, so the count decides the last bits of a float."""
@@ -113,14 +53,27 @@ def set_threads(threads: int) -> None:
     threadpool_limits(limits=threads)
 
 
-def start(params_path: Path, numerics: bool = True) -> Params:
-    """Params read and checked; the CPU numerics pinned (`models.numerics`) before torch loads,
-    and the thread count set, for every stage that computes with floats."""
+def start(params_path: Path) -> Params:
+    """Params read and checked; the CPU numerics pinned (`models.numerics`) before torch and
+    numpy load, and every library's thread count set from `models.threads`."""
     params = load_params(params_path)
-    if numerics:
-        apply(params.models.numerics)
-        set_threads(params.models.threads)
+    apply(params.models.numerics)
+    set_threads(params.models.threads)
     return params
+
+
+def model_numerics(params: Params, device: bool = True) -> dict[str, Any]:
+    """What decides a stage's float bytes beyond its params and inputs, as params pin it: the
+    kernels (`models.numerics`), the thread count and, for model stages, device and dtype. The
+    machine itself goes to the run record."""
+    out: dict[str, Any] = {"setting": params.models.numerics, "threads": params.models.threads}
+    if device:
+        from entropy_lab.models import pick_device, pick_dtype
+
+        where = pick_device(params.models.device)
+        dtype = str(pick_dtype(params.models.dtype, where)).removeprefix("torch.")
+        out |= {"device": where, "dtype": dtype}
+    return out
 
 
 def machine() -> dict[str, Any]:
@@ -142,7 +95,7 @@ def machine() -> dict[str, Any]:
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "blas": blas,
-        "numerics_env": {k: os.environ.get(k) for k in SETTINGS["compatible"]},
+        "numerics_env": {k: os.environ.get(k) for k in NAMES},
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "platform": platform.platform(),
     }

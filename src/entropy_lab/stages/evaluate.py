@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from entropy_lab.artefacts import check_safetensors, load_tasks, read_json
+from entropy_lab.config import Params
 from entropy_lab.evaluation.common import stream_key
 from entropy_lab.evaluation.evaluate import (
     EVAL_DIR,
@@ -17,25 +19,16 @@ from entropy_lab.evaluation.seeded import summarize_seeded
 from entropy_lab.models import load_profile, peft_quietly
 from entropy_lab.provenance import MANIFEST, atomic_dir, build_manifest, json_safe, write_json
 from entropy_lab.schema import flatten
-from entropy_lab.stages.common import (
-    Run,
-    check_safetensors,
-    load_tasks,
-    one_of,
-    outputs,
-    require,
-    start,
-)
+from entropy_lab.stages.common import Run, model_numerics, one_of, outputs
 from entropy_lab.tasks.families import instantiate
 
 TASKS = Path("data/tasks")
 
 
-def run(params_path: Path, model_name: str, root: Path = Path(".")) -> None:
+def run(params: Params, model_name: str, root: Path = Path(".")) -> None:
     import pandas as pd
     from peft import PeftModel
 
-    params = start(params_path)
     one_of("--model", model_name, params.training.models, "training.models")
     out, summary_path = (
         root / EVAL_DIR / model_name,
@@ -79,7 +72,12 @@ def run(params_path: Path, model_name: str, root: Path = Path(".")) -> None:
         if seeded_rows:
             pd.DataFrame(seeded_rows).to_parquet(tmp / "seeded.parquet", index=False)
         manifest = build_manifest(
-            "evaluate", read, inputs, tmp, seeds={"evaluate": params.evaluate.seed}
+            "evaluate",
+            read,
+            inputs,
+            tmp,
+            seeds={"evaluate": params.evaluate.seed},
+            numerics=model_numerics(params),
         )
         write_json(tmp / MANIFEST, manifest)
     summary = summarize(rows, params.evaluate) | {
@@ -96,7 +94,7 @@ def adapter_dirs(root: Path, model_name: str, variants: list[str]) -> dict[str, 
     for variant in variants:
         path = root / "adapters" / model_name / variant
         hint = f"run train@{model_name}-{variant} first"
-        require(path / "adapter_config.json", hint)
+        read_json(path / "adapter_config.json", hint)
         check_safetensors(path / "adapter_model.safetensors", hint)
         out[variant] = path
     return out

@@ -5,18 +5,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from entropy_lab.config import Params
 from entropy_lab.entropy import estimators
 from entropy_lab.entropy.harvest import harvest_source, raw_file
 from entropy_lab.entropy.pool import CARD_FILE, POOL_DIR, POOL_FILE, Segment
 from entropy_lab.provenance import MANIFEST, atomic_dir, build_manifest, sha256_bytes, write_json
 from entropy_lab.schema import flatten
-from entropy_lab.stages.common import Run, outputs, start
+from entropy_lab.stages.common import Run, outputs
 
 REPORTS = Path("reports/harvest")
 
 
-def run(params_path: Path, out: Path = POOL_DIR, reports: Path = REPORTS) -> None:
-    section = start(params_path, numerics=False).harvest
+def run(params: Params, out: Path = POOL_DIR, reports: Path = REPORTS) -> None:
+    section = params.harvest
     outputs(out, reports / "metrics.json")
     record = Run("harvest")
     results = {spec.name: harvest_source(spec, section) for spec in section.sources}

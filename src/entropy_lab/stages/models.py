@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from entropy_lab.artefacts import check_safetensors
+from entropy_lab.config import Params
 from entropy_lab.errors import UserError
 from entropy_lab.models import (
     MODELS_DIR,
@@ -18,14 +20,14 @@ from entropy_lab.models import (
 )
 from entropy_lab.provenance import MANIFEST, atomic_dir, build_manifest, write_json
 from entropy_lab.schema import flatten
-from entropy_lab.stages.common import Run, check_safetensors, outputs, start
+from entropy_lab.stages.common import Run, outputs
 
 
-def run(params_path: Path, models_dir: Path = MODELS_DIR, out: Path = RESOLVED) -> None:
+def run(params: Params, models_dir: Path = MODELS_DIR, out: Path = RESOLVED) -> None:
     """Quantisation requests and built models are checked before any work, so a CPU run
     asking for 8-bit fails at once and writes nothing, and a truncated weights file is a
     one-line error, never a recorded hash."""
-    section = start(params_path, numerics=False).models
+    section = params.models
     outputs(out.parent)
     record = Run("models")
     device = pick_device(section.device)

@@ -5,20 +5,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from entropy_lab.artefacts import read_parquet
+from entropy_lab.config import Params
 from entropy_lab.evaluation.evaluate import EVAL_DIR
 from entropy_lab.provenance import atomic_dir, atomic_file, write_json
 from entropy_lab.report import figures, markdown
 from entropy_lab.report.numbers import check_ledgers, gather, headline, provenance, teaching_rows
-from entropy_lab.stages.common import Run, outputs, read_parquet, start
+from entropy_lab.stages.common import Run, outputs
 
 REPORTS = Path("reports")
 FILES = ("figures", "teaching.csv", "metrics.json", "headline.json", "provenance.json", "report.md")
 
 
-def run(params_path: Path, root: Path = Path(".")) -> None:
+def run(params: Params, root: Path = Path(".")) -> None:
     import pandas as pd
 
-    params = start(params_path, numerics=False)
     out = root / REPORTS
     outputs(*(out / name for name in FILES))
     check_ledgers(root)

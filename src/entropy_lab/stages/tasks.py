@@ -5,19 +5,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from entropy_lab.config import Params
 from entropy_lab.entropy.layout import check_layout
 from entropy_lab.entropy.pool import POOL_DIR, POOL_FILE, Pool, check_ledger, write_ledger
 from entropy_lab.provenance import MANIFEST, atomic_dir, build_manifest, write_json
 from entropy_lab.schema import flatten
-from entropy_lab.stages.common import Run, outputs, start
+from entropy_lab.stages.common import Run, model_numerics, outputs
 from entropy_lab.tasks.builder import family_counts, records_fingerprint
 from entropy_lab.tasks.dataset import add_seeded, build, card, to_dataset_dict
 
 OUT, REPORTS = Path("data/tasks"), Path("reports/tasks")
 
 
-def run(params_path: Path, out: Path = OUT, reports: Path = REPORTS) -> None:
-    params = start(params_path)
+def run(params: Params, out: Path = OUT, reports: Path = REPORTS) -> None:
     section = params.tasks
     outputs(out, reports / "metrics.json")
     pool = Pool.load(POOL_DIR)
@@ -53,6 +53,7 @@ def run(params_path: Path, out: Path = OUT, reports: Path = REPORTS) -> None:
                 "bytes": sum(r.end - r.start for r in ranges),
             },
             extra={"fingerprints": {s: records_fingerprint(r) for s, r in records.items()}},
+            numerics=model_numerics(params) if paraphraser else None,
         )
         write_json(tmp / MANIFEST, manifest)
     write_json(

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+from entropy_lab.artefacts import load_tasks
 from entropy_lab.closure import code_digest
+from entropy_lab.config import Params
 from entropy_lab.errors import UserError
 from entropy_lab.models import load_profile, pick_device
 from entropy_lab.parallel import rank_world, world_size
@@ -20,7 +22,7 @@ from entropy_lab.provenance import (
     write_json,
 )
 from entropy_lab.schema import flatten
-from entropy_lab.stages.common import Run, load_tasks, one_of, outputs, start
+from entropy_lab.stages.common import Run, model_numerics, one_of, outputs
 from entropy_lab.tasks import seeded
 from entropy_lab.training.checkpoints import Checkpoints, save_adapter
 from entropy_lab.training.sft import (
@@ -37,8 +39,7 @@ from entropy_lab.training.sft import (
 TASKS = Path("data/tasks")
 
 
-def run(params_path: Path, model_name: str, variant: str, root: Path = Path(".")) -> None:
-    params = start(params_path)
+def run(params: Params, model_name: str, variant: str, root: Path = Path(".")) -> None:
     settings = params.training
     one_of("--model", model_name, settings.models, "training.models")
     one_of("--variant", variant, settings.variants, "training.variants")
@@ -72,7 +73,13 @@ def run(params_path: Path, model_name: str, variant: str, root: Path = Path(".")
         # data-parallel adapters equal single-process ones up to float summation order
         extra = {"world_size": world} if world > 1 else None
         manifest = build_manifest(
-            "train", read, inputs, tmp, seeds={"training": settings.seed}, extra=extra
+            "train",
+            read,
+            inputs,
+            tmp,
+            seeds={"training": settings.seed},
+            extra=extra,
+            numerics=model_numerics(params),
         )
         write_json(tmp / MANIFEST, manifest)
     write_curve(reports / "live", curve)

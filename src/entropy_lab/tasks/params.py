@@ -12,7 +12,6 @@ from fractions import Fraction
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, model_validator
-from scipy import stats
 
 from entropy_lab.schema import Name, PositiveInt, Section, Seed, bad_value
 
@@ -152,6 +151,8 @@ class NormalConfig(Section):
 
     @model_validator(mode="after")
     def _support_size(self) -> NormalConfig:
+        from scipy import stats  # not at import: reading params loads no numpy
+
         z = stats.norm.isf(self.tail / 2)
         size = 2 * z * max(self.sds) * 10**self.decimals
         if size > MAX_SUPPORT:

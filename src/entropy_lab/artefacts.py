@@ -1,0 +1,83 @@
+"""Reading what an earlier stage wrote: every missing, truncated or corrupt artefact is one
+line naming the file and the stage to run, never a traceback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from entropy_lab.errors import UserError
+
+REPRO = "run `dvc repro` (or `dvc pull`) first"
+
+
+def require(path: Path, hint: str) -> Path:
+    """An input that an earlier stage writes: one line naming the stage to run when absent."""
+    if not path.exists():
+        raise UserError(f"no {path}; {hint}")
+    return path
+
+
+def read_json(path: Path, hint: str = REPRO) -> Any:
+    require(path, hint)
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise UserError(f"{path}: not readable JSON ({type(exc).__name__}); {hint}") from None
+
+
+def read_parquet(path: Path, hint: str):
+    import pandas as pd
+    import pyarrow as pa
+
+    require(path, hint)
+    try:
+        return pd.read_parquet(path)
+    except (OSError, pa.ArrowException, ValueError) as exc:
+        raise UserError(
+            f"{path}: not a readable parquet file ({type(exc).__name__}); {hint}"
+        ) from None
+
+
+def load_tasks(directory: Path):
+    """The task dataset the `tasks` stage saved (a DatasetDict)."""
+    import pyarrow as pa
+    from datasets import load_from_disk
+
+    hint = "run the tasks stage (`dvc repro tasks`) first"
+    require(directory / "dataset_dict.json", hint)
+    try:
+        return load_from_disk(str(directory))
+    except (OSError, pa.ArrowException, ValueError, KeyError) as exc:
+        raise UserError(
+            f"{directory}: not a readable task dataset ({type(exc).__name__}); {hint}"
+        ) from None
+
+
+def check_safetensors(path: Path, hint: str) -> None:
+    """A weights file whose header parses and whose tensors end where the file does: a
+    truncated or corrupt file is one line here, not a traceback after the work."""
+    require(path, hint)
+    try:
+        with open(path, "rb") as fh:
+            size = int.from_bytes(fh.read(8), "little")
+            if not 2 <= size <= 100_000_000:
+                raise ValueError(f"header length {size}")
+            header = json.loads(fh.read(size))
+        tensors = [v for k, v in header.items() if k != "__metadata__"]
+        end = max((v["data_offsets"][1] for v in tensors), default=0)
+        if 8 + size + end != Path(path).stat().st_size:
+            raise ValueError("its size does not match its header")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+        raise UserError(f"{path}: not a complete safetensors file ({exc}); {hint}") from None
+
+
+def read_yaml(path: Path, hint: str = REPRO) -> Any:
+    import yaml
+
+    require(path, hint)
+    try:
+        return yaml.safe_load(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise UserError(f"{path}: not readable YAML ({type(exc).__name__}); {hint}") from None
