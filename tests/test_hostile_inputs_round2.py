@@ -324,7 +324,9 @@ def test_corrupt_parquet_and_arrow_files_are_one_line(repo):
         load_tasks(Path("data/tasks"))["train"][0]
 
 
-def test_a_damaged_checkpoint_restarts_the_run_instead_of_failing_every_rerun(tmp_path, monkeypatch):
+def test_a_damaged_checkpoint_restarts_the_run_instead_of_failing_every_rerun(
+    tmp_path, monkeypatch
+):
     monkeypatch.chdir(tmp_path)
     import torch
     from transformers import AutoModelForCausalLM
