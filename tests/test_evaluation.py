@@ -3,6 +3,7 @@ model agreeing within sampling error."""
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -135,9 +136,11 @@ def test_exact_and_sampled_views_agree():
 
 
 @pytest.mark.parametrize("calibrated", [True, False])
-def test_gof_passes_about_one_minus_alpha_of_records_for_a_calibrated_model(calibrated):
-    """A constant model whose valid answers follow the target passes at about 1 - alpha over many
-    records (each record its own sampled streams); a biased one fails most of them."""
+def test_gof_over_the_whole_output_space_fails_a_model_that_answers_invalidly(calibrated):
+    """A constant model that answers validly about 40% of the time: its valid answers follow
+    the target (calibrated) or not. The valid-only diagnostic passes a calibrated model at about
+    1 - alpha and a biased one rarely; the full-space test, what a user sampling it gets, fails
+    both on every record (an invalid answer is impossible under the target)."""
     pi = np.full(257, 0.05 / 253)
     weights = [0.3, 0.15, 0.15] if calibrated else [0.2, 0.2, 0.2]
     pi[[ord("a"), ord("b"), ord("c"), 256]] = [*weights, 0.35]
@@ -145,12 +148,50 @@ def test_gof_passes_about_one_minus_alpha_of_records_for_a_calibrated_model(cali
     e = E.model_copy(update={"samples": 200, "batch_size": 3000})
     records = [letters_record(i) for i in range(100)]
     rows = evaluate_records(model, tok, records, {"letters": Letters()}, e, "t/gof", 64, 64)
-    passes = sum(r["gof_pass"] for r in rows)
+    passes = sum(r["gof_pass_valid"] for r in rows)
     assert all(r["gof_test"] == "chi2" for r in rows)  # ~40 valid answers: expected counts >= 5
     if calibrated:
         assert stats.binomtest(passes, 100, 1 - e.alpha).pvalue > 1e-3, passes
     else:
         assert passes / 100 < 0.5, passes
+    assert not any(r["gof_pass"] for r in rows) and all(r["gof_p"] == 0 for r in rows)
+
+
+def simulated_pass_rate(validity: float, bias: float, runs: int, seed: int) -> tuple[float, float]:
+    """(full-space, valid-only) pass rates of a sampler over six words: its valid answers carry
+    `bias` extra mass on the first word, and it answers validly with probability `validity`."""
+    from entropy_lab.evaluation.evaluate import record_stats
+    from entropy_lab.tasks.families import FAMILIES
+
+    words = ["apple", "pear", "plum", "fig", "lemon", "mango"]
+    target = np.full(6, 1 / 6)
+    q = target * (1 - bias)
+    q[0] += bias
+    family = FAMILIES["list_item"](None, tuple(words))
+    rng = np.random.default_rng(seed)
+    full = valid_only = 0
+    for i in range(runs):
+        n_valid = rng.binomial(200, validity)
+        answers = [words[k] for k in rng.choice(6, n_valid, p=q)] + ["?"] * (200 - n_valid)
+        record = {"id": f"r{i}", "temperature": 1.0, "instance": json.dumps({"items": words}),
+                  "support": words, "target": target.tolist(), "model": [], "answers": answers}  # fmt: skip
+        row = record_stats(record, family, E.model_copy(update={"monte_carlo": 199}), "sim")
+        full += row["gof_pass"]
+        valid_only += row["gof_pass_valid"]
+    return full / runs, valid_only / runs
+
+
+def test_the_full_space_pass_rate_never_rises_as_validity_falls():
+    """The audit's sampler with 30% extra mass on the mode passed more prompts the fewer valid
+    answers it gave (valid-only test); over the whole output space it cannot: the pass rate
+    falls with validity at a fixed bias, and an exact sampler passes at about 1 - alpha."""
+    levels = (1.0, 0.995, 0.98, 0.9, 0.4, 0.05)
+    biased = [simulated_pass_rate(v, 0.3, 150, k) for k, v in enumerate(levels)]
+    full = [b[0] for b in biased]
+    assert all(a >= b for a, b in itertools.pairwise(full)), full
+    assert biased[-1][1] > biased[0][1] + 0.3  # the valid-only diagnostic rewards answering less
+    exact, _ = simulated_pass_rate(1.0, 0.0, 400, 99)
+    assert 0.92 <= exact <= 0.98, exact
 
 
 def test_monte_carlo_chi_square_agrees_with_the_asymptotic_test_and_keeps_its_level():
@@ -307,12 +348,21 @@ def test_paired_differences_see_what_overlapping_cis_hide():
     hard = rng.uniform(0.2, 0.9, 30)
     soft = hard - 0.05 + rng.normal(0, 0.005, 30)
     rows = [
-        {"id": f"r{i}", "variant": v, "split": s, "temperature": t, "tvd": x, "valid_rate": 1 - x}
+        {
+            "id": f"r{i}",
+            "variant": v,
+            "split": s,
+            "temperature": t,
+            "tvd": x,
+            "valid_rate": 1 - x,
+            "kl": 2 * x,
+        }
         for v, tvd in (("base", np.ones(30)), ("ce_multisample", hard), ("soft_trie", soft))
         for i, x in enumerate(tvd)
         for s, t in (("validation", 1.0), ("validation", 0.7))
     ]
     rows[-2]["tvd"] = float("nan")  # a record without an exact view (soft_trie, last one)
+    rows[0]["kl"] = float("inf")  # base never gives one support answer on the first record
     out = paired(pd.DataFrame(rows), E)
     assert list(out) == ["validation"]  # T = 1 only
     assert set(out["validation"]) == {
@@ -323,5 +373,7 @@ def test_paired_differences_see_what_overlapping_cis_hide():
     assert d["tvd"]["mean"] == pytest.approx(float(np.mean((soft - hard)[:29])))
     assert d["tvd"]["ci"][1] < 0
     assert d["valid_rate"]["n"] == 30 and d["valid_rate"]["ci"][0] > 0
+    assert d["kl"]["n"] == 30 and d["kl"]["ci"][1] < 0  # KL beside TVD, on finite pairs
+    assert out["validation"]["soft_trie - base"]["kl"]["n"] == 29  # the infinite pair is left out
     own = [mean_ci(x, E, ("own", k))["ci"] for k, x in (("hard", hard), ("soft", soft))]
     assert own[1][1] > own[0][0]  # the variants' own CIs overlap

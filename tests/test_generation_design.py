@@ -60,7 +60,7 @@ def test_unknown_condition_is_one_line(params_data):
 
 def test_comparison_of_an_absent_condition_is_rejected(params_data):
     params_data["ab"]["generate"]["conditions"].remove("entropy_stream")
-    with pytest.raises(UserError, match=r"ab.analysis.comparisons\[1\] = 'entropy_stream'"):
+    with pytest.raises(UserError, match=r"ab.analysis.primary.comparisons\[1\] = 'entropy_stream'"):
         parse_params(params_data)
 
 

@@ -102,13 +102,13 @@ def test_floats_and_sampling_settings_have_upper_bounds(
             "ab.generate.replicates = 1000000000: Input should be less than or equal to 10000",
         ),
         (
-            {"ab.generate.replicates": 10_000},
-            "ab.generate.replicates = 10000: 1,000,050 samples per model and length; "
+            {"ab.generate.replicates": 10_000, "ab.generate.aa_replicates": 10_000},
+            "ab.generate.replicates = 10000: 4,400,050 samples per model and length; "
             "at most 1,000,000",
         ),
         (
             {"ab.generate.aa_pairs": 1000},
-            "ab.generate.aa_pairs = 1000: Input should be less than or equal to 20",
+            "ab.generate.aa_pairs = 1000: Input should be less than or equal to 200",
         ),
         (
             {"ab.lengths": [64, 10**6]},

@@ -40,7 +40,7 @@ from entropy_lab.training.sft import (
     train,
     with_lora,
 )
-from tests.conftest import save_tiny_model, tiny_config, write_pool
+from tests.conftest import REPO, save_tiny_model, tiny_config, write_pool
 
 FAMILIES = ("integer_range", "weighted_choice", "coins", "dice", "cards")
 
@@ -109,7 +109,12 @@ def test_a_kl_step_lowers_the_kl_of_its_batch(params_data):
 
 @pytest.mark.slow
 def test_default_profile_ce_kl_beats_ce_multisample_and_base(params_data, tmp_path):
-    """The default model (shortened pretraining) and training params: equal steps per loss."""
+    """The default model (shortened pretraining) and training params, equal steps per loss: the
+    full-space KL term brings validation KL below CE on sampled answers alone, and below half
+    the base model's. The claim is the order, not a ratio: the ratio ce_kl / ce_multisample
+    was 0.88 on an AMD EPYC (AVX2 and AVX-512 alike) and under 0.7 on an Intel Xeon, so a
+    tighter threshold asserts one machine's floating point. With `training.lambda_kl = 0`
+    (ce_kl is then CE on one sampled answer, as ce_multisample) it fails."""
     from entropy_lab.training.pretrain import corpus_path, encode, load_documents, split_documents
     from entropy_lab.training.pretrain import train as pretrain
 
@@ -126,7 +131,7 @@ def test_default_profile_ce_kl_beats_ce_multisample_and_base(params_data, tmp_pa
         run = TrainRun(kind, t, [r for r in records["train"] if r["draws"]], val)
         curve = train(model, byte_tokenizer(), run, Checkpoints(tmp_path / kind, kind))
         results["base"], results[kind] = curve[0]["val_kl"], curve[-1]["val_kl"]
-    assert results["ce_kl"] < 0.7 * results["ce_multisample"], results
+    assert results["ce_kl"] < results["ce_multisample"], results
     assert results["ce_kl"] < 0.5 * results["base"], results
 
 
@@ -191,43 +196,94 @@ def test_killed_run_resumes_to_the_same_adapter(params_data, tmp_path):
     assert sha256_tree(resumed / curves) == sha256_tree(whole / curves)  # and all
 
 
+GRADIENTS = """
+import sys, torch, yaml
+from pathlib import Path
+from transformers import AutoModelForCausalLM
+from entropy_lab.config import parse_params
+from entropy_lab.parallel import rank_world
+from entropy_lab.tasks.builder import Builder
+from entropy_lab.training import sft
+from entropy_lab.training.pretrain import byte_tokenizer
+from tests.conftest import tiny_config
+out, wrong = Path(sys.argv[1]), sys.argv[2] == "wrong"
+if wrong:  # every process weights its shard's mean as if it were the whole batch
+    sft.shard_share = lambda shard, batch: 1.0
+torch.set_num_threads(1)
+params = parse_params(yaml.safe_load(Path("params.yaml").read_text()))
+settings = params.training.model_copy(update={"batch_size": 7})  # unequal shards: 4 and 3
+records = [r for r in Builder(params.tasks).build()["train"] if r["draws"]]
+torch.manual_seed(0)
+config = tiny_config("gpt2", 256)
+config.update({"resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0})  # as kjv-tiny: no
+model = sft.with_lora(AutoModelForCausalLM.from_config(config), settings.lora, 0)  # dropout masks
+rank, world = rank_world()
+run = sft.TrainRun("ce_kl", settings, records, [], rank=rank, world=world)
+trainable = [p for p in model.parameters() if p.requires_grad]
+sft.batch_gradients(model, byte_tokenizer(), trainable, run, step=0)
+if rank == 0:
+    torch.save([p.grad for p in trainable], out)
+"""
+
+
+def first_step_gradients(root: Path, processes: int, wrong: bool = False) -> list:
+    """The first step's LoRA gradients, from `processes` torchrun processes (gloo on CPU)."""
+    import shutil
+
+    bindir = Path(sys.executable).parent
+    out = root / f"grads-{processes}-{wrong}.pt"
+    script = root / "grads.py"
+    script.write_text(GRADIENTS)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    subprocess.run(
+        [shutil.which("torchrun", path=str(bindir)), "--nproc-per-node", str(processes),
+         str(script), str(out), "wrong" if wrong else "right"],
+        cwd=root, check=True, env=env, capture_output=True,
+    )  # fmt: skip
+    return torch.load(out)
+
+
+def gradients_equal(a: list, b: list) -> bool:
+    return all(torch.allclose(x, y, rtol=1e-4, atol=1e-7) for x, y in zip(a, b, strict=True))
+
+
 @pytest.mark.slow
-def test_torchrun_two_processes_train_the_same_adapter(params_data, tmp_path):
-    """Data-parallel training (`torchrun --nproc-per-node 2`, gloo on CPU) gives the adapter
-    one process gives, up to float summation order; the manifest records the world size."""
+def test_torchrun_two_processes_take_the_step_one_process_takes(params_data, tmp_path):
+    """Data parallelism is right when the summed gradient of the processes' shards is the
+    gradient of the whole batch's mean loss: the first step's gradients agree at float
+    tolerance (later steps only up to summation order, which Adam amplifies), on shards of
+    unequal size; a process that weights its shard as the whole batch is caught."""
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(small_params(params_data)))
+    one = first_step_gradients(tmp_path, 1)
+    two = first_step_gradients(tmp_path, 2)
+    assert any(g.abs().sum() > 0 for g in one)
+    assert gradients_equal(one, two)
+    assert not gradients_equal(one, first_step_gradients(tmp_path, 2, wrong=True))
+
+
+@pytest.mark.slow
+def test_torchrun_trains_through_the_stage_and_records_the_world_size(params_data, tmp_path):
+    """`torchrun --nproc-per-node 2 entropy-lab train`: rank 0 writes the adapter, trained, and
+    the manifest records the world size."""
     import json
     import shutil
 
     from safetensors.torch import load_file
 
-    def short(root: Path) -> Path:
-        data = yaml.safe_load((root / "params.yaml").read_text())
-        data["training"].update(steps=40, checkpoint_every=20, eval_every=20)
-        (root / "params.yaml").write_text(yaml.safe_dump(data))
-        # no dropout (as in kjv-tiny): masks drawn per process differ from one process's
-        config = root / "models" / "kjv-tiny" / "config.json"
-        cfg = json.loads(config.read_text())
-        cfg.update(resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
-        config.write_text(json.dumps(cfg))
-        return root
-
-    single = short(stage_dir(params_data, tmp_path / "single"))
-    assert run_train(single) == 0
-    sharded = short(stage_dir(params_data, tmp_path / "sharded"))
+    root = stage_dir(params_data, tmp_path / "sharded")
+    data = yaml.safe_load((root / "params.yaml").read_text())
+    data["training"].update(steps=4, warmup_steps=1, checkpoint_every=2, eval_every=2)
+    (root / "params.yaml").write_text(yaml.safe_dump(data))
     bindir = Path(sys.executable).parent
     subprocess.run(
         [shutil.which("torchrun", path=str(bindir)), "--nproc-per-node", "2", "--no-python",
          str(bindir / "entropy-lab"), "train", "--model", "kjv-tiny", "--variant", "ce_kl"],
-        cwd=sharded, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+        cwd=root, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
     )  # fmt: skip
-    adapter = Path("adapters", "kjv-tiny", "ce_kl")
-    a = load_file(single / adapter / "adapter_model.safetensors")
-    b = load_file(sharded / adapter / "adapter_model.safetensors")
-    assert a.keys() == b.keys()
-    for k in a:
-        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
-    assert any(not torch.equal(a[k], torch.zeros_like(a[k])) for k in a)  # it did train
-    assert json.loads((sharded / adapter / "manifest.json").read_text())["world_size"] == 2
+    adapter = root / "adapters" / "kjv-tiny" / "ce_kl"
+    tensors = load_file(adapter / "adapter_model.safetensors")
+    assert any(not torch.equal(t, torch.zeros_like(t)) for t in tensors.values())
+    assert json.loads((adapter / "manifest.json").read_text())["world_size"] == 2
 
 
 def test_a_checkpoint_resumes_only_under_the_code_that_wrote_it(params_data, tmp_path, monkeypatch):

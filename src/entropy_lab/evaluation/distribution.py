@@ -120,6 +120,16 @@ def chi_square_mc_p(
     return float((1 + np.sum(t_sim >= t - 1e-9 * max(1.0, t))) / (1 + n_sim))
 
 
+def full_space_p(valid_p: float, invalid: int) -> float:
+    """The goodness-of-fit p-value over the whole output space, from the test of the valid
+    answers: an invalid answer falls in a cell the target gives probability 0, so one of them
+    rejects (p = 0) and a model cannot pass by answering validly less often; with none, the
+    two tests are the same test. No answer at all to test is a failure too."""
+    if invalid > 0 or not np.isfinite(valid_p):
+        return 0.0
+    return float(valid_p)
+
+
 MIN_EXPECTED = 5  # the usual rule for the chi-square approximation
 
 

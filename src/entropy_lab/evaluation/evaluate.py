@@ -173,20 +173,27 @@ def record_stats(
             counts, [np.array(m.probs, float) for m in marginals], settings.monte_carlo, rng
         )
         row |= {"support_size": 0, "counts": [], "tvd_empirical": nan}
+    full_p = dist.full_space_p(gof_p, n - valid)
     row |= {
         "valid": valid,
         "valid_rate": valid / n,
         "gof_test": test,
-        "gof_p": gof_p,
-        "gof_pass": bool(np.isfinite(gof_p) and gof_p >= settings.alpha),
+        "gof_p": full_p,  # over the whole output space: what a user sampling the model gets
+        "gof_pass": bool(full_p >= settings.alpha),
+        "gof_p_valid": gof_p,  # the valid answers alone: a diagnostic, never the result
+        "gof_pass_valid": bool(np.isfinite(gof_p) and gof_p >= settings.alpha),
     }
-    row |= exact_stats(r, row)
+    agreement = keyed_rng(settings.seed, "agreement", key, r["id"], r["temperature"])
+    row |= exact_stats(r, row, settings.monte_carlo, agreement)
     return row
 
 
-def exact_stats(r: dict[str, Any], sampled: dict[str, Any]) -> dict[str, float]:
+def exact_stats(
+    r: dict[str, Any], sampled: dict[str, Any], n_sim: int, rng: np.random.Generator
+) -> dict[str, float]:
     """The exact view's distances (NaN where the support could not be scored): full space first,
-    then renormalised over the support; and the sampled cells against the exact view."""
+    then renormalised over the support; and the sampled cells against the exact view (chi-square,
+    Monte Carlo where an expected count is small, as the pass-rate test)."""
     nan = float("nan")
     keys = ("tvd", "kl", "tvd_conditional", "kl_conditional", "entropy_ratio", "agreement_p")
     if not len(r["model"]):
@@ -201,7 +208,7 @@ def exact_stats(r: dict[str, Any], sampled: dict[str, Any]) -> dict[str, float]:
         "tvd_conditional": dist.tvd(p, q),
         "kl_conditional": dist.kl(p, q),
         "entropy_ratio": dist.entropy(q) / h_p if h_p > 0 else nan,
-        "agreement_p": dist.gof_p(np.r_[sampled["counts"], invalid], q_full),
+        "agreement_p": dist.gof(np.r_[sampled["counts"], invalid], q_full, None, n_sim, rng)[1],
     }
 
 
@@ -218,16 +225,22 @@ def rescore(
 
 
 def group_summary(d: pd.DataFrame, settings: EvaluateSection, key: tuple) -> dict[str, Any]:
-    """The summary of a set of records (a variant and split, or one family within it)."""
-    passes = int(d.gof_pass.sum())
+    """The summary of a set of records (a variant and split, or one family within it): full-space
+    figures first, each with its 95% CI; the conditional (valid answers only) ones labelled."""
+    passes, passes_valid = int(d.gof_pass.sum()), int(d.gof_pass_valid.sum())
     tvd = mean_ci(d.tvd.to_numpy(float), settings, (*key, "tvd"))
     valid = mean_ci(d.valid_rate.to_numpy(float), settings, (*key, "valid"))
+    kl = d.kl.to_numpy(float)
+    scored = kl[~np.isnan(kl)]  # NaN: no exact view; inf: a support answer the model never gives
+    kl_ci = mean_ci(scored, settings, (*key, "kl"))
     out = {
         "records": len(d),
         "tvd": tvd["mean"],
         "tvd_ci": tvd["ci"],
         "exact_records": tvd["n"],
-        "kl": _finite_mean(d.kl),
+        "kl": kl_ci["mean"],
+        "kl_ci": kl_ci["ci"],
+        "kl_infinite_share": float(np.isinf(scored).mean()) if len(scored) else None,
         "tvd_conditional": _finite_mean(d.tvd_conditional),
         "kl_conditional": _finite_mean(d.kl_conditional),
         "entropy_ratio": _finite_mean(d.entropy_ratio),
@@ -237,7 +250,9 @@ def group_summary(d: pd.DataFrame, settings: EvaluateSection, key: tuple) -> dic
         "parsed_rate": float(d.parsed_rate.mean()),
         "gof_pass_rate": passes / len(d),
         "gof_pass_ci": list(binomial_interval(passes, len(d))),
-        "gof_tested": int(np.isfinite(d.gof_p.to_numpy(float)).sum()),
+        "gof_pass_valid_rate": passes_valid / len(d),
+        "gof_pass_valid_ci": list(binomial_interval(passes_valid, len(d))),
+        "gof_tested": int(np.isfinite(d.gof_p_valid.to_numpy(float)).sum()),
         "agreement_reject_rate": _finite_mean(d.agreement_p < settings.alpha, d.agreement_p),
     }
     acc = d.accuracy.to_numpy(float)
@@ -278,13 +293,14 @@ def by_answer_length(d: pd.DataFrame) -> dict[str, dict[str, Any]]:
 
 
 PAIRED_REFERENCES = ("base", "ce_multisample")  # each variant is compared with these
-PAIRED_METRICS = ("tvd", "valid_rate")
+PAIRED_METRICS = ("tvd", "kl", "valid_rate")  # KL: records where both are finite
 
 
 def paired(df: pd.DataFrame, settings: EvaluateSection) -> dict[str, Any]:
     """Per split, each variant against each reference on the same records at T = 1: the mean
-    per-record difference (variant minus reference) of full-space TVD and of validity, with a
-    bootstrap CI over records. Pairing removes the records' difficulty, which dominates each
+    per-record difference (variant minus reference) of full-space TVD, of full-space KL (over
+    the records where both are finite: `n` says how many) and of validity, with a bootstrap CI
+    over records. Pairing removes the records' difficulty, which dominates each
     variant's own CI, so two overlapping CIs can still differ here."""
     out: dict[str, Any] = {}
     for split, d in df[df.temperature == 1.0].groupby("split", sort=True):

@@ -102,6 +102,7 @@ def seeded_stats(r: dict[str, Any], settings: EvaluateSection, key: str) -> dict
     values = np.array(r["support"], float) if is_ordinal(list(r["support"])) else None
     rng = keyed_rng(settings.seed, "seeded-gof", key, r["id"])
     test, p = dist.gof(counts, np.asarray(r["target"], float), values, settings.monte_carlo, rng)
+    full = dist.full_space_p(p, n - int(counts.sum()))
     mode = r["support"][int(np.argmax(r["target"]))]
     return {
         "samples": n,
@@ -111,8 +112,10 @@ def seeded_stats(r: dict[str, Any], settings: EvaluateSection, key: str) -> dict
         "valid": int(counts.sum()),
         "valid_rate": counts.sum() / n,
         "gof_test": test,
-        "gof_p": p,
-        "gof_pass": bool(np.isfinite(p) and p >= settings.alpha),
+        "gof_p": full,  # over the whole output space (an invalid answer rejects)
+        "gof_pass": bool(full >= settings.alpha),
+        "gof_p_valid": p,  # the valid answers alone: a diagnostic
+        "gof_pass_valid": bool(np.isfinite(p) and p >= settings.alpha),
     }
 
 
@@ -132,9 +135,9 @@ def summarize_seeded(rows: list[dict[str, Any]], settings: EvaluateSection) -> d
 
     from entropy_lab.stats.inference import binomial_interval
 
-    def block(d: pd.DataFrame, key: tuple) -> dict[str, Any]:
+    def group_summary(d: pd.DataFrame, key: tuple) -> dict[str, Any]:
         acc = mean_ci(d.accuracy.to_numpy(float), settings, (*key, "accuracy"))
-        passes = int(d.gof_pass.sum())
+        passes, passes_valid = int(d.gof_pass.sum()), int(d.gof_pass_valid.sum())
         return {
             "records": len(d),
             "accuracy": acc["mean"],
@@ -143,6 +146,8 @@ def summarize_seeded(rows: list[dict[str, Any]], settings: EvaluateSection) -> d
             "valid_rate": float(d.valid_rate.mean()),
             "gof_pass_rate": passes / len(d),
             "gof_pass_ci": list(binomial_interval(passes, len(d))),
+            "gof_pass_valid_rate": passes_valid / len(d),
+            "gof_pass_valid_ci": list(binomial_interval(passes_valid, len(d))),
         }
 
     out: dict[str, Any] = {}
@@ -150,9 +155,10 @@ def summarize_seeded(rows: list[dict[str, Any]], settings: EvaluateSection) -> d
         return out
     df = pd.DataFrame(rows)
     for (variant, split), d in df.groupby(["variant", "split"], sort=True):
-        entry = block(d, ("seeded", variant, split))
+        entry = group_summary(d, ("seeded", variant, split))
         entry["families"] = {
-            f: block(g, ("seeded", variant, split, f)) for f, g in d.groupby("family", sort=True)
+            f: group_summary(g, ("seeded", variant, split, f))
+            for f, g in d.groupby("family", sort=True)
         }
         out.setdefault(variant, {})[split] = entry
     return out

@@ -8,9 +8,11 @@ replicates of one prompt and condition: self-BLEU, embedding diversity and the b
 (the write-up's rejection-sampling view) under a pluggable scorer.
 
 Beside them, for Holtzman et al. 2020 ("The Curious Case of Neural Text Degeneration",
-Table 1; code: github.com/ari-holtzman/degen, metrics/): each sample's BLEU-4 against every
-other sample of its arm (their Self-BLEU4, nltk with smoothing method 1, on the model's token
-ids as their code does), stored with the token ids, text and embedding that ab-analyze's arm
+Table 1; code: github.com/ari-holtzman/degen, metrics/): each sample's BLEU-4 against the
+other texts of its group, one text per prompt of the same arm and replicate index (their
+Self-BLEU4, nltk with smoothing method 1, on the model's token ids as their code does; they
+compare 1,000 texts, and the score grows with the number compared, so ours, over as many texts
+as there are prompts, is comparable between our arms, not with their table), stored with the token ids, text and embedding that ab-analyze's arm
 statistics (Self-BLEU4, Zipf coefficient) and distribution tests read.
 """
 
@@ -202,10 +204,12 @@ def compute(
             p = prompts[r["prompt_id"]]
             out.append({k: r[k] for k in keys} | sample_metrics(r, p.text, p.answer, m.ngram))
             bar.update()
-        by_arm: dict[str, list[int]] = {}
+        # Self-BLEU4 grows with the number of texts it compares, so every score compares a
+        # fixed set: one text per prompt (same replicate index), in every arm alike
+        by_group: dict[tuple[str, int], list[int]] = {}
         for i, r in enumerate(rows):
-            by_arm.setdefault(r["condition"], []).append(i)
-        for idx in by_arm.values():
+            by_group.setdefault((r["condition"], r["replicate"]), []).append(i)
+        for idx in by_group.values():
             for i, b in zip(idx, pool_bleu4([rows[i]["token_ids"] for i in idx]), strict=True):
                 out[i]["self_bleu4"] = b
             bar.update(len(idx))

@@ -97,7 +97,8 @@ class Prompt(ABParams):
 
 class GenerateSection(ABParams):
     conditions: Annotated[list[Condition], Field(min_length=1)]
-    aa_pairs: Annotated[int, Field(ge=0, le=20)]  # A/A pairs of prng_stream arms
+    aa_pairs: Annotated[int, Field(ge=0, le=200)]  # A/A pairs of prng_stream arms
+    aa_replicates: Annotated[int, Field(ge=2, le=10_000)]  # samples per prompt of an A/A arm
     listed_seeds: Annotated[
         list[Annotated[int, Field(ge=0, lt=2**32)]], Field(min_length=1, max_length=1000)
     ]
@@ -120,12 +121,14 @@ class GenerateSection(ABParams):
 
     def replicates_of(self, arm: str) -> int:
         """Samples per prompt: fixed42 one (every replicate would be the same), listed_seeds
-        one per seed, every other arm `replicates`."""
+        one per seed, an A/A arm `aa_replicates`, every other arm `replicates`."""
         source = condition_kind(arm)[1]
         if source == "fixed":
             return 1
         if source == "listed":
             return len(self.listed_seeds)
+        if arm not in CONDITIONS:
+            return self.aa_replicates
         return self.replicates
 
 
@@ -153,14 +156,30 @@ class MetricsSection(ABParams):
         return scorer
 
 
+Pair = Annotated[list[Condition], Field(min_length=2, max_length=2)]  # [treatment, control]
+
+
+class PrimarySection(ABParams):
+    """The primary analysis, declared before the data (stats.primary): its comparisons, its
+    endpoints, the equivalence margin in within-prompt SDs, and the power its plan aims for."""
+
+    comparisons: Annotated[list[Pair], Field(min_length=1, max_length=10)]
+    endpoints: Annotated[
+        list[Literal[SAMPLE_METRICS]], Field(min_length=1, max_length=len(SAMPLE_METRICS))
+    ]
+    margin_sd: Annotated[float, Field(gt=0, le=2)]
+    power: Annotated[float, Field(gt=0, lt=1)]
+
+
 class AnalysisSection(ABParams):
+    primary: PrimarySection
     comparisons: Annotated[
         list[Annotated[list[Condition], Field(min_length=2, max_length=2)]],
         Field(min_length=1, max_length=100),
     ]  # [treatment, control]
     alpha: Annotated[float, Field(gt=0, lt=0.5)]
     correction: Literal["holm", "fdr_bh"]
-    equivalence_margin_sd: Annotated[float, Field(gt=0, le=2)]  # TOST margin, in pooled SDs
+    equivalence_margin_sd: Annotated[float, Field(gt=0, le=2)]  # secondary TOSTs, pooled SDs
     power: Annotated[float, Field(gt=0, lt=1)]
     bootstrap: Annotated[int, Field(ge=100, le=100_000)]
     permutations: Annotated[int, Field(ge=100, le=100_000)]
@@ -207,24 +226,26 @@ class ABSection(ABParams):
                 f"effect among the {family} tests of the largest family",
             )
         have = ", ".join(g.conditions)
-        for i, pair in enumerate(self.analysis.comparisons):
-            for name in pair:
-                if name not in g.conditions:
-                    raise bad_value(
-                        f"analysis.comparisons[{i}]",
-                        name,
-                        f"not in generate.conditions; allowed: {have}",
-                    )
-            if pair[0] == pair[1]:
-                raise bad_value(
-                    f"analysis.comparisons[{i}]", list(pair), "two different conditions"
-                )
+        primary = self.analysis.primary
+        for key, pairs in (
+            ("analysis.primary.comparisons", primary.comparisons),
+            ("analysis.comparisons", self.analysis.comparisons),
+        ):
+            for i, pair in enumerate(pairs):
+                for name in pair:
+                    if name not in g.conditions:
+                        raise bad_value(
+                            f"{key}[{i}]", name, f"not in generate.conditions; allowed: {have}"
+                        )
+                if pair[0] == pair[1]:
+                    raise bad_value(f"{key}[{i}]", list(pair), "two different conditions")
+        _unique("analysis.primary.endpoints", primary.endpoints)
         return self
 
     def largest_family(self) -> int:
-        """Tests in the largest correction family (at most: not every metric exists for every
-        arm): main or A/A per-metric tests, main or A/A distribution tests."""
+        """Tests in the secondary analysis' correction family (at most: not every metric exists
+        for every arm). The A/A tests calibrate at alpha, before correction, so their family's
+        size sets no floor on the permutations."""
         runs = len(self.models) * len(self.lengths)
         metrics = len(SAMPLE_METRICS) + len(GROUP_METRICS)
-        pairs = max(len(self.analysis.comparisons), self.generate.aa_pairs)
-        return runs * pairs * max(metrics, len(DISTRIBUTION_FEATURES))
+        return runs * len(self.analysis.comparisons) * max(metrics, len(DISTRIBUTION_FEATURES))

@@ -26,7 +26,8 @@ def zipf_coefficient(token_lists) -> float:
 
 def arm_statistics(samples: pd.DataFrame) -> pd.DataFrame:
     """Per (model, length, arm): the numbers in Holtzman et al.'s Table 1. Descriptive: each is
-    one number per arm (Self-BLEU4 and Zipf pool the arm's texts), so no CI; the per-sample
+    one number per arm (Self-BLEU4 averages groups of one text per prompt, Zipf pools the
+    arm's texts), so no CI; the per-sample
     repetition flag is tested with the other metrics."""
     rows = []
     for (model, length, arm), s in samples.groupby(["model", "length", "condition"], sort=True):

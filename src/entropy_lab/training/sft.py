@@ -314,12 +314,28 @@ def train(model, tokenizer, run: TrainRun, checkpoints: Checkpoints | None = Non
 
 
 def train_step(model, tokenizer, opt, params, run: TrainRun, step: int) -> dict[str, torch.Tensor]:
-    """One optimiser step on this process's share of the step's batch; the batch's loss, CE
-    and KL (summed over processes)."""
+    """One optimiser step on the step's batch (this process's share of it under torchrun):
+    the batch's loss, CE and KL."""
+    for group in opt.param_groups:
+        group["lr"] = learning_rate(step, run.settings)
+    opt.zero_grad(set_to_none=True)
+    out = batch_gradients(model, tokenizer, params, run, step)
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    opt.step()
+    return out
+
+
+def shard_share(shard: list, batch: list) -> float:
+    """A process's weight on its shard's mean loss: its share of the batch's records, so the
+    processes' gradients sum to the gradient of the whole batch's mean loss."""
+    return len(shard) / len(batch)
+
+
+def batch_gradients(model, tokenizer, params, run: TrainRun, step: int) -> dict[str, torch.Tensor]:
+    """The gradient of the step's mean batch loss in `params`' .grad (summed over processes
+    under torchrun, each scoring every world-th record), and the batch's loss, CE and KL."""
     settings = run.settings
     torch.manual_seed(settings.seed * 1_000_003 + step)  # LoRA dropout, keyed by step
-    for group in opt.param_groups:
-        group["lr"] = learning_rate(step, settings)
     batch = batch_for(step, run.records, settings, run.weights)
     shard = batch[run.rank :: run.world]
     out = loss_on(model, tokenizer, shard, run.variant, settings)
@@ -328,14 +344,11 @@ def train_step(model, tokenizer, opt, params, run: TrainRun, step: int) -> dict[
             f"training: the {run.variant} loss became {out['loss'].item()} at step {step + 1}; "
             f"lower training.lr ({settings.lr}) or training.lambda_kl ({settings.lambda_kl})"
         )
-    opt.zero_grad(set_to_none=True)
-    (out["loss"] * (len(shard) / len(batch))).backward()
+    share = shard_share(shard, batch)
+    (out["loss"] * share).backward()
     if run.world > 1:
         all_reduce_sum(p.grad for p in params)
-        logged = torch.stack([out[k].detach() for k in ("loss", "ce", "kl")])
-        logged *= len(shard) / len(batch)
+        logged = torch.stack([out[k].detach() for k in ("loss", "ce", "kl")]) * share
         all_reduce_sum([logged])
         out = dict(zip(("loss", "ce", "kl"), logged, strict=True))
-    torch.nn.utils.clip_grad_norm_(params, 1.0)
-    opt.step()
     return out

@@ -1,0 +1,208 @@
+"""The seeding study's primary analysis: is pool seeding equivalent to PRNG seeding?
+
+Declared in params before the data (`ab.analysis.primary`): a few endpoints, the two primary
+comparisons (pool vs PRNG seeds, pool vs PRNG per-token streams) and an equivalence margin in
+pooled SDs. For each comparison, model and length:
+
+- each endpoint's difference is estimated within prompt (every arm sees the same prompts: the
+  prompt is a stratum, and its effect cancels), as the mean over prompts of the arms' mean
+  difference, with a t interval from the pooled within-prompt variance;
+- each endpoint gets a TOST at alpha against the margin, in within-prompt SDs (how much two
+  texts of one prompt differ; estimated with hundreds of degrees of freedom, so the margin is
+  nearly fixed: a margin in SDs that include the prompts' spread, estimated from ten prompts,
+  would move with it and inflate the test's size), and a two-sided test;
+- the primary claim, "equivalent on every endpoint", is an intersection-union test: it holds
+  when every endpoint's TOST rejects at alpha, with no multiplicity adjustment (Berger & Hsu
+  1996, Statistical Science 11(4)); its p-value is the largest TOST p-value. A claim that
+  some endpoint differs is the union of the two-sided tests, Holm-adjusted over the endpoints.
+
+The power plan uses the same variance components: the within-prompt SD and the prompt-by-arm
+interaction, so it says how many prompts and replicates give the wanted power for the claim.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy import stats
+
+from entropy_lab.stats.inference import pooled_sd
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One endpoint of one comparison, within prompt."""
+
+    n_treatment: int
+    n_control: int
+    prompts: int
+    sd: float  # pooled SD of the two arms, ignoring prompts (the secondary analysis' unit)
+    sd_within: float  # pooled within-prompt SD: the margin's unit
+    diff: float  # mean over prompts of the within-prompt difference (treatment - control)
+    se: float
+    df: int
+    ci_low: float  # 95%
+    ci_high: float
+    margin: float  # in the endpoint's units
+    p_tost: float
+    p_diff: float
+    design_effect: float  # Var(within-prompt estimate) / Var(two-sample estimate ignoring prompts)
+    interaction_sd: float  # prompt-by-arm interaction (method of moments, >= 0)
+
+    @property
+    def d(self) -> float:
+        """The difference in within-prompt SDs (the margin's unit)."""
+        return self.diff / self.sd_within if self.sd_within > 0 else float("nan")
+
+    def as_dict(self) -> dict:
+        return asdict(self) | {"d": self.d}
+
+
+def within_prompt(
+    x: np.ndarray, y: np.ndarray, sx: np.ndarray, sy: np.ndarray, margin_sd: float, alpha: float
+) -> Endpoint:
+    """Treatment values `x` with prompts `sx`, control `y` with `sy` (the same prompts, two or
+    more values per prompt and arm): the within-prompt estimate and its tests."""
+    x, y, sx, sy = map(np.asarray, (x, y, sx, sy))
+    prompts = sorted(set(sx.tolist()) & set(sy.tolist()))
+    diffs, inv, ss, df = [], [], 0.0, 0
+    for p in prompts:
+        a, b = x[sx == p], y[sy == p]
+        diffs.append(a.mean() - b.mean())
+        inv.append(1 / len(a) + 1 / len(b))
+        ss += ((a - a.mean()) ** 2).sum() + ((b - b.mean()) ** 2).sum()
+        df += len(a) + len(b) - 2
+    k, diffs, inv = len(prompts), np.array(diffs), np.array(inv)
+    var_within = ss / df if df > 0 else float("nan")
+    se = math.sqrt(var_within * inv.sum()) / k
+    sd = pooled_sd(x, y)
+    diff = float(diffs.mean())
+    margin = margin_sd * math.sqrt(var_within)
+    t = stats.t(df) if df > 0 else None
+    if t is None:
+        p_tost = p_diff = lo = hi = float("nan")
+    elif se == 0:  # no variation within any prompt: the difference is known exactly
+        p_tost, p_diff = (0.0, 1.0) if diff == 0 else (1.0, 0.0)
+        lo = hi = diff
+    else:
+        p_tost = float(max(t.sf((diff + margin) / se), t.cdf((diff - margin) / se)))
+        p_diff = float(2 * t.sf(abs(diff) / se))
+        half = t.ppf(1 - alpha / 2) * se
+        lo, hi = diff - half, diff + half
+    naive = (x.var(ddof=1) / len(x) + y.var(ddof=1) / len(y)) if min(len(x), len(y)) > 1 else 0.0
+    # the spread of the per-prompt differences beyond what within-prompt noise explains
+    excess = diffs.var(ddof=1) - var_within * inv.mean() if k > 1 else 0.0
+    return Endpoint(
+        n_treatment=len(x),
+        n_control=len(y),
+        prompts=k,
+        sd=sd,
+        sd_within=float(math.sqrt(var_within)),
+        diff=diff,
+        se=float(se),
+        df=int(df),
+        ci_low=float(lo),
+        ci_high=float(hi),
+        margin=float(margin),
+        p_tost=p_tost,
+        p_diff=p_diff,
+        design_effect=float(se**2 / naive) if naive > 0 else float("nan"),
+        interaction_sd=float(math.sqrt(max(excess, 0.0))),
+    )
+
+
+def holm(p: np.ndarray) -> np.ndarray:
+    """Holm's step-down adjusted p-values (NaN kept)."""
+    p = np.asarray(p, float)
+    out = np.full_like(p, np.nan)
+    ok = np.flatnonzero(np.isfinite(p))
+    order = ok[np.argsort(p[ok])]
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(order) - rank) * p[i]))
+        out[i] = running
+    return out
+
+
+def primary_verdict(endpoints: dict[str, Endpoint], alpha: float) -> dict:
+    """The primary claim for one comparison: equivalent on every endpoint (intersection-union,
+    each TOST at alpha), or which endpoints differ (Holm over the endpoints), or inconclusive."""
+    names = list(endpoints)
+    p_tost = np.array([endpoints[n].p_tost for n in names])
+    p_diff = holm(np.array([endpoints[n].p_diff for n in names]))
+    p_iut = float(np.max(p_tost)) if np.isfinite(p_tost).all() else float("nan")
+    differ = [n for n, p in zip(names, p_diff, strict=True) if p < alpha]
+    if np.isfinite(p_iut) and p_iut < alpha:
+        verdict = "equivalent"
+    elif differ:
+        verdict = "difference"
+    else:
+        verdict = "inconclusive"
+    return {
+        "verdict": verdict,
+        "p_iut": p_iut,
+        "differ": differ,
+        "not_shown_equivalent": [n for n, p in zip(names, p_tost, strict=True) if not p < alpha],
+        "p_diff_holm": dict(zip(names, map(float, p_diff), strict=True)),
+    }
+
+
+def tost_power(margin_se: float, alpha: float) -> float:
+    """Power of TOST at a true difference of 0, with the margin in units of the estimate's SE
+    (normal approximation)."""
+    return max(0.0, 2 * stats.norm.cdf(margin_se - stats.norm.ppf(1 - alpha)) - 1)
+
+
+def se_within(sd_within: float, interaction_sd: float, prompts: int, replicates: int) -> float:
+    """SE of the within-prompt difference with `replicates` values per prompt and arm."""
+    return math.sqrt((2 * sd_within**2 / replicates + 2 * interaction_sd**2) / prompts)
+
+
+def iut_power(
+    endpoints: list[Endpoint], prompts: int, replicates: int, margin_sd: float, alpha: float
+) -> float:
+    """A lower bound on the power of the intersection-union claim at no true difference
+    (Bonferroni: 1 - sum of each endpoint's miss probability), whatever their correlation."""
+    miss = 0.0
+    for e in endpoints:
+        se = se_within(e.sd_within, e.interaction_sd, prompts, replicates)
+        if se == 0:  # an endpoint without variation is known exactly: no miss
+            continue
+        miss += 1 - tost_power(margin_sd * e.sd_within / se, alpha)
+    return max(0.0, 1 - miss)
+
+
+def plan(
+    endpoints: list[Endpoint],
+    margin_sd: float,
+    alpha: float,
+    power: float,
+    prompts: list[int],
+    max_replicates: int = 100_000,
+) -> list[dict]:
+    """For each number of prompts, the fewest replicates per prompt and arm whose power for the
+    primary claim (`iut_power`) reaches `power`; None where no number of replicates does (the
+    prompt-by-arm interaction alone leaves too much variance: more prompts are needed)."""
+    out = []
+    for k in prompts:
+        if iut_power(endpoints, k, max_replicates, margin_sd, alpha) < power:
+            out.append({"prompts": k, "replicates": None, "samples_per_arm": None, "power": None})
+            continue
+        lo, hi = 1, max_replicates
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if iut_power(endpoints, k, mid, margin_sd, alpha) >= power:
+                hi = mid
+            else:
+                lo = mid + 1
+        out.append(
+            {
+                "prompts": k,
+                "replicates": lo,
+                "samples_per_arm": k * lo,
+                "power": iut_power(endpoints, k, lo, margin_sd, alpha),
+            }
+        )
+    return out

@@ -1,0 +1,114 @@
+"""The seeding study's primary analysis against known answers and by simulation: the within-
+prompt estimate and its interval, the intersection-union claim's size at the margin and its
+power at the planned number of replicates."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from entropy_lab.stats import primary
+
+SD_PROMPT, SD_WITHIN = 2.0, 1.0  # prompt effects larger than the noise within a prompt
+
+
+def simulate(rng, prompts: int, replicates: int, diff: float, interaction: float = 0.0):
+    """One endpoint: both arms see the same prompts, `replicates` values per prompt and arm."""
+    effect = rng.normal(0, SD_PROMPT, prompts)
+    inter = rng.normal(0, interaction, prompts)
+    s = np.repeat(np.arange(prompts), replicates)
+    x = effect[s] + inter[s] + diff + rng.normal(0, SD_WITHIN, s.size)
+    y = effect[s] + rng.normal(0, SD_WITHIN, s.size)
+    return x, y, s, s
+
+
+def test_within_prompt_estimate_matches_a_regression_with_prompt_effects():
+    """With balanced arms the estimate is the two-way ANOVA's arm coefficient, and its t
+    interval is the regression's (statsmodels, prompt as a fixed effect)."""
+    import pandas as pd
+    import statsmodels.formula.api as smf
+
+    rng = np.random.default_rng(0)
+    x, y, sx, sy = simulate(rng, 8, 6, 0.4)
+    e = primary.within_prompt(x, y, sx, sy, 0.3, 0.05)
+    df = pd.DataFrame({"v": np.r_[x, y], "arm": np.r_[np.ones_like(x), np.zeros_like(y)],
+                       "prompt": np.r_[sx, sy]})  # fmt: skip
+    fit = smf.ols("v ~ arm + C(prompt)", df).fit()
+    assert e.diff == pytest.approx(fit.params["arm"], rel=1e-10)
+    # the regression pools the residual variance over both arms with df n - prompts - 1; ours
+    # within each prompt and arm (df n - 2 prompts): the same estimate, nearly the same SE
+    assert e.se == pytest.approx(fit.bse["arm"], rel=0.05)
+    assert e.design_effect < 0.7  # large prompt effects: within-prompt is far more precise
+
+
+def test_within_prompt_interval_covers_at_its_level():
+    rng = np.random.default_rng(1)
+    hits = [primary.within_prompt(*simulate(rng, 10, 8, 0.25), 0.3, 0.05) for _ in range(800)]
+    coverage = np.mean([e.ci_low <= 0.25 <= e.ci_high for e in hits])
+    assert 0.93 <= coverage <= 0.97, coverage
+
+
+def iut_equivalent(rng, prompts, replicates, diffs, margin_sd=0.3, alpha=0.05) -> bool:
+    endpoints = {
+        f"e{i}": primary.within_prompt(*simulate(rng, prompts, replicates, d), margin_sd, alpha)
+        for i, d in enumerate(diffs)
+    }
+    return primary.primary_verdict(endpoints, alpha)["verdict"] == "equivalent"
+
+
+def test_the_primary_claim_keeps_its_size_at_the_margin():
+    """One of four endpoints truly differs by the margin (0.3 within-prompt SDs), the rest not:
+    the intersection-union test declares equivalence at most alpha of the time, although no
+    endpoint's TOST is adjusted for the other three."""
+    rng = np.random.default_rng(2)
+    at_margin = 0.3 * SD_WITHIN
+    runs = 1500
+    rate = np.mean([iut_equivalent(rng, 10, 40, [at_margin, 0, 0, 0]) for _ in range(runs)])
+    assert rate <= 0.05 + 2 * np.sqrt(0.05 * 0.95 / runs), rate
+
+
+def test_the_planned_replicates_give_the_planned_power():
+    """The plan from the true variance components: at no true difference, the claim over four
+    endpoints is shown at least 80% of the time with the replicates it asks for, and not with
+    a quarter of them."""
+    rng = np.random.default_rng(3)
+    truth = primary.Endpoint(
+        n_treatment=0, n_control=0, prompts=10, sd=0.0, sd_within=SD_WITHIN, diff=0.0,
+        se=0.0, df=0, ci_low=0.0, ci_high=0.0, margin=0.0, p_tost=0.0, p_diff=0.0,
+        design_effect=0.0, interaction_sd=0.0,
+    )  # fmt: skip
+    (row,) = primary.plan([truth] * 4, 0.3, 0.05, 0.8, [10])
+    runs = 600
+    power = np.mean([iut_equivalent(rng, 10, row["replicates"], [0] * 4) for _ in range(runs)])
+    assert power >= 0.8 - 2 * np.sqrt(0.8 * 0.2 / runs), (row, power)
+    few = np.mean([iut_equivalent(rng, 10, row["replicates"] // 4, [0] * 4) for _ in range(200)])
+    assert few < 0.6, few
+
+
+def test_an_interaction_with_the_prompt_needs_more_prompts_not_more_replicates():
+    e = primary.Endpoint(
+        n_treatment=0, n_control=0, prompts=10, sd=1.0, sd_within=0.8, diff=0.0, se=0.0, df=0,
+        ci_low=0.0, ci_high=0.0, margin=0.0, p_tost=0.0, p_diff=0.0, design_effect=0.0,
+        interaction_sd=0.1,
+    )  # fmt: skip
+    rows = primary.plan([e], 0.15, 0.05, 0.8, [10, 40])
+    assert rows[0]["replicates"] is None  # 10 prompts cannot average the interaction away
+    assert rows[1]["replicates"] is not None and rows[1]["power"] >= 0.8
+
+
+def test_holm_matches_statsmodels():
+    from statsmodels.stats.multitest import multipletests
+
+    p = np.array([0.01, 0.04, 0.03, 0.2, float("nan")])
+    ours = primary.holm(p)
+    ref = multipletests(p[:4], method="holm")[1]
+    assert np.allclose(ours[:4], ref) and np.isnan(ours[4])
+
+
+def test_tost_power_normal_approximation():
+    # margin 3 SEs at alpha 0.05: 2 Phi(3 - 1.645) - 1
+    assert primary.tost_power(3.0, 0.05) == pytest.approx(
+        2 * stats.norm.cdf(3 - 1.6449) - 1, abs=1e-3
+    )
+    assert primary.tost_power(1.0, 0.05) == 0.0
