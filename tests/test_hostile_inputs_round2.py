@@ -168,6 +168,9 @@ def test_the_thread_count_of_the_environment_never_reaches_an_output(repo):
     assert hashes[0] == hashes[1]
     assert records[0]["machine"]["torch_threads"] == records[1]["machine"]["torch_threads"] == 1
     assert records[0]["machine"]["cpu_vendor"] and records[0]["machine"]["cpu_model"]
+    from entropy_lab.numerics import SETTINGS  # pinned before torch and numpy loaded
+
+    assert records[0]["machine"]["numerics_env"] == SETTINGS["portable"]
 
 
 def test_overlapping_pool_layouts_are_refused_by_both_readers_before_any_work(repo, params_data):

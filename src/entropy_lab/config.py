@@ -18,6 +18,7 @@ from entropy_lab.entropy.params import HarvestSection
 from entropy_lab.errors import UserError
 from entropy_lab.evaluation.params import EvaluateSection
 from entropy_lab.generation.params import ABSection
+from entropy_lab.numerics import DEFAULT
 from entropy_lab.schema import Name, PositiveInt, Quantization, Section, Seed, bad_value
 from entropy_lab.tasks.params import TasksSection
 from entropy_lab.training.params import TrainingSection
@@ -85,7 +86,7 @@ class ModelsSection(Section):
     threads: Annotated[int, Field(ge=1, le=256)]
     # CPU kernels: native | portable | compatible (entropy_lab.numerics); portable repeats
     # across x86 CPUs with AVX2, Intel or AMD
-    numerics: Literal["native", "portable", "compatible"] = "portable"
+    numerics: Literal["native", "portable", "compatible"] = DEFAULT
     profiles: dict[Name, ModelProfile]
     built: dict[Name, BuiltLM]
 
@@ -243,6 +244,11 @@ def read_params_text(path: Path) -> str:
 
 
 def load_params(path: Path = PARAMS_FILE) -> Params:
+    return parse_params(read_params_data(Path(path)), str(path))
+
+
+def read_params_data(path: Path) -> Any:
+    """The file's YAML, read bounded and checked for duplicate keys, not yet validated."""
     text = read_params_text(Path(path))
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)
@@ -252,4 +258,4 @@ def load_params(path: Path = PARAMS_FILE) -> Params:
         raise UserError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     except RecursionError:
         raise UserError(f"{path}: nested deeper than YAML can read; not read") from None
-    return parse_params(data, str(path))
+    return data

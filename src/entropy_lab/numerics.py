@@ -17,6 +17,7 @@ import sys
 from entropy_lab.errors import UserError
 
 NAMES = ("MKL_CBWR", "ATEN_CPU_CAPABILITY", "OPENBLAS_CORETYPE")
+DEFAULT = "portable"
 SETTINGS: dict[str, dict[str, str]] = {
     "native": {},
     "portable": {"MKL_CBWR": "AVX2", "ATEN_CPU_CAPABILITY": "avx2", "OPENBLAS_CORETYPE": "Haswell"},

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from entropy_lab.config import Params, load_params
+from entropy_lab.config import Params, parse_params, read_params_data
 from entropy_lab.errors import UserError
-from entropy_lab.numerics import NAMES, apply
+from entropy_lab.numerics import DEFAULT, NAMES, SETTINGS, apply
 from entropy_lab.provenance import inside_repository, write_json
 
 RUNS = Path("runs")  # run records: one JSON per stage, in git, hashed by nothing
@@ -56,10 +56,19 @@ def set_threads(threads: int) -> None:
 def start(params_path: Path) -> Params:
     """Params read and checked; the CPU numerics pinned (`models.numerics`) before torch and
     numpy load, and every library's thread count set from `models.threads`."""
-    params = load_params(params_path)
-    apply(params.models.numerics)
+    data = read_params_data(params_path)
+    apply(numerics_setting(data))  # before validation: a validator may load numpy
+    params = parse_params(data, str(params_path))
     set_threads(params.models.threads)
     return params
+
+
+def numerics_setting(data: Any) -> str:
+    """`models.numerics` as the file gives it (the default where it is absent or not one of
+    the settings: validation then names the bad value)."""
+    models = data.get("models") if isinstance(data, dict) else None
+    value = models.get("numerics") if isinstance(models, dict) else None
+    return value if isinstance(value, str) and value in SETTINGS else DEFAULT
 
 
 def model_numerics(params: Params, device: bool = True) -> dict[str, Any]:
