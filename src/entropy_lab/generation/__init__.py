@@ -1,1 +1,1 @@
-"""Seeding A/B experiments: uniform streams, the sampler, the design, text metrics."""
+"""Seeding A/B experiments: uniform streams, the sampler, the design, embedders, text metrics."""

@@ -1,1 +1,1 @@
-"""Statistics: two-arm inference and the A/B analysis."""
+"""Statistics: two-arm inference, the primary and secondary A/B analyses, text and distribution tests."""

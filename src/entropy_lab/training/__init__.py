@@ -1,1 +1,1 @@
-"""Training: the default LM from scratch (pretrain)."""
+"""Training: the built LMs from scratch (pretrain), LoRA SFT (sft, losses, scoring), checkpoints."""
