@@ -241,10 +241,7 @@ def group_summary(d: pd.DataFrame, settings: EvaluateSection, key: tuple) -> dic
         "kl": kl_ci["mean"],
         "kl_ci": kl_ci["ci"],
         "kl_infinite_share": float(np.isinf(scored).mean()) if len(scored) else None,
-        "tvd_conditional": _finite_mean(d.tvd_conditional),
-        "kl_conditional": _finite_mean(d.kl_conditional),
-        "entropy_ratio": _finite_mean(d.entropy_ratio),
-        "support_mass": _finite_mean(d.support_mass),
+        **diagnostics(d, settings, key),
         "valid_rate": valid["mean"],
         "valid_rate_ci": valid["ci"],
         "parsed_rate": float(d.parsed_rate.mean()),
@@ -253,17 +250,33 @@ def group_summary(d: pd.DataFrame, settings: EvaluateSection, key: tuple) -> dic
         "gof_pass_valid_rate": passes_valid / len(d),
         "gof_pass_valid_ci": list(binomial_interval(passes_valid, len(d))),
         "gof_tested": int(np.isfinite(d.gof_p_valid.to_numpy(float)).sum()),
-        "agreement_reject_rate": _finite_mean(d.agreement_p < settings.alpha, d.agreement_p),
     }
+    agreement = d.agreement_p.to_numpy(float)
+    tested, rejected = int(np.isfinite(agreement).sum()), int((agreement < settings.alpha).sum())
+    out["agreement_reject_rate"] = rejected / tested if tested else None
+    out["agreement_reject_ci"] = list(binomial_interval(rejected, tested)) if tested else None
     acc = d.accuracy.to_numpy(float)
     if np.isfinite(acc).any():
         out["accuracy"] = _finite_mean(d.accuracy)
     return out
 
 
-def _finite_mean(values: pd.Series, where: pd.Series | None = None) -> float | None:
-    """Mean over the records where `where` (default: the values) is finite; None if none."""
-    ok = np.isfinite((values if where is None else where).to_numpy(float))
+DIAGNOSTICS = ("support_mass", "tvd_conditional", "kl_conditional", "entropy_ratio")
+
+
+def diagnostics(d: pd.DataFrame, settings: EvaluateSection, key: tuple) -> dict[str, Any]:
+    """The exact view's diagnostics, each a mean over the records that have it, with its CI:
+    the support mass, and the distances given a valid answer (renormalised over the support)."""
+    out: dict[str, Any] = {}
+    for name in DIAGNOSTICS:
+        m = mean_ci(d[name].to_numpy(float), settings, (*key, name))
+        out |= {name: m["mean"], f"{name}_ci": m["ci"]}
+    return out
+
+
+def _finite_mean(values: pd.Series) -> float | None:
+    """Mean over the records where the values are finite; None if none."""
+    ok = np.isfinite(values.to_numpy(float))
     return float(values.to_numpy(float)[ok].mean()) if ok.any() else None
 
 
