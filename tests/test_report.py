@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -23,17 +24,26 @@ def block(tvd: float | None, records: int = 5) -> dict:
         "tvd": tvd,
         "tvd_ci": None if tvd is None or records == 1 else [tvd - 0.1, tvd + 0.1],
         "kl": 1.5,
+        "kl_ci": [1.2, 1.8],
+        "kl_infinite_share": 0.0,
         "tvd_conditional": 0.2,
+        "tvd_conditional_ci": [0.15, 0.25],
         "kl_conditional": 0.4,
+        "kl_conditional_ci": [0.3, 0.5],
         "entropy_ratio": 0.9,
+        "entropy_ratio_ci": [0.85, 0.95],
         "support_mass": 0.6,
+        "support_mass_ci": [0.5, 0.7],
         "valid_rate": 0.55,
         "valid_rate_ci": [0.5, 0.6],
         "parsed_rate": 0.6,
-        "gof_pass_rate": 0.4,
-        "gof_pass_ci": [0.1, 0.7],
+        "gof_pass_rate": 0.0,
+        "gof_pass_ci": [0.0, 0.5],
+        "gof_pass_valid_rate": 0.4,
+        "gof_pass_valid_ci": [0.1, 0.7],
         "gof_tested": records,
         "agreement_reject_rate": 0.0,
+        "agreement_reject_ci": [0.0, 0.5],
     }
 
 
@@ -46,6 +56,34 @@ def seeded_block(accuracy: float) -> dict:
         "valid_rate": 0.9,
         "gof_pass_rate": 0.2,
         "gof_pass_ci": [0.01, 0.7],
+        "gof_pass_valid_rate": 0.2,
+        "gof_pass_valid_ci": [0.01, 0.7],
+    }
+
+
+def endpoint(d: float, reachable: bool = True) -> dict:
+    return {"n_treatment": 160, "n_control": 160, "prompts": 10, "sd": 1.2, "sd_within": 1.0,
+            "diff": d, "se": 0.1, "df": 300, "ci_low": d - 0.2, "ci_high": d + 0.2,
+            "margin": 0.3, "p_tost": 0.01 if abs(d) < 0.1 else 0.3, "p_diff": 0.5,
+            "design_effect": 0.7, "interaction_sd": 0.05, "d": d, "reachable": reachable}  # fmt: skip
+
+
+def primary_result(verdict: str) -> dict:
+    endpoints = {
+        "n_tokens": endpoint(0.02),
+        "echo": endpoint(0.05 if verdict == "equivalent" else 0.25),
+    }
+    return {
+        "endpoints": endpoints,
+        "verdict": verdict,
+        "p_iut": 0.01 if verdict == "equivalent" else 0.3,
+        "differ": [],
+        "not_shown_equivalent": [] if verdict == "equivalent" else ["echo"],
+        "p_diff_holm": {"n_tokens": 0.9, "echo": 0.9},
+        "prompts": 10,
+        "replicates": 16,
+        "power": 0.55,
+        "plan": [{"prompts": 10, "replicates": 40, "samples_per_arm": 400, "power": 0.81}],
     }
 
 
@@ -81,6 +119,7 @@ def calibration(k: int, n: int, status: str) -> dict:
         "per_split": {"m/64/aa1": k, "m/64/aa2": 0},
         "status": status,
         "differences_after_correction": 0,
+        "p_values": sorted(float(x) for x in np.linspace(0.01, 0.99, n)),
     }
 
 
@@ -152,6 +191,10 @@ def numbers(params_data) -> dict:
             "profile": profile(parse_params(params_data)),
             "harvest": harvest_numbers({"jitter": source}),
             "ab": {
+                "primary": {
+                    "m/64/entropy_seed_vs_prng_seed": primary_result("equivalent"),
+                    "m/64/entropy_stream_vs_prng_stream": primary_result("inconclusive"),
+                },
                 "verdicts": {
                     "entropy_seed_vs_prng_seed": {
                         "difference": 0,
@@ -183,19 +226,11 @@ def numbers(params_data) -> dict:
                         "echo": ab_test(0.2, "trivial difference"),
                         "early_stop": ab_test(None, "no variation"),
                     },
-                    "m/64/aa1_a_vs_aa1_b": {
-                        "repeat_rate": ab_test(0.05, "inconclusive", p=0.04),
-                        "echo": ab_test(-0.1, "inconclusive", p=0.7),
-                    },
                 },
                 "distribution": {
                     "m/64/entropy_seed_vs_prng_seed": {
                         "embedding": energy(0.01, 0.9, 0.97),
                         "ngram": energy(0.4, 0.5, None),
-                    },
-                    "m/64/aa1_a_vs_aa1_b": {
-                        "embedding": energy(0.3, 0.9, 0.99),
-                        "ngram": energy(0.6, 0.5, None),
                     },
                 },
                 "arms": {
@@ -224,10 +259,12 @@ def numbers(params_data) -> dict:
                         "validation": {
                             "soft_trie - base": {
                                 "tvd": {"mean": -0.7, "ci": [-0.8, -0.6], "n": 5},
+                                "kl": {"mean": -3.0, "ci": [-4.0, -2.0], "n": 5},
                                 "valid_rate": {"mean": 0.55, "ci": [0.5, 0.6], "n": 5},
                             },
                             "soft_trie - ce_multisample": {
                                 "tvd": {"mean": -0.2, "ci": [-0.3, -0.1], "n": 5},
+                                "kl": {"mean": -0.5, "ci": [-0.9, 0.1], "n": 4},
                                 "valid_rate": {"mean": 0.05, "ci": [-0.1, 0.2], "n": 5},
                             },
                         }
@@ -279,70 +316,108 @@ def test_report_renders_every_section_from_the_numbers(numbers, prov):
     reordered = copy.deepcopy(numbers)  # metrics.json stores keys sorted: the same report
     reordered["training"]["m"] = dict(reversed(reordered["training"]["m"].items()))
     assert render(reordered, prov) == md
-    for heading in ("## Profile", "### What this profile", "## 1.", "## 2.", "## 3.", "### m"):
+    for heading in ("## Findings", "## Profile", "## 1.", "## 2.", "### The primary claim",
+                    "### Secondary comparisons", "## 3.", "### m"):  # fmt: skip
         assert heading in md
     assert md.count("*Source:* stage `s` · manifest digest `dddddddddddd`") == 6
     assert "kjv-tiny model.safetensors `cccccccccccc`" in md
     assert "| jitter | 3.2 | t_tuple (samples) | 3.2 | 3.28 | 100 | 1/2 |" in md  # 8 × 0.41
     assert "| validation / dice | 0.5 [0.4, 0.6] | 0.5 [0.4, 0.6] | 0.25 [0.15, 0.35] |" in md
     assert "| validation / coin | 0.2 (n = 1) | 0.2 (n = 1) | 0.1 (n = 1) |" in md  # no fake CI
-    assert "| validation / uuid | valid 55%, pass 40% |" in md
-    assert "| soft_trie | validation | 0.3 [0.2, 0.4] | 55% [50, 60] | 40% [10, 70] | 5 |" in md
+    assert "| validation / uuid | valid 55%, pass 0% |" in md
+    # full space first, the valid-only pass rate beside it as a labelled diagnostic, KL's CI
+    assert (
+        "| soft_trie | validation | 0.3 [0.2, 0.4] | 1.5 [1.2, 1.8] | 0% | 55% [50, 60] "
+        "| 0% [0, 50] | 40% [10, 70] | 5 |"
+    ) in md
+    assert "GOF pass, valid answers only (diagnostic)" in md
     assert "median 7% of distributions at N = 1000" in md
     assert (
         "| validation | soft_trie - ce_multisample | -0.2 [-0.3, -0.1] | lower "
-        "| 0.05 [-0.1, 0.2] | no difference at 95% |"
+        "| -0.5 [-0.9, 0.1] | no difference at 95% | 0.05 [-0.1, 0.2] | no difference at 95% |"
     ) in md
-    assert (
-        "passing the goodness-of-fit test; on the same prompts its TVD minus ce_multisample's "
-        "is -0.2 [-0.3, -0.1] (lower). A pass needs valid answers"
-    ) in md
-    assert (
-        "soft_trie minus ce_multisample, full-space TVD): validation -0.2 [-0.3, -0.1]. Soft "
-        "targets are closer at 95% on 1 of 1 splits (validation) and farther on 0."
-    ) in md
-    assert "minimal detectable effect at 80% power, at the alpha each verdict used" in md
+    assert "| soft_trie / validation | 0.6 [0.5, 0.7] | 0.2 [0.15, 0.25] |" in md  # diagnostics
     assert "| entropy_seed vs prng_seed | 40 | 0.63 | 0 | 1 | 1 | 1 | 1 | 0 | 3 of 4 |" in md
-    assert "| A/A pairs (1) | 40 | 0.63 | 0 | 0 | 0 | 2 | 0 | 0 | 2 of 2 |" in md
-    assert (
-        "Per-metric tests: 1 of 20 reject at alpha before correction, rate 0.05 [0.01, 0.2]" in md
-    )
-    assert "**consistent with alpha**" in md and "at most 0.2 of its per-metric tests" in md
-    assert "Mixed model (prompt as random intercept) fits: 0 ok, 5 boundary" in md
+    assert "| per-metric | 1 of 20 | 0.05 [0.01, 0.2] | 1.5 | 0 | consistent with alpha |" in md
+    assert "fits: 0 ok, 3 boundary" in md
     assert "| repeat_rate | E |" in md and "| early_stop | – |" in md and "| echo | T |" in md
     assert "| entropy_seed vs prng_seed | m/64 | 0.01 / 0.9 | 0.4 / 0.5 | 0.97 |" in md
     assert "| m/64 | prng_seed | 160 | 12.5 | 0.31 | 1.07 | 64 |" in md
     assert "aa1_a |" not in md  # A/A arms are in the calibration, not the per-arm table
     assert "kjv-tiny is a small byte-level model" in md  # the default profile says what it is
-
-    assert "| soft_trie | 0.2 · 55% · 40% | 0.3 · 55% · 40% |" in md  # the temperature sweep
+    # the primary claim, in one sentence per comparison, with its numbers
+    assert (
+        "pool seeds vs PRNG seeds: equivalent within ±0.3 within-prompt SD on all 6 primary "
+        "endpoints at length 64 (largest TOST p 0.01)."
+    ) in md
+    assert (
+        "pool per-token streams vs PRNG streams: not shown equivalent at length 64 on 1 of 6 "
+        "endpoints (echo; largest echo d = 0.25 [0.05, 0.45]), and no endpoint differs."
+    ) in md
+    assert "had power 0.55–0.55 for the claim" in md and "needs 40 replicates" in md
+    assert "| pool seeds vs PRNG seeds | m/64 | 10 | 40 | 400 | 0.81 |" in md  # the plan
+    # the temperature sweep with CIs, and no "closest" where the CIs overlap
+    assert "| soft_trie | 0.2 [0.1, 0.3] · 55% [50, 60] · 0% [0, 50] |" in md
+    assert "no temperature is closest beyond sampling error (lowest TVD at T = 0.7" in md
     assert "| seeded | validation | 0.62 [0.57, 0.67] | 0.3 | 90% | 20% [1, 70] | 5 |" in md
-    assert "| pool u: accuracy | seeded | 0.62 [0.57, 0.67] |" in md  # does it transfer?
     assert "seeded on validation: 0.62 vs 0.3, above the mode baseline: it uses u." in md
-    assert "| sampling: full-space TVD | soft_trie | 0.3 [0.2, 0.4] |" in md
     assert "This profile teaches one model size (m)" in md
-    assert "base: no valid answer at any temperature;" in md
-    assert "soft_trie: closest to the target at T = 0.7 (TVD 0.2; not calibrated: best away " in md
-    assert "from T = 1); at T = 1, given a valid answer, less random than the target" in md
-    assert "less random than the target (entropy ratio 0.9)" in md
-    # the SFT curve, mean support mass on validation and on train records
-    assert "| ce_multisample | validation | 0.001 | 0.6 |" in md
+    assert "| ce_multisample | validation | 0.001 | 0.6 |" in md  # the SFT curve
     assert "| ce_multisample | train | 0.002 | 0.9 |" in md
     assert "| dice | 0.6 | 0.6 |" in md  # per family at the last step
     assert "| 1-2 | 4 | 0.02 · 1% | 0.02 · 1% | 0.8 · 75% |" in md  # against answer length
     assert md.index("| 1-2 | 4 |") < md.index("| 6-10 | 3 |") < md.index("| 21-40 | 2 |")
-    assert md.index("| 21-40 | 2 |") < md.index("| 41+ | 1 |")
-    assert (
-        "What limits soft_trie: its support mass on validation by expected answer length is 0.8 "
-        "at 1-2 bytes, 0.5 at 6-10 bytes, 0.05 at 21-40 bytes; at the end of training it is "
-        "lowest for dice (0.6), and on as many train records of the same families, which it was "
-        "taught, it is 0.9 "
-        "(validation 0.6)" in md
-    )
     numbers["teaching"]["m"]["variants"]["soft_trie"]["validation"]["families"]["coin"]["tvd"] = (
         0.123
     )
     assert "0.123 (n = 1)" in render(numbers, prov)
+
+
+def test_the_report_leads_with_its_findings(numbers, prov):
+    """The first 40 lines hold a finding per strand, each with the command that reproduces it,
+    and name the views `dvc plots` draws."""
+    head = "\n".join(render(numbers, prov).splitlines()[:40])
+    for finding in ("**Harvest.**", "**Seeding study:", "**Seeding study, secondary",
+                    "**Teaching randomness (m).**", "**Entropy-driven mode (m).**"):  # fmt: skip
+        assert finding in head, finding
+    assert head.count("Reproduce: `") >= 3
+    assert "`dvc repro ab-analyze`" in head and "`dvc repro evaluate@m`" in head
+    assert "`dvc plots show`" in head and "runs/<stage>.json" in head
+    assert "soft_trie, answers validly 55% [50, 60]" in head  # the closest variant, full space
+
+
+def test_data_dependent_sentences_follow_the_data():
+    """Each sentence that depends on the data is printed only where the data supports it."""
+    from entropy_lab.report import findings as f
+
+    calm = {"pairs": 20, "per_metric": calibration(3, 600, "consistent with alpha")}
+    none = {"entropy_seed_vs_prng_seed": {"difference": 0, "inconclusive": 30}}
+    some = {"entropy_seed_vs_prng_seed": {"difference": 2, "inconclusive": 28}}
+    said = " ".join(f.aa_sentences(calm, none))
+    assert "supports reading" not in said and "no difference verdict for the calibration" in said
+    assert "supports reading the 2 difference verdicts" in " ".join(f.aa_sentences(calm, some))
+    wild = {"pairs": 20, "per_metric": calibration(90, 600, "anti-conservative")}
+    assert "cannot be taken at face value" in " ".join(f.aa_sentences(wild, some))
+
+    def t(tvd, lo, hi):
+        return {"tvd": tvd, "tvd_ci": [lo, hi]}
+
+    ratio = {"entropy_ratio": 1.02, "entropy_ratio_ci": [0.95, 1.1]}
+    overlap = f.temperature_sentence(
+        "v", {"0.7": t(0.2, 0.1, 0.3), "1": t(0.25, 0.15, 0.35)}, ratio
+    )
+    assert "closest to the target" not in overlap and "not calibrated" not in overlap
+    assert "T = 1 is not distinguishable" in overlap and "as random as the target" in overlap
+    apart = f.temperature_sentence("v", {"0.7": t(0.2, 0.1, 0.3), "1": t(0.6, 0.5, 0.7)}, ratio)
+    assert "closest to the target at T = 0.7" in apart and "not calibrated" in apart
+    hotter = {"entropy_ratio": 1.3, "entropy_ratio_ci": [1.2, 1.4]}
+    assert "more random than the target" in f.temperature_sentence(
+        "v", {"1": t(0.2, 0.1, 0.3)}, hotter
+    )
+    # a perfect variant (TVD 0) is the closest, not the last
+    summary = {"a": {"validation": {"tvd": 0.0}}, "b": {"validation": {"tvd": 0.4}},
+               "c": {"validation": {"tvd": None}}}  # fmt: skip
+    assert f.best_variant(summary) == "a"
 
 
 def test_figures_are_byte_identical_across_runs(numbers, tmp_path):
@@ -408,7 +483,7 @@ def test_teaching_rows_are_one_per_family(numbers):
         "tvd_low": 0.4,
         "tvd_high": 0.6,
         "valid_rate": 0.55,
-        "gof_pass_rate": 0.4,
+        "gof_pass_rate": 0.0,
     }
 
 
@@ -445,14 +520,14 @@ def test_the_headline_is_a_handful_of_numbers_per_strand(numbers):
     assert h["teaching"]["m"]["soft_trie"]["validation"] == {
         "tvd": 0.3,
         "valid_rate": 0.55,
-        "gof_pass_rate": 0.4,
+        "gof_pass_rate": 0.0,
     }
     assert h["teaching"]["m"]["seeded"] == {"validation": {"accuracy": 0.62}}
     assert "entropy_seed_vs_prng_seed" in h["ab"] and "aa_false_positive_rate" in h["ab"]
 
 
 def test_transfer_is_said_in_words_from_the_confidence_intervals():
-    from entropy_lab.report.markdown import transfer_verdict
+    from entropy_lab.report.findings import transfer_verdict
 
     def b(tvd, lo, hi):
         return {"tvd": tvd, "tvd_ci": [lo, hi]}

@@ -2,7 +2,8 @@
 
 Every `import entropy_lab...` and `from entropy_lab... import ...` in a module counts, at
 module level or inside a function (the stages import heavy libraries lazily), and so does
-every package `__init__.py` on the way. `dvc.yaml` lists these files as the stage's code
+every package `__init__.py` on the way, and the data a package reads beside its code (a
+folder without `__init__.py` in it, such as the report's templates). `dvc.yaml` lists these files as the stage's code
 dependencies (tests/test_stage_deps.py checks it), and the train stage hashes them into its
 checkpoints' digest, so the two never disagree.
 """
@@ -40,8 +41,16 @@ def imports(path: Path) -> frozenset[str]:
     return frozenset(n for n in found if module_file(n) is not None)
 
 
+def data_dirs(package: Path) -> list[Path]:
+    """A package's data folders: its subfolders that are not packages (nor caches)."""
+    return sorted(
+        d for d in package.iterdir()
+        if d.is_dir() and d.name != "__pycache__" and not (d / "__init__.py").exists()
+    )  # fmt: skip
+
+
 def closure(module: str) -> list[Path]:
-    """Every project file that importing `module` (and calling into it) may run, sorted."""
+    """Every project file that importing `module` (and calling into it) may run or read, sorted."""
     seen: set[Path] = set()
     todo = [module]
     while todo:
@@ -52,7 +61,11 @@ def closure(module: str) -> list[Path]:
             if path is not None and path not in seen:
                 seen.add(path)
                 todo.extend(imports(path))
-    return sorted(seen)
+    data = {
+        f for d in {p.parent for p in seen} for folder in data_dirs(d)
+        for f in folder.rglob("*") if f.is_file() and "__pycache__" not in f.parts
+    }  # fmt: skip
+    return sorted(seen | data)
 
 
 def code_digest(module: str) -> str:
@@ -66,18 +79,20 @@ def code_digest(module: str) -> str:
 
 def dvc_deps(module: str, repo: Path = SRC.parent) -> list[str]:
     """The closure as `dvc.yaml` lists it: a package directory where the closure holds every
-    module in it (and it has no subpackage), single files otherwise; paths from the repo."""
+    module in it and it has no subpackage, single files otherwise, and each data folder whole;
+    paths from the repo."""
     files = closure(module)
     chosen = set(files)
     out = []
-    for directory in sorted({p.parent for p in files}):
+    for directory in sorted({p.parent for p in files if p.suffix == ".py"}):
         members = set(directory.glob("*.py"))
-        whole = members <= chosen and not any(d.is_dir() and d.name != "__pycache__"
-                                              for d in directory.iterdir())  # fmt: skip
-        if whole and directory != SRC / PACKAGE:
+        data = data_dirs(directory)
+        subpackages = [d for d in directory.iterdir() if (d / "__init__.py").exists()]
+        if members <= chosen and not subpackages and directory != SRC / PACKAGE:
             out.append(directory.relative_to(repo).as_posix())
-        else:
-            out += [p.relative_to(repo).as_posix() for p in sorted(members & chosen)]
+            continue
+        out += [p.relative_to(repo).as_posix() for p in sorted(members & chosen)]
+        out += [d.relative_to(repo).as_posix() for d in data]
     return out
 
 

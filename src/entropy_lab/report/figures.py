@@ -129,14 +129,11 @@ def aa_pvalues(ab: dict[str, Any]):
     follow: points below the diagonal at small p are false positives beyond alpha."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(3.6, 3.4))
-    for key, label, marker in (("tests", "per-metric", "o"), ("distribution", "distribution", "^")):
-        p = sorted(
-            t["p"]
-            for name, metrics in ab[key].items()
-            if name.rsplit("/", 1)[1].startswith("aa")
-            for t in metrics.values()
-            if t["p"] is not None
-        )
+    for key, label, marker in (
+        ("per_metric", "per-metric", "o"),
+        ("distribution", "distribution", "^"),
+    ):
+        p = ab["aa"][key].get("p_values", [])
         if p:
             expected = (np.arange(1, len(p) + 1) - 0.5) / len(p)
             ax.plot(expected, p, marker, markersize=2.5, linestyle="", label=f"{label} ({len(p)})")

@@ -76,6 +76,13 @@ def profile(params) -> dict[str, Any]:
             "replicates": g.replicates,
             "listed_seeds": len(g.listed_seeds),
             "aa_pairs": g.aa_pairs,
+            "aa_replicates": g.aa_replicates,
+            "primary": {
+                "comparisons": [f"{t}_vs_{c}" for t, c in ab.analysis.primary.comparisons],
+                "endpoints": ab.analysis.primary.endpoints,
+                "margin_sd": ab.analysis.primary.margin_sd,
+                "power": ab.analysis.primary.power,
+            },
             "equivalence_margin_sd": ab.analysis.equivalence_margin_sd,
             "correction": ab.analysis.correction,
             "alpha": ab.analysis.alpha,
@@ -251,6 +258,7 @@ def headline(n: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "harvest": {src: h["min_entropy"] for src, h in n["harvest"].items()},
         "ab": {
+            "primary": {name: x["verdict"] for name, x in n["ab"]["primary"].items()},
             "aa_false_positive_rate": aa["rate"],
             "aa_false_positive_ci_high": aa["ci_high"],
             **{c: {v: n["ab"]["verdicts"][c].get(v, 0) for v in HEADLINE_VERDICTS} for c in main},

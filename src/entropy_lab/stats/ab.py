@@ -308,7 +308,8 @@ def aa_calibration(
         aa = df[(df.family.str.startswith("aa")) & np.isfinite(df.p_perm)]
         split = aa.model + "/" + aa.length.astype(str) + "/" + aa.treatment.str.removesuffix("_a")
         out[name] = calibrate(aa.p_perm.to_numpy(), split.to_numpy(), analysis.alpha) | {
-            "differences_after_correction": int((aa.verdict.isin(DECLARED)).sum())
+            "differences_after_correction": int((aa.verdict.isin(DECLARED)).sum()),
+            "p_values": sorted(map(float, aa.p_perm)),  # against uniform: ab_aa_pvalues
         }
         out["pairs"] = max(out["pairs"], int(aa.treatment.nunique()))
     return out
