@@ -199,6 +199,26 @@ def verify_cmd(params_path: Path) -> None:
     click.echo("verify: every number in reports/report.md is reproduced from the artefacts")
 
 
+@main.command("record-experiment")
+@click.argument("name")
+@click.option("--command", "command", required=True, help="The `dvc exp run ...` that ran it.")
+@click.option(
+    "--from",
+    "source",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    default=Path("."),
+    show_default=True,
+    help="The repository where it ran (its params.yaml, dvc.lock, reports/ and runs/).",
+)
+@user_errors
+def record_experiment_cmd(name: str, command: str, source: Path) -> None:
+    """Keep an experiment as reports/experiments/NAME/: its command, commit, machine, params,
+    dvc.lock and report, which `verify` checks (docs/reproducibility.md)."""
+    from entropy_lab.experiments import record
+
+    click.echo(f"recorded {record(name, command, source)}")
+
+
 @main.command("reproduce-check")
 @click.option(
     "--keep",

@@ -1,7 +1,8 @@
 """The reviewer's `verify`: recompute every number of the report from the stored artefacts
 and compare it with `reports/metrics.json`, rebuild the provenance from `dvc.lock` and the
-manifests, render `report.md` again, and ask DVC whether every artefact still matches
-`dvc.lock`. Returns the list of differences; empty means the report is reproduced.
+manifests, render `report.md` again, ask DVC whether every artefact still matches
+`dvc.lock`, and check every experiment record (entropy_lab.experiments). Returns the list of
+differences; empty means the report and the records are reproduced.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from entropy_lab.artefacts import read_json
 from entropy_lab.errors import UserError
+from entropy_lab.experiments import check_all
 from entropy_lab.report import markdown
 from entropy_lab.report.numbers import check_ledgers, headline, provenance, recompute
 
@@ -89,4 +91,4 @@ def verify(params, root: Path = Path(".")) -> list[str]:
     for i, (a, b) in enumerate(itertools.zip_longest(on_disk, rendered), 1):
         if a != b:
             problems.append(f"report.md line {i} is {a!r}; metrics.json renders {b!r}")
-    return problems
+    return problems + check_all(root)
