@@ -352,9 +352,9 @@ def test_report_renders_every_section_from_the_numbers(numbers, prov):
     ) in md
     assert (
         "pool per-token streams vs PRNG streams: not shown equivalent at length 64 on 1 of 6 "
-        "endpoints (echo; largest echo d = 0.25 [0.05, 0.45]), and no endpoint differs."
+        "endpoints (echo: d = 0.25 [0.05, 0.45]), and none differs after Holm's correction."
     ) in md
-    assert "had power 0.55–0.55 for the claim" in md and "needs 40 replicates" in md
+    assert "had power 0.55 for the claim" in md and "needs 40 replicates" in md
     assert "| pool seeds vs PRNG seeds | m/64 | 10 | 40 | 400 | 0.81 |" in md  # the plan
     # the temperature sweep with CIs, and no "closest" where the CIs overlap
     assert "| soft_trie | 0.2 [0.1, 0.3] · 55% [50, 60] · 0% [0, 50] |" in md

@@ -24,22 +24,24 @@ def simulate(rng, prompts: int, replicates: int, diff: float, interaction: float
 
 
 def test_within_prompt_estimate_matches_a_regression_with_prompt_effects():
-    """With balanced arms the estimate is the two-way ANOVA's arm coefficient, and its t
-    interval is the regression's (statsmodels, prompt as a fixed effect)."""
+    """On unbalanced arms (a metric missing for some texts) the estimate is the arm coefficient
+    of a regression with prompt as a fixed effect (statsmodels), and so is its SE up to the
+    residual variance's pooling; with large prompt effects it is far more precise than a
+    two-sample comparison ignoring the prompts."""
     import pandas as pd
     import statsmodels.formula.api as smf
 
     rng = np.random.default_rng(0)
     x, y, sx, sy = simulate(rng, 8, 6, 0.4)
+    keep = rng.random(x.size) > 0.3  # drop about a third of the treatment arm's values
+    x, sx = x[keep], sx[keep]
     e = primary.within_prompt(x, y, sx, sy, 0.3, 0.05)
     df = pd.DataFrame({"v": np.r_[x, y], "arm": np.r_[np.ones_like(x), np.zeros_like(y)],
                        "prompt": np.r_[sx, sy]})  # fmt: skip
     fit = smf.ols("v ~ arm + C(prompt)", df).fit()
     assert e.diff == pytest.approx(fit.params["arm"], rel=1e-10)
-    # the regression pools the residual variance over both arms with df n - prompts - 1; ours
-    # within each prompt and arm (df n - 2 prompts): the same estimate, nearly the same SE
-    assert e.se == pytest.approx(fit.bse["arm"], rel=0.05)
-    assert e.design_effect < 0.7  # large prompt effects: within-prompt is far more precise
+    assert e.se == pytest.approx(fit.bse["arm"], rel=0.1)
+    assert e.design_effect < 0.8  # large prompt effects: within-prompt is more precise
 
 
 def test_within_prompt_interval_covers_at_its_level():
@@ -74,10 +76,22 @@ def test_the_planned_replicates_give_the_planned_power():
     a quarter of them."""
     rng = np.random.default_rng(3)
     truth = primary.Endpoint(
-        n_treatment=0, n_control=0, prompts=10, sd=0.0, sd_within=SD_WITHIN, diff=0.0,
-        se=0.0, df=0, ci_low=0.0, ci_high=0.0, margin=0.0, p_tost=0.0, p_diff=0.0,
-        design_effect=0.0, interaction_sd=0.0,
-    )  # fmt: skip
+        n_treatment=0,
+        n_control=0,
+        prompts=10,
+        sd=0.0,
+        sd_within=SD_WITHIN,
+        diff=0.0,
+        se=0.0,
+        df=0,
+        ci_low=0.0,
+        ci_high=0.0,
+        margin=0.0,
+        p_tost=0.0,
+        p_diff=0.0,
+        design_effect=0.0,
+        interaction_sd=0.0,
+    )
     (row,) = primary.plan([truth] * 4, 0.3, 0.05, 0.8, [10])
     runs = 600
     power = np.mean([iut_equivalent(rng, 10, row["replicates"], [0] * 4) for _ in range(runs)])
@@ -86,15 +100,15 @@ def test_the_planned_replicates_give_the_planned_power():
     assert few < 0.6, few
 
 
-def test_an_interaction_with_the_prompt_needs_more_prompts_not_more_replicates():
-    e = primary.Endpoint(
-        n_treatment=0, n_control=0, prompts=10, sd=1.0, sd_within=0.8, diff=0.0, se=0.0, df=0,
-        ci_low=0.0, ci_high=0.0, margin=0.0, p_tost=0.0, p_diff=0.0, design_effect=0.0,
-        interaction_sd=0.1,
-    )  # fmt: skip
-    rows = primary.plan([e], 0.15, 0.05, 0.8, [10, 40])
-    assert rows[0]["replicates"] is None  # 10 prompts cannot average the interaction away
-    assert rows[1]["replicates"] is not None and rows[1]["power"] >= 0.8
+def test_the_interaction_estimate_sees_prompts_that_differ_and_not_noise():
+    rng = np.random.default_rng(4)
+    quiet = [
+        primary.within_prompt(*simulate(rng, 20, 16, 0.0), 0.3, 0.05).interaction_sd
+        for _ in range(50)
+    ]
+    loud = [primary.within_prompt(*simulate(rng, 20, 16, 0.0, interaction=0.5), 0.3, 0.05).interaction_sd
+            for _ in range(50)]  # fmt: skip
+    assert np.median(quiet) < 0.1 and abs(np.median(loud) - 0.5) < 0.15
 
 
 def test_holm_matches_statsmodels():

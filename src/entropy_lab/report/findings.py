@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from entropy_lab.report.format import ci, fmt, mean_ci, pct, pct_ci
+from entropy_lab.report.numbers import by_run
 
 SEED_LABELS = {
     "entropy_seed_vs_prng_seed": "pool seeds vs PRNG seeds",
@@ -43,10 +44,7 @@ def d_ci(e: dict[str, Any]) -> str:
 
 def seeding_answer(primary: dict[str, Any], spec: dict[str, Any], alpha: float) -> list[str]:
     """The study's answer, one sentence per primary comparison, from the primary verdicts."""
-    by: dict[str, dict[str, dict]] = {}
-    for name, result in primary.items():
-        run, comparison = split_run(name)
-        by.setdefault(comparison, {})[run] = result
+    by = by_run(primary)  # comparison -> run -> result, lengths in numeric order
     k, margin = len(spec["endpoints"]), fmt(spec["margin_sd"])
     out = []
     for comparison, runs in by.items():
@@ -66,11 +64,10 @@ def seeding_answer(primary: dict[str, Any], spec: dict[str, Any], alpha: float) 
                 )
             elif x["verdict"] == "inconclusive":
                 missing = x["not_shown_equivalent"]
-                worst = max(missing, key=lambda m: abs(x["endpoints"][m]["d"] or 0))
+                said = ", ".join(f"{m}: {d_ci(x['endpoints'][m])}" for m in missing)
                 parts.append(
                     f"not shown equivalent at length {run.split('/')[1]} on {len(missing)} of {k} "
-                    f"endpoints ({', '.join(missing)}; largest {worst} "
-                    f"{d_ci(x['endpoints'][worst])}), and no endpoint differs"
+                    f"endpoints ({said}), and none differs after Holm's correction"
                 )
         out.append(f"{label(comparison)}: " + "; ".join(parts) + ".")
     return out
@@ -95,9 +92,10 @@ def power_sentence(primary: dict[str, Any], spec: dict[str, Any]) -> str:
             f"{pct(spec['power'])} power for every comparison needs {max(needed)} replicates per "
             f"prompt and arm with {run['prompts']} prompts"
         )
+    low, high = fmt(min(powers)), fmt(max(powers))
     return (
         f"This run ({run['prompts']} prompts x {run['replicates']} replicates per arm) had power "
-        f"{fmt(min(powers))}–{fmt(max(powers))} for the claim at ±{fmt(spec['margin_sd'])} SD "
+        f"{low if low == high else f'{low}–{high}'} for the claim at ±{fmt(spec['margin_sd'])} SD "
         f"(a lower bound over the endpoints); {plan}."
     )
 

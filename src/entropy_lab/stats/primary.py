@@ -16,8 +16,9 @@ pooled SDs. For each comparison, model and length:
   1996, Statistical Science 11(4)); its p-value is the largest TOST p-value. A claim that
   some endpoint differs is the union of the two-sided tests, Holm-adjusted over the endpoints.
 
-The power plan uses the same variance components: the within-prompt SD and the prompt-by-arm
-interaction, so it says how many prompts and replicates give the wanted power for the claim.
+The power plan, in the margin's unit (within-prompt SDs), says how many replicates per prompt
+and arm give the wanted power for the claim; the prompt-by-arm interaction each endpoint
+reports is what a claim about other prompts than the declared ones would add.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ class Endpoint:
     p_tost: float
     p_diff: float
     design_effect: float  # Var(within-prompt estimate) / Var(two-sample estimate ignoring prompts)
-    interaction_sd: float  # prompt-by-arm interaction (method of moments, >= 0)
+    interaction_sd: float  # prompt-by-arm interaction (DerSimonian-Laird, >= 0): a diagnostic
 
     @property
     def d(self) -> float:
@@ -63,22 +64,29 @@ class Endpoint:
 def within_prompt(
     x: np.ndarray, y: np.ndarray, sx: np.ndarray, sy: np.ndarray, margin_sd: float, alpha: float
 ) -> Endpoint:
-    """Treatment values `x` with prompts `sx`, control `y` with `sy` (the same prompts, two or
-    more values per prompt and arm): the within-prompt estimate and its tests."""
+    """Treatment values `x` with prompts `sx`, control `y` with `sy`: the within-prompt estimate
+    and its tests, over the prompts both arms have.
+
+    Each prompt's difference in means is weighted by its precision, n_t n_c / (n_t + n_c), as
+    a regression with prompt as a fixed effect weights it (equal weights where the arms are
+    balanced; a metric missing for some texts, e.g. distinct-2 of a one-word text, leaves a
+    prompt with fewer values and less weight). The prompts are the declared ones, so they are
+    fixed strata: the SE is sqrt(within-prompt variance / sum of weights), on N - 2k degrees of
+    freedom. The prompt-by-arm interaction (DerSimonian-Laird) is reported, not used: it is
+    what generalising to other prompts would add."""
     x, y, sx, sy = map(np.asarray, (x, y, sx, sy))
     prompts = sorted(set(sx.tolist()) & set(sy.tolist()))
-    diffs, inv, ss, df = [], [], 0.0, 0
+    diffs, weights, ss, df = [], [], 0.0, 0
     for p in prompts:
         a, b = x[sx == p], y[sy == p]
         diffs.append(a.mean() - b.mean())
-        inv.append(1 / len(a) + 1 / len(b))
+        weights.append(len(a) * len(b) / (len(a) + len(b)))
         ss += ((a - a.mean()) ** 2).sum() + ((b - b.mean()) ** 2).sum()
         df += len(a) + len(b) - 2
-    k, diffs, inv = len(prompts), np.array(diffs), np.array(inv)
+    k, diffs, w = len(prompts), np.array(diffs), np.array(weights)
     var_within = ss / df if df > 0 else float("nan")
-    se = math.sqrt(var_within * inv.sum()) / k
-    sd = pooled_sd(x, y)
-    diff = float(diffs.mean())
+    diff = float(np.dot(w, diffs) / w.sum())
+    se = math.sqrt(var_within / w.sum())
     margin = margin_sd * math.sqrt(var_within)
     t = stats.t(df) if df > 0 else None
     if t is None:
@@ -92,13 +100,11 @@ def within_prompt(
         half = t.ppf(1 - alpha / 2) * se
         lo, hi = diff - half, diff + half
     naive = (x.var(ddof=1) / len(x) + y.var(ddof=1) / len(y)) if min(len(x), len(y)) > 1 else 0.0
-    # the spread of the per-prompt differences beyond what within-prompt noise explains
-    excess = diffs.var(ddof=1) - var_within * inv.mean() if k > 1 else 0.0
     return Endpoint(
         n_treatment=len(x),
         n_control=len(y),
         prompts=k,
-        sd=sd,
+        sd=pooled_sd(x, y),
         sd_within=float(math.sqrt(var_within)),
         diff=diff,
         se=float(se),
@@ -109,8 +115,20 @@ def within_prompt(
         p_tost=p_tost,
         p_diff=p_diff,
         design_effect=float(se**2 / naive) if naive > 0 else float("nan"),
-        interaction_sd=float(math.sqrt(max(excess, 0.0))),
+        interaction_sd=interaction_sd(diffs, w, var_within),
     )
+
+
+def interaction_sd(diffs: np.ndarray, weights: np.ndarray, var_within: float) -> float:
+    """The SD of the prompts' true differences around the common one (DerSimonian-Laird
+    moment estimate, 0 where the spread is what within-prompt noise explains)."""
+    if len(diffs) < 2 or not var_within > 0:
+        return 0.0
+    W = weights / var_within
+    mean = np.dot(W, diffs) / W.sum()
+    q = float(np.dot(W, (diffs - mean) ** 2))
+    scale = W.sum() - (W**2).sum() / W.sum()
+    return float(math.sqrt(max(0.0, (q - (len(diffs) - 1)) / scale)))
 
 
 def holm(p: np.ndarray) -> np.ndarray:
@@ -155,22 +173,21 @@ def tost_power(margin_se: float, alpha: float) -> float:
     return max(0.0, 2 * stats.norm.cdf(margin_se - stats.norm.ppf(1 - alpha)) - 1)
 
 
-def se_within(sd_within: float, interaction_sd: float, prompts: int, replicates: int) -> float:
+def se_within(sd_within: float, prompts: int, replicates: int) -> float:
     """SE of the within-prompt difference with `replicates` values per prompt and arm."""
-    return math.sqrt((2 * sd_within**2 / replicates + 2 * interaction_sd**2) / prompts)
+    return sd_within * math.sqrt(2 / (prompts * replicates))
 
 
 def iut_power(
     endpoints: list[Endpoint], prompts: int, replicates: int, margin_sd: float, alpha: float
 ) -> float:
     """A lower bound on the power of the intersection-union claim at no true difference
-    (Bonferroni: 1 - sum of each endpoint's miss probability), whatever their correlation."""
-    miss = 0.0
-    for e in endpoints:
-        se = se_within(e.sd_within, e.interaction_sd, prompts, replicates)
-        if se == 0:  # an endpoint without variation is known exactly: no miss
-            continue
-        miss += 1 - tost_power(margin_sd * e.sd_within / se, alpha)
+    (Bonferroni: 1 - sum of each endpoint's miss probability), whatever their correlation. In
+    within-prompt SDs the margin over the SE does not depend on the endpoint's scale."""
+    if not endpoints:
+        return 0.0
+    margin_se = margin_sd / se_within(1.0, prompts, replicates)
+    miss = sum(1 - tost_power(margin_se, alpha) for e in endpoints if e.sd_within > 0)
     return max(0.0, 1 - miss)
 
 
@@ -183,13 +200,11 @@ def plan(
     max_replicates: int = 100_000,
 ) -> list[dict]:
     """For each number of prompts, the fewest replicates per prompt and arm whose power for the
-    primary claim (`iut_power`) reaches `power`; None where no number of replicates does (the
-    prompt-by-arm interaction alone leaves too much variance: more prompts are needed)."""
+    primary claim (`iut_power`) reaches `power`. With the prompts fixed, only the number of
+    texts per arm matters; the interaction SD each endpoint reports says how much more a claim
+    about other prompts would need."""
     out = []
     for k in prompts:
-        if iut_power(endpoints, k, max_replicates, margin_sd, alpha) < power:
-            out.append({"prompts": k, "replicates": None, "samples_per_arm": None, "power": None})
-            continue
         lo, hi = 1, max_replicates
         while lo < hi:
             mid = (lo + hi) // 2
@@ -197,12 +212,13 @@ def plan(
                 hi = mid
             else:
                 lo = mid + 1
+        reached = iut_power(endpoints, k, lo, margin_sd, alpha)
         out.append(
             {
                 "prompts": k,
-                "replicates": lo,
-                "samples_per_arm": k * lo,
-                "power": iut_power(endpoints, k, lo, margin_sd, alpha),
+                "replicates": lo if reached >= power else None,
+                "samples_per_arm": k * lo if reached >= power else None,
+                "power": reached if reached >= power else None,
             }
         )
     return out
