@@ -18,7 +18,7 @@ def test_subcommands_are_exactly_the_dvc_stages():
     """One subcommand per stage, plus the reviewer's checks: `verify` (writes nothing) and
     `reproduce-check` (works in a temporary clone)."""
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
-    assert set(main.commands) == set(stages) | {"verify", "reproduce-check"}
+    assert set(main.commands) == set(stages) | {"verify", "reproduce-check", "record-experiment"}
     for name, stage in stages.items():
         cmd = stage["do"]["cmd"] if "foreach" in stage else stage["cmd"]  # foreach: one per item
         assert cmd.startswith(f"entropy-lab {name}")

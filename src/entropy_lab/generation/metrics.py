@@ -191,7 +191,8 @@ def compute(
     """(per-sample metric rows, per-group metric rows) for one stage's samples.
 
     Per-sample rows also carry what ab-analyze's arm statistics and distribution tests read:
-    the token ids, the text, the embedding and the text's BLEU-4 against the rest of its arm.
+    the token ids, the text, the embedding and the text's BLEU-4 against the other texts of its
+    group (one text per prompt, of the same arm and replicate index).
     """
     from tqdm import tqdm
 

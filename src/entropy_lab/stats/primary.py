@@ -2,11 +2,11 @@
 
 Declared in params before the data (`ab.analysis.primary`): a few endpoints, the two primary
 comparisons (pool vs PRNG seeds, pool vs PRNG per-token streams) and an equivalence margin in
-pooled SDs. For each comparison, model and length:
+within-prompt SDs. For each comparison, model and length:
 
 - each endpoint's difference is estimated within prompt (every arm sees the same prompts: the
-  prompt is a stratum, and its effect cancels), as the mean over prompts of the arms' mean
-  difference, with a t interval from the pooled within-prompt variance;
+  prompt is a stratum, and its effect cancels), as the precision-weighted mean over prompts of
+  the arms' mean difference, with a t interval from the pooled within-prompt variance;
 - each endpoint gets a TOST at alpha against the margin, in within-prompt SDs (how much two
   texts of one prompt differ; estimated with hundreds of degrees of freedom, so the margin is
   nearly fixed: a margin in SDs that include the prompts' spread, estimated from ten prompts,
