@@ -44,30 +44,43 @@ def run(params: Params, model_name: str, length: int, root: Path = Path(".")) ->
         check_layout(ab, params.tasks, pool)  # no pool byte shared with the tasks' u's
     specs = plan(ab, model_name, length, pool)  # fails here, before any model is loaded
     record = Run(f"ab-generate@{model_name}-{length}")
-
     rank, world = rank_world()
     model, tokenizer, resolved = load_profile(model_name, params.models, root / "models")
     check_positions(model, tokenizer, ab, model_name, length)
     rows = generate(model, tokenizer, ab, specs[rank::world], pool, ab.generate.batch_size)
-    if world > 1:
-        import torch.distributed as dist
-
-        gathered = [None] * world
-        dist.gather_object(rows, gathered if rank == 0 else None, dst=0)
-        if rank != 0:
-            return
-        by_id = {r["sample_id"]: r for part in gathered for r in part}
-        rows = [by_id[s.sample_id] for s in specs]
-
+    if world > 1 and (rows := gather(rows, specs, rank, world)) is None:
+        return  # rank 0 writes
     ranges = [s.pool_range for s in specs if s.pool_range]
     check_ledger(ranges)
+    inputs = {"model": resolved.path} | ({"pool": root / POOL_DIR / "pool.bin"} if pool else {})
+    run_id = {"model": model_name, "length": length, "world_size": world}
+    write_samples_dir(out, rows, ranges, params, run_id, inputs, pool)
+    log.info("wrote %d samples to %s", len(rows), out)
+    record.finish(root)
+
+
+def gather(rows: list, specs: list, rank: int, world: int) -> list | None:
+    """Every process's rows on rank 0, in spec order (None on the other ranks)."""
+    import torch.distributed as dist
+
+    gathered = [None] * world
+    dist.gather_object(rows, gathered if rank == 0 else None, dst=0)
+    if rank != 0:
+        return None
+    by_id = {r["sample_id"]: r for part in gathered for r in part}
+    return [by_id[s.sample_id] for s in specs]
+
+
+def write_samples_dir(out, rows, ranges, params, run_id: dict, inputs, pool) -> None:
+    """samples.parquet, the pool ledger and the manifest, atomically; `run_id`: the model,
+    length and torchrun world size."""
+    ab = params.ab
     read = flatten(ab.generate, "ab.generate") | {
         "models.threads": params.models.threads,
         "ab.prompts": [p.model_dump() for p in ab.prompts],
-        "model": model_name,
-        "length": length,
+        "model": run_id["model"],
+        "length": run_id["length"],
     }
-    inputs = {"model": resolved.path} | ({"pool": root / POOL_DIR / "pool.bin"} if pool else {})
     with atomic_dir(out) as tmp:
         write_samples(tmp / SAMPLES_FILE, rows)
         write_ledger(tmp / "ledger.json", ranges)
@@ -87,12 +100,10 @@ def run(params: Params, model_name: str, length: int, root: Path = Path(".")) ->
                 "ranges": len(ranges),
                 "bytes": sum(r.end - r.start for r in ranges),
             },
-            extra={"samples": len(rows), "world_size": world},
+            extra={"samples": len(rows), "world_size": run_id["world_size"]},
             numerics=model_numerics(params),
         )
         write_json(tmp / MANIFEST, manifest)
-    log.info("wrote %d samples to %s", len(rows), out)
-    record.finish(root)
 
 
 def check_positions(model, tokenizer, ab, model_name: str, length: int) -> None:

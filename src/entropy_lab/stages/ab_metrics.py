@@ -38,25 +38,25 @@ def run(params: Params, model_name: str, length: int, root: Path = Path(".")) ->
         ab.metrics.embedder, [r["text"] for r in rows] + list(prompts.values())
     )
     per_sample, per_group = compute(rows, ab, embedder, scorer)
-    read = flatten(ab.metrics, "ab.metrics") | {
-        "ab.prompts": [p.model_dump() for p in ab.prompts],
-        "models.threads": params.models.threads,
-    }
-    inputs = {"samples": src / SAMPLES_FILE}
-    if embedder[0] == "all-MiniLM-L6-v2":
-        inputs["embedder"] = minilm_path() / "model.safetensors"
-    if ab.metrics.scorer.startswith("reward:"):
-        inputs["reward_model"] = Path(ab.metrics.scorer.removeprefix("reward:"))
+    inputs = {"samples": src / SAMPLES_FILE} | model_inputs(ab, embedder[0])
     with atomic_dir(out) as tmp:
         pd.DataFrame(per_sample).to_parquet(tmp / "samples.parquet", index=False)
         pd.DataFrame(per_group).to_parquet(tmp / "groups.parquet", index=False)
-        manifest = build_manifest(
-            "ab-metrics",
-            read,
-            inputs,
-            tmp,
-            extra={"embedder": embedder[0]},
-            numerics=model_numerics(params, device=False),
-        )
+        read = flatten(ab.metrics, "ab.metrics") | {
+            "ab.prompts": [p.model_dump() for p in ab.prompts],
+            "models.threads": params.models.threads,
+        }
+        manifest = build_manifest("ab-metrics", read, inputs, tmp, extra={"embedder": embedder[0]},
+                                  numerics=model_numerics(params, device=False))  # fmt: skip
         write_json(tmp / MANIFEST, manifest)
     record.finish(root)
+
+
+def model_inputs(ab, embedder: str) -> dict[str, Path]:
+    """The embedder's and the reward model's weights, where the metrics use them."""
+    out = {}
+    if embedder == "all-MiniLM-L6-v2":
+        out["embedder"] = minilm_path() / "model.safetensors"
+    if ab.metrics.scorer.startswith("reward:"):
+        out["reward_model"] = Path(ab.metrics.scorer.removeprefix("reward:"))
+    return out

@@ -28,8 +28,7 @@ def run(params: Params, name: str, models_dir: Path = MODELS_DIR, reports: Path 
     src = pretrain.corpus_path()
     train_docs, val_docs = pretrain.split_documents(pretrain.load_documents(src), spec.val_fraction)
     train_ids, val_ids = pretrain.encode(train_docs), pretrain.encode(val_docs)
-    log.info("%s: corpus %s, %d train tokens, %d validation tokens (one verse per document)",
-             name, src.name, len(train_ids), len(val_ids))  # fmt: skip
+    log.info("%s: %d train tokens, %d validation tokens", name, len(train_ids), len(val_ids))
     tokenizer = pretrain.byte_tokenizer()
     with atomic_dir(reports / name / "live") as live_dir, atomic_dir(out) as tmp:
         live = Live(str(live_dir), save_dvc_exp=False, dvcyaml=False, report=None)
@@ -52,14 +51,15 @@ def run(params: Params, name: str, models_dir: Path = MODELS_DIR, reports: Path 
             numerics=model_numerics(params),
         )
         write_json(tmp / MANIFEST, manifest)
-    write_json(
-        reports / name / "metrics.json",
-        {
-            "val_loss": round(result.val_loss, 6),
-            "val_bits_per_byte": round(result.val_loss / math.log(2), 6),
-            "parameters": n_params,
-            "tokens_seen": spec.steps * spec.batch_size * spec.context,
-        }
-        | {k: round(v, 6) if isinstance(v, float) else v for k, v in stops.items()},
-    )
+    write_json(reports / name / "metrics.json", metrics(result, stops, spec, n_params))
     record.finish()
+
+
+def metrics(result, stops: dict, spec, n_params: int) -> dict:
+    """The build stage's metrics.json: validation loss, size, tokens seen and the stop rate."""
+    return {
+        "val_loss": round(result.val_loss, 6),
+        "val_bits_per_byte": round(result.val_loss / math.log(2), 6),
+        "parameters": n_params,
+        "tokens_seen": spec.steps * spec.batch_size * spec.context,
+    } | {k: round(v, 6) if isinstance(v, float) else v for k, v in stops.items()}

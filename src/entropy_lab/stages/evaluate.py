@@ -26,37 +26,48 @@ TASKS = Path("data/tasks")
 
 
 def run(params: Params, model_name: str, root: Path = Path(".")) -> None:
-    import pandas as pd
-    from peft import PeftModel
-
     one_of("--model", model_name, params.training.models, "training.models")
-    out, summary_path = (
-        root / EVAL_DIR / model_name,
-        root / "reports" / "eval" / model_name / "metrics.json",
-    )
+    out = root / EVAL_DIR / model_name
+    summary_path = root / "reports" / "eval" / model_name / "metrics.json"
     outputs(out, summary_path)
     adapters = adapter_dirs(root, model_name, params.training.variants)
     records = evaluation_records(load_tasks(root / TASKS), params.evaluate)
-    families = instantiate(params.tasks)
     record = Run(f"evaluate@{model_name}")
-
     model, tokenizer, resolved = load_profile(model_name, params.models, root / "models")
+    rows, seeded_rows = evaluate_all(model, tokenizer, records, params, model_name, adapters)
+    inputs = {"tasks": root / TASKS, "base_model": resolved.path} | {
+        f"adapter/{v}": p for v, p in adapters.items()
+    }
+    write_records(out, rows, seeded_rows, params, inputs)
+    summary = summarize(rows, params.evaluate) | {
+        "seeded": summarize_seeded(seeded_rows, params.evaluate)
+    }
+    write_json(summary_path, json_safe(summary))
+    record.finish(root)
+
+
+def evaluate_all(model, tokenizer, records, params, model_name: str, adapters: dict[str, Path]):
+    """(rows, seeded rows) of the base model, then of each adapter loaded onto it in turn."""
+    from peft import PeftModel
+
+    families = instantiate(params.tasks)
     rows, seeded_rows = evaluate_variant(
         model, tokenizer, records, families, params, stream_key(model_name, "base"), "base"
     )
     for variant, path in adapters.items():
         with peft_quietly():
             peft = PeftModel.from_pretrained(model, path, is_trainable=False)
+        key = stream_key(model_name, variant)
         found, seeded = evaluate_variant(
-            peft.eval(),
-            tokenizer,
-            records,
-            families,
-            params,
-            stream_key(model_name, variant),
-            variant,
+            peft.eval(), tokenizer, records, families, params, key, variant
         )
         rows, seeded_rows, model = rows + found, seeded_rows + seeded, peft.unload()
+    return rows, seeded_rows
+
+
+def write_records(out: Path, rows: list, seeded_rows: list, params: Params, inputs: dict) -> None:
+    """records.parquet (and seeded.parquet) with the manifest, atomically."""
+    import pandas as pd
 
     read = flatten(params.evaluate, "evaluate") | {
         "models.threads": params.models.threads,
@@ -64,27 +75,15 @@ def run(params: Params, model_name: str, root: Path = Path(".")) -> None:
         "training.max_prompt_tokens": params.training.max_prompt_tokens,
         "training.max_support_tokens": params.training.max_support_tokens,
     }
-    inputs = {"tasks": root / TASKS, "base_model": resolved.path} | {
-        f"adapter/{v}": p for v, p in adapters.items()
-    }
     with atomic_dir(out) as tmp:
         pd.DataFrame(rows).to_parquet(tmp / "records.parquet", index=False)
         if seeded_rows:
             pd.DataFrame(seeded_rows).to_parquet(tmp / "seeded.parquet", index=False)
         manifest = build_manifest(
-            "evaluate",
-            read,
-            inputs,
-            tmp,
-            seeds={"evaluate": params.evaluate.seed},
+            "evaluate", read, inputs, tmp, seeds={"evaluate": params.evaluate.seed},
             numerics=model_numerics(params),
-        )
+        )  # fmt: skip
         write_json(tmp / MANIFEST, manifest)
-    summary = summarize(rows, params.evaluate) | {
-        "seeded": summarize_seeded(seeded_rows, params.evaluate)
-    }
-    write_json(summary_path, json_safe(summary))
-    record.finish(root)
 
 
 def adapter_dirs(root: Path, model_name: str, variants: list[str]) -> dict[str, Path]:

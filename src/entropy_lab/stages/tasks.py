@@ -23,16 +23,7 @@ def run(params: Params, out: Path = OUT, reports: Path = REPORTS) -> None:
     pool = Pool.load(POOL_DIR)
     check_layout(params.ab, section, pool)  # no pool byte shared with the A/B study
     record = Run("tasks")
-    paraphraser, inputs = None, {"pool": POOL_DIR / POOL_FILE}
-    read = flatten(section, "tasks")
-    if section.paraphrase.model:
-        from entropy_lab.models import load_profile
-        from entropy_lab.tasks.paraphrase import HFParaphraser
-
-        model, tokenizer, resolved = load_profile(section.paraphrase.model, params.models)
-        paraphraser = HFParaphraser(model, tokenizer, section.paraphrase.max_new_tokens)
-        read |= flatten(params.models, "models")
-        inputs["paraphrase_model"] = resolved.path
+    paraphraser, read, inputs = paraphrasing(params)
     records = build(section, paraphraser)
     ranges = add_seeded(records, section, pool)
     check_ledger(ranges)
@@ -43,7 +34,7 @@ def run(params: Params, out: Path = OUT, reports: Path = REPORTS) -> None:
         manifest = build_manifest(
             "tasks",
             read,
-            inputs,
+            inputs | {"pool": POOL_DIR / POOL_FILE},
             tmp,
             seeds={"tasks": section.seed},
             pool_ranges={
@@ -56,12 +47,24 @@ def run(params: Params, out: Path = OUT, reports: Path = REPORTS) -> None:
             numerics=model_numerics(params) if paraphraser else None,
         )
         write_json(tmp / MANIFEST, manifest)
-    write_json(
-        reports / "metrics.json",
-        {
-            "records": {s: len(r) for s, r in records.items()},
-            "families": {s: family_counts(r) for s, r in records.items()},
-            "paraphrased": sum(r["paraphrased"] for r in records["train"]),
-        },
-    )
+    write_json(reports / "metrics.json", {
+        "records": {s: len(r) for s, r in records.items()},
+        "families": {s: family_counts(r) for s, r in records.items()},
+        "paraphrased": sum(r["paraphrased"] for r in records["train"]),
+    })  # fmt: skip
     record.finish()
+
+
+def paraphrasing(params: Params):
+    """(paraphraser or None, the params read, extra inputs): a model in `models.use` rewords
+    the train prompts where `tasks.paraphrase.model` names one."""
+    read = flatten(params.tasks, "tasks")
+    name = params.tasks.paraphrase.model
+    if not name:
+        return None, read, {}
+    from entropy_lab.models import load_profile
+    from entropy_lab.tasks.paraphrase import HFParaphraser
+
+    model, tokenizer, resolved = load_profile(name, params.models)
+    paraphraser = HFParaphraser(model, tokenizer, params.tasks.paraphrase.max_new_tokens)
+    return paraphraser, read | flatten(params.models, "models"), {"paraphrase_model": resolved.path}

@@ -59,33 +59,28 @@ def run(params: Params, model_name: str, variant: str, root: Path = Path(".")) -
     read = flatten(settings, "training") | {"model": model_name, "variant": variant,
                                             "models.threads": params.models.threads}  # fmt: skip
     inputs = {"tasks": tasks_dir, "base_model": resolved.path}
-    checkpoints = Checkpoints(
-        root / "checkpoints" / model_name / variant,
-        digest(read, {k: sha256_path(v) for k, v in inputs.items()}
-               | {"code": code_digest(__name__)}, {"training": settings.seed}),
-    )  # fmt: skip
+    checkpoints = Checkpoints(root / "checkpoints" / model_name / variant, run_digest(read, inputs))
     run_spec = TrainRun(variant, settings, *run_spec, rank=rank, world=world)
     curve = train(model, tokenizer, run_spec, checkpoints)
     if rank != 0:
         return
     with atomic_dir(adapter) as tmp:
         save_adapter(tmp, model)
-        # data-parallel adapters equal single-process ones up to float summation order
         extra = {"world_size": world} if world > 1 else None
-        manifest = build_manifest(
-            "train",
-            read,
-            inputs,
-            tmp,
-            seeds={"training": settings.seed},
-            extra=extra,
-            numerics=model_numerics(params),
-        )
+        manifest = build_manifest("train", read, inputs, tmp, seeds={"training": settings.seed},
+                                  extra=extra, numerics=model_numerics(params))  # fmt: skip
         write_json(tmp / MANIFEST, manifest)
     write_curve(reports / "live", curve)
     write_json(reports / "metrics.json", metrics(curve, settings.steps, len(run_spec.fit)))
     checkpoints.clear()  # only needed to resume an interrupted run
     record.finish(root)
+
+
+def run_digest(read: dict, inputs: dict[str, Path]) -> str:
+    """What a checkpoint must match to be resumed: the params read, the inputs' hashes, and the
+    stage's code (its import closure: another loss or curve must not continue this one)."""
+    hashes = {k: sha256_path(v) for k, v in inputs.items()} | {"code": code_digest(__name__)}
+    return digest(read, hashes, {"training": read["training.seed"]})
 
 
 def training_records(ds, variant: str, settings) -> tuple[list, list, list, np.ndarray | None]:
