@@ -132,4 +132,4 @@ def test_seeded_generation_is_the_writeups_protocol(gpt2_tiny):
     )[0, len(prompt) :].tolist()
     assert a.token_ids == want[: len(a.token_ids)]
     assert a == sampler.sample_seeded(model, tok, prompt, 42, s)
-    assert len(a.logprobs) == len(a.entropies) == len(a.token_ids)
+    assert len(a.logprobs) == len(a.entropies) == len(a.token_ids) + a.stopped  # EOS scored

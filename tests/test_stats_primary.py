@@ -70,34 +70,47 @@ def test_the_primary_claim_keeps_its_size_at_the_margin():
     assert rate <= 0.05 + 2 * np.sqrt(0.05 * 0.95 / runs), rate
 
 
+def pilot(se_scale: float = 1.0) -> primary.Endpoint:
+    """An endpoint as a 10-prompt x 10-replicate pilot of unit within-prompt SD would give it
+    (`se_scale` > 1: an endpoint with missing values)."""
+    se = SD_WITHIN * np.sqrt(2 / 100) * se_scale
+    return primary.Endpoint(
+        n_treatment=100, n_control=100, prompts=10, sd=0.0, sd_within=SD_WITHIN, diff=0.0,
+        se=se, df=180.0, ci_low=0.0, ci_high=0.0, tost_low=0.0, tost_high=0.0,
+        margin=0.3 * SD_WITHIN, p_tost=0.0, p_diff=0.0, design_effect=0.0, interaction_sd=0.0,
+    )  # fmt: skip
+
+
 def test_the_planned_replicates_give_the_planned_power():
-    """The plan from the true variance components: at no true difference, the claim over four
-    endpoints is shown at least 80% of the time with the replicates it asks for, and not with
-    a quarter of them."""
+    """The plan from a pilot's SEs: at no true difference, the claim over four endpoints is
+    shown at least 80% of the time with the replicates it asks for, and not with a quarter of
+    them; an endpoint with missing values (a larger SE) asks for more."""
     rng = np.random.default_rng(3)
-    truth = primary.Endpoint(
-        n_treatment=0,
-        n_control=0,
-        prompts=10,
-        sd=0.0,
-        sd_within=SD_WITHIN,
-        diff=0.0,
-        se=0.0,
-        df=0,
-        ci_low=0.0,
-        ci_high=0.0,
-        margin=0.0,
-        p_tost=0.0,
-        p_diff=0.0,
-        design_effect=0.0,
-        interaction_sd=0.0,
-    )
-    (row,) = primary.plan([truth] * 4, 0.3, 0.05, 0.8, [10])
+    (row,) = primary.plan([pilot()] * 4, 0.05, 0.8, 10, 10, [10])
     runs = 600
     power = np.mean([iut_equivalent(rng, 10, row["replicates"], [0] * 4) for _ in range(runs)])
     assert power >= 0.8 - 2 * np.sqrt(0.8 * 0.2 / runs), (row, power)
     few = np.mean([iut_equivalent(rng, 10, row["replicates"] // 4, [0] * 4) for _ in range(200)])
     assert few < 0.6, few
+    (sparse,) = primary.plan([pilot()] * 3 + [pilot(np.sqrt(2))], 0.05, 0.8, 10, 10, [10])
+    assert sparse["replicates"] > row["replicates"] * 1.3  # half the values on one endpoint
+
+
+def test_the_welch_se_keeps_the_size_when_a_noisier_arm_is_unbalanced():
+    """Per prompt 15 treatment texts and 120 control texts, alternating with 120 and 15, and
+    the treatment arm six times noisier: a pooled variance gets the SE wrong (size 0.24 at the
+    margin in an audit); each cell's own variance keeps the TOST's size at alpha."""
+    rng = np.random.default_rng(5)
+    sizes = [(15, 120) if p % 2 else (120, 15) for p in range(10)]
+    hits = []
+    for _ in range(1500):
+        sx = np.concatenate([[p] * a for p, (a, _) in enumerate(sizes)])
+        sy = np.concatenate([[p] * b for p, (_, b) in enumerate(sizes)])
+        x, y = rng.normal(0, 3.0, sx.size), rng.normal(0, 0.5, sy.size)
+        e = primary.within_prompt(x, y, sx, sy, 0.3, 0.05)
+        x = x + e.margin  # the true difference at the margin (the margin's unit is estimated)
+        hits.append(primary.within_prompt(x, y, sx, sy, 0.3, 0.05).p_tost < 0.05)
+    assert np.mean(hits) <= 0.05 + 2 * np.sqrt(0.05 * 0.95 / 1500), np.mean(hits)
 
 
 def test_the_interaction_estimate_sees_prompts_that_differ_and_not_noise():

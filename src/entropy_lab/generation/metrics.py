@@ -147,6 +147,7 @@ def sample_metrics(row: dict, prompt: str, answer: str | None, n: int) -> dict[s
         "distinct_2": distinct(w, 2),
         "n_tokens": float(len(tokens)),
         "early_stop": float(row["stopped"]),
+        # per generated token, the stopping end-of-text included: defined for an empty text too
         "mean_logprob": float(np.mean(logp)) if len(logp) else float("nan"),
         "mean_entropy": float(np.mean(ent)) if len(ent) else float("nan"),
         "accuracy": accuracy(row["text"], answer),

@@ -164,8 +164,10 @@ class PrimarySection(ABParams):
     endpoints, the equivalence margin in within-prompt SDs, and the power its plan aims for."""
 
     comparisons: Annotated[list[Pair], Field(min_length=1, max_length=10)]
+    # per-sample metrics, or per-group ones (groups of `metrics.best_of_k` replicates)
     endpoints: Annotated[
-        list[Literal[SAMPLE_METRICS]], Field(min_length=1, max_length=len(SAMPLE_METRICS))
+        list[Literal[SAMPLE_METRICS + GROUP_METRICS]],
+        Field(min_length=1, max_length=len(SAMPLE_METRICS + GROUP_METRICS)),
     ]
     margin_sd: Annotated[float, Field(gt=0, le=2)]
     power: Annotated[float, Field(gt=0, lt=1)]

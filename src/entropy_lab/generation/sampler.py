@@ -123,9 +123,9 @@ class InverseCDF(LogitsProcessor):
 
 @dataclass(frozen=True)
 class Generated:
-    token_ids: list[int]
-    logprobs: list[float]
-    entropies: list[float]
+    token_ids: list[int]  # before the end-of-sequence token
+    logprobs: list[float]  # per generated token, the stopping end-of-sequence token included
+    entropies: list[float]  # likewise: every text, an empty one too, has at least one
     stopped: bool  # ended with an end-of-sequence token before max_new_tokens
 
 
@@ -154,11 +154,12 @@ def _collect(out, width: int, eos_ids: set[int]) -> list[Generated]:
     for b in range(new.shape[0]):
         ids = new[b].tolist()
         end = next((i for i, t in enumerate(ids) if t in eos_ids), len(ids))
+        scored = end + 1 if end < len(ids) else end  # the stopping end-of-text is a choice too
         rows.append(
             Generated(
                 ids[:end],
-                logprobs[b, :end].float().tolist(),
-                entropies[b, :end].float().tolist(),
+                logprobs[b, :scored].float().tolist(),
+                entropies[b, :scored].float().tolist(),
                 end < len(ids),
             )
         )

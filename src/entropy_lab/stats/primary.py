@@ -41,11 +41,13 @@ class Endpoint:
     prompts: int
     sd: float  # pooled SD of the two arms, ignoring prompts (the secondary analysis' unit)
     sd_within: float  # pooled within-prompt SD: the margin's unit
-    diff: float  # mean over prompts of the within-prompt difference (treatment - control)
-    se: float
-    df: int
-    ci_low: float  # 95%
+    diff: float  # precision-weighted mean over prompts of the difference (treatment - control)
+    se: float  # from each prompt's and arm's own variance (Welch)
+    df: float  # Satterthwaite
+    ci_low: float  # 95%, for a difference
     ci_high: float
+    tost_low: float  # 90% (1 - 2 alpha): inside the margin <=> TOST rejects
+    tost_high: float
     margin: float  # in the endpoint's units
     p_tost: float
     p_diff: float
@@ -56,6 +58,11 @@ class Endpoint:
     def d(self) -> float:
         """The difference in within-prompt SDs (the margin's unit)."""
         return self.diff / self.sd_within if self.sd_within > 0 else float("nan")
+
+    @property
+    def margin_se(self) -> float:
+        """The margin in units of the estimate's SE: what the TOST's power turns on."""
+        return self.margin / self.se if self.se > 0 else float("inf")
 
     def as_dict(self) -> dict:
         return asdict(self) | {"d": self.d}
@@ -69,54 +76,64 @@ def within_prompt(
 
     Each prompt's difference in means is weighted by its precision, n_t n_c / (n_t + n_c), as
     a regression with prompt as a fixed effect weights it (equal weights where the arms are
-    balanced; a metric missing for some texts, e.g. distinct-2 of a one-word text, leaves a
-    prompt with fewer values and less weight). The prompts are the declared ones, so they are
-    fixed strata: the SE is sqrt(within-prompt variance / sum of weights), on N - 2k degrees of
-    freedom. The prompt-by-arm interaction (DerSimonian-Laird) is reported, not used: it is
-    what generalising to other prompts would add."""
+    balanced). The prompts are the declared ones, so they are fixed strata; the SE takes each
+    prompt's and arm's own variance (Welch: right when an arm is noisier and the arms are
+    unbalanced), with Satterthwaite degrees of freedom; a cell with one value borrows the
+    pooled within-prompt variance. The prompt-by-arm interaction (DerSimonian-Laird) is
+    reported, not used: it is what generalising to other prompts would add."""
     x, y, sx, sy = map(np.asarray, (x, y, sx, sy))
     prompts = sorted(set(sx.tolist()) & set(sy.tolist()))
-    diffs, weights, ss, df = [], [], 0.0, 0
-    for p in prompts:
-        a, b = x[sx == p], y[sy == p]
-        diffs.append(a.mean() - b.mean())
-        weights.append(len(a) * len(b) / (len(a) + len(b)))
-        ss += ((a - a.mean()) ** 2).sum() + ((b - b.mean()) ** 2).sum()
-        df += len(a) + len(b) - 2
-    k, diffs, w = len(prompts), np.array(diffs), np.array(weights)
-    var_within = ss / df if df > 0 else float("nan")
+    cells = [(x[sx == p], y[sy == p]) for p in prompts]
+    ss = sum(((a - a.mean()) ** 2).sum() + ((b - b.mean()) ** 2).sum() for a, b in cells)
+    dof = sum(len(a) + len(b) - 2 for a, b in cells)
+    var_within = ss / dof if dof > 0 else float("nan")
+    diffs = np.array([a.mean() - b.mean() for a, b in cells])
+    w = np.array([len(a) * len(b) / (len(a) + len(b)) for a, b in cells])
     diff = float(np.dot(w, diffs) / w.sum())
-    se = math.sqrt(var_within / w.sum())
+    parts = [  # each prompt's and arm's term of the estimate's variance
+        (wi / w.sum()) ** 2 * np.array([_var(a, var_within) / len(a), _var(b, var_within) / len(b)])
+        for wi, (a, b) in zip(w, cells, strict=True)
+    ]
+    variance = float(sum(p.sum() for p in parts))
+    se = math.sqrt(variance)
+    df = _satterthwaite(parts, cells, variance)
     margin = margin_sd * math.sqrt(var_within)
     t = stats.t(df) if df > 0 else None
     if t is None:
-        p_tost = p_diff = lo = hi = float("nan")
+        p_tost = p_diff = lo = hi = tlo = thi = float("nan")
     elif se == 0:  # no variation within any prompt: the difference is known exactly
         p_tost, p_diff = (0.0, 1.0) if diff == 0 else (1.0, 0.0)
-        lo = hi = diff
+        lo = hi = tlo = thi = diff
     else:
         p_tost = float(max(t.sf((diff + margin) / se), t.cdf((diff - margin) / se)))
         p_diff = float(2 * t.sf(abs(diff) / se))
-        half = t.ppf(1 - alpha / 2) * se
-        lo, hi = diff - half, diff + half
+        lo, hi = diff - t.ppf(1 - alpha / 2) * se, diff + t.ppf(1 - alpha / 2) * se
+        tlo, thi = diff - t.ppf(1 - alpha) * se, diff + t.ppf(1 - alpha) * se
     naive = (x.var(ddof=1) / len(x) + y.var(ddof=1) / len(y)) if min(len(x), len(y)) > 1 else 0.0
     return Endpoint(
-        n_treatment=len(x),
-        n_control=len(y),
-        prompts=k,
-        sd=pooled_sd(x, y),
-        sd_within=float(math.sqrt(var_within)),
-        diff=diff,
-        se=float(se),
-        df=int(df),
-        ci_low=float(lo),
-        ci_high=float(hi),
-        margin=float(margin),
-        p_tost=p_tost,
-        p_diff=p_diff,
+        n_treatment=len(x), n_control=len(y), prompts=len(prompts), sd=pooled_sd(x, y),
+        sd_within=float(math.sqrt(var_within)), diff=diff, se=float(se), df=float(df),
+        ci_low=float(lo), ci_high=float(hi), tost_low=float(tlo), tost_high=float(thi),
+        margin=float(margin), p_tost=p_tost, p_diff=p_diff,
         design_effect=float(se**2 / naive) if naive > 0 else float("nan"),
         interaction_sd=interaction_sd(diffs, w, var_within),
-    )
+    )  # fmt: skip
+
+
+def _var(values: np.ndarray, pooled: float) -> float:
+    return float(values.var(ddof=1)) if len(values) > 1 else pooled
+
+
+def _satterthwaite(parts: list[np.ndarray], cells: list, variance: float) -> float:
+    """Welch-Satterthwaite degrees of freedom of a sum of independent variance terms, each
+    estimated on n - 1 degrees of freedom (a one-value cell borrows the pooled variance, whose
+    degrees of freedom are many, and adds nothing here)."""
+    denom = 0.0
+    for part, (a, b) in zip(parts, cells, strict=True):
+        for term, n in zip(part, (len(a), len(b)), strict=True):
+            if n > 1:
+                denom += term**2 / (n - 1)
+    return variance**2 / denom if denom > 0 else float(sum(len(a) + len(b) - 2 for a, b in cells))
 
 
 def interaction_sd(diffs: np.ndarray, weights: np.ndarray, var_within: float) -> float:
@@ -173,52 +190,39 @@ def tost_power(margin_se: float, alpha: float) -> float:
     return max(0.0, 2 * stats.norm.cdf(margin_se - stats.norm.ppf(1 - alpha)) - 1)
 
 
-def se_within(sd_within: float, prompts: int, replicates: int) -> float:
-    """SE of the within-prompt difference with `replicates` values per prompt and arm."""
-    return sd_within * math.sqrt(2 / (prompts * replicates))
-
-
-def iut_power(
-    endpoints: list[Endpoint], prompts: int, replicates: int, margin_sd: float, alpha: float
-) -> float:
+def iut_power(endpoints: list[Endpoint], alpha: float, scale: float = 1.0) -> float:
     """A lower bound on the power of the intersection-union claim at no true difference
-    (Bonferroni: 1 - sum of each endpoint's miss probability), whatever their correlation. In
-    within-prompt SDs the margin over the SE does not depend on the endpoint's scale."""
-    if not endpoints:
-        return 0.0
-    margin_se = margin_sd / se_within(1.0, prompts, replicates)
-    miss = sum(1 - tost_power(margin_se, alpha) for e in endpoints if e.sd_within > 0)
+    (Bonferroni: 1 - the sum of each endpoint's miss probability), whatever their correlation,
+    from each endpoint's own SE (so its missing values count) with `scale` times the texts."""
+    miss = sum(1 - tost_power(e.margin_se * math.sqrt(scale), alpha) for e in endpoints if e.se > 0)
     return max(0.0, 1 - miss)
 
 
 def plan(
     endpoints: list[Endpoint],
-    margin_sd: float,
     alpha: float,
     power: float,
-    prompts: list[int],
+    prompts: int,
+    replicates: int,
+    prompt_counts: list[int],
     max_replicates: int = 100_000,
 ) -> list[dict]:
     """For each number of prompts, the fewest replicates per prompt and arm whose power for the
-    primary claim (`iut_power`) reaches `power`. With the prompts fixed, only the number of
-    texts per arm matters; the interaction SD each endpoint reports says how much more a claim
-    about other prompts would need."""
+    primary claim (`iut_power`) reaches `power`, scaling each endpoint's SE from this run's
+    `prompts` x `replicates` design (so an endpoint with missing values needs its share more).
+    The prompts are fixed strata, so only the number of texts matters; the interaction SD each
+    endpoint reports says how much more a claim about other prompts would need."""
     out = []
-    for k in prompts:
+    for k in prompt_counts:
         lo, hi = 1, max_replicates
         while lo < hi:
             mid = (lo + hi) // 2
-            if iut_power(endpoints, k, mid, margin_sd, alpha) >= power:
+            if iut_power(endpoints, alpha, k * mid / (prompts * replicates)) >= power:
                 hi = mid
             else:
                 lo = mid + 1
-        reached = iut_power(endpoints, k, lo, margin_sd, alpha)
-        out.append(
-            {
-                "prompts": k,
-                "replicates": lo if reached >= power else None,
-                "samples_per_arm": k * lo if reached >= power else None,
-                "power": reached if reached >= power else None,
-            }
-        )
+        reached = iut_power(endpoints, alpha, k * lo / (prompts * replicates))
+        ok = reached >= power
+        out.append({"prompts": k, "replicates": lo if ok else None,
+                    "samples_per_arm": k * lo if ok else None, "power": reached if ok else None})  # fmt: skip
     return out

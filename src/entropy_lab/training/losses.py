@@ -14,13 +14,16 @@ probabilities: KL_full = KL_renormalised - log(support mass). Its gradient raise
 answer; the renormalised KL's gradient along "raise them all equally" is zero.
 
 Losses, per record, averaged over the batch:
-  ce_multisample  hard target: CE of an answer drawn from the target (mean NLL per token, EOS
-                  included)
+  ce_multisample  hard target: CE of an answer drawn from the target, its summed NLL (EOS
+                  included) over the record's mean answer length (a constant per record: a
+                  per-token mean, dividing by the drawn answer's own length, is minimised by
+                  q ∝ p / length and so favours short answers)
   soft_trie       soft targets: at every trie node the target next-token distribution (the target
                   mass through each child, EOS where an answer ends), CE against it weighted by the
                   node's target mass, per scored token (Baldelli et al. 2026). By the chain rule
                   this equals (KL_full + H(target)) / E_target[tokens]: the exact expectation of
-                  what ce_multisample estimates from one draw.
+                  what ce_multisample estimates from one draw (up to its normaliser, the mean
+                  length of the record's draws, an estimate of E_target[tokens]).
   ce_kl           CE + lambda * KL_full
   kl              KL_full alone
   seeded          the entropy-driven mode: CE on the one right answer for the u in the prompt

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+import numpy as np
 import torch
 
 from entropy_lab.errors import UserError
@@ -35,15 +36,23 @@ def answer_trie(tokenizer, answers: tuple[str, ...]) -> Trie:
     return build_trie(answer_ids(tokenizer, list(answers)))
 
 
+@lru_cache(maxsize=65536)
+def mean_answer_tokens(tokenizer, draws: tuple[str, ...]) -> float:
+    """A record's mean answer length in tokens, EOS included, over its draws from the target:
+    the per-record constant a sampled answer's summed NLL is divided by."""
+    return float(np.mean([len(ids) + 1 for ids in answer_ids(tokenizer, list(draws))]))
+
+
 @dataclass(frozen=True)
 class Item:
-    """One record ready to score: its packed trie, the target over it (None: CE only), and
-    which trie answer is the sampled one."""
+    """One record ready to score: its packed trie, the target over it (None: CE only), which
+    trie answer is the sampled one, and the record's mean answer length (`ce_norm`)."""
 
     packed: Packed
     trie: Trie
     target: torch.Tensor | None
     sampled: int
+    ce_norm: float
 
 
 def _depth(trie: Trie) -> int:
@@ -75,7 +84,8 @@ def make_item(
             f"an answer of {_depth(trie)} tokens does not fit the model's {max_positions} positions"
         )
     prompt = prompt_ids(tokenizer, record["prompt"], room, suffix="\nAnswer: ")
-    return Item(pack(prompt, trie), trie, target, sampled)
+    norm = mean_answer_tokens(tokenizer, tuple(record["draws"] or [draw]))
+    return Item(pack(prompt, trie), trie, target, sampled, norm)
 
 
 def score(

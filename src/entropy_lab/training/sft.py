@@ -160,7 +160,9 @@ def loss_on(
     losses, ces, kls = [], [], []
     eos = tokenizer.eos_token_id
     for item, (logprobs, toks) in zip(items, score(model, tokenizer, items), strict=True):
-        ce = -toks[item.sampled].mean()
+        # the answer's summed NLL over the record's mean answer length: a per-token mean
+        # (dividing by this answer's own length) is minimised by q ∝ p / length, not by p
+        ce = -toks[item.sampled].sum() / item.ce_norm
         kl = soft = None
         if item.target is not None:
             target = item.target.to(logprobs.device)
