@@ -346,6 +346,176 @@ def test_a_damaged_checkpoint_restarts_the_run_instead_of_failing_every_rerun(
     checkpoints.save(model, opt, 3, [{"step": 0}])
     (tmp_path / "ck" / "state.json").write_text('{"step": 3, "curve": [')  # cut mid-write
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    assert checkpoints.resume(model, opt) == (0, [])
+    assert checkpoints.resume(model, opt, 10) == (0, [])
     assert not (tmp_path / "ck").exists()
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_a_linked_checkpoint_directory_is_refused_and_never_emptied(repo, tmp_path):
+    """`train` removes its checkpoints when it finishes (or finds another run's): through a link
+    that would delete what the link points to, inside the repository or outside it."""
+    victim = tmp_path / "victim_checkpoints"
+    (victim / "ce_kl").mkdir(parents=True)
+    (victim / "ce_kl" / "precious.txt").write_text("keep")
+    (repo / "checkpoints").mkdir()
+    (repo / "checkpoints" / "kjv-tiny").symlink_to(victim)
+    line = one_line(
+        CliRunner().invoke(main, ["train", "--model", "kjv-tiny", "--variant", "ce_kl"])
+    )
+    assert "checkpoints/kjv-tiny" in line and (victim / "ce_kl" / "precious.txt").exists()
+
+
+def test_a_checkpoint_that_claims_an_impossible_step_restarts_the_run(tmp_path, monkeypatch):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from entropy_lab.config import parse_params
+    from entropy_lab.training.checkpoints import Checkpoints
+    from entropy_lab.training.sft import with_lora
+    from tests.conftest import REPO, tiny_config
+
+    monkeypatch.chdir(tmp_path)
+    lora = parse_params(yaml.safe_load((REPO / "params.yaml").read_text())).training.lora
+    model = with_lora(AutoModelForCausalLM.from_config(tiny_config("gpt2")), lora, 0)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad])
+    for step in (99, -5):
+        Checkpoints(tmp_path / "ck", "run").save(model, opt, step, [{"step": 0}])
+        assert Checkpoints(tmp_path / "ck", "run").resume(model, opt, 10) == (0, [])
+
+
+def test_file_outputs_and_run_records_are_checked_before_any_work(repo, tmp_path):
+    (repo / "reports" / "tasks" / "metrics.json").mkdir(parents=True)
+    line = one_line(CliRunner().invoke(main, ["tasks"]))
+    assert line.startswith("output reports/tasks/metrics.json is a directory")
+    assert not (repo / "data" / "tasks").exists()
+    (repo / "reports" / "tasks" / "metrics.json").rmdir()
+    (repo / "runs").symlink_to(tmp_path)
+    line = one_line(CliRunner().invoke(main, ["tasks"]))
+    assert line.startswith("output runs/tasks.json") and not (repo / "data" / "tasks").exists()
+
+
+def test_a_task_set_the_pool_cannot_seed_is_refused_before_it_is_built(repo, params_data):
+    import time
+
+    data = shrink(params_data)
+    data["tasks"]["counts"]["train"] = 1_000_000
+    (repo / "params.yaml").write_text(yaml.safe_dump(data))
+    t0 = time.perf_counter()
+    line = one_line(CliRunner().invoke(main, ["tasks"]))
+    assert line.startswith("entropy pool source 'kernel': need ") and time.perf_counter() - t0 < 10
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("? [a, b]\n: 1\n", "a key must be a name, not list (line 1)"),
+        ("{a: 1}: 2\n", "a key must be a name, not dict (line 1)"),
+    ],
+)
+def test_params_with_keys_that_are_not_names_are_one_line(repo, text, message):
+    (repo / "odd.yaml").write_text(text)
+    line = one_line(CliRunner().invoke(main, ["tasks", "--params", "odd.yaml"]))
+    assert line == f"odd.yaml: {message}"
+
+
+@pytest.mark.parametrize("family", ["poisson", "geometric"])
+def test_tails_too_small_for_floats_are_refused(params_data, family):
+    from entropy_lab.config import parse_params
+
+    params_data["tasks"]["families"][family]["tail"] = 1e-300
+    with pytest.raises(
+        UserError, match=f"tasks.families.{family}.tail = 1e-300: Input should be greater"
+    ):
+        parse_params(params_data)
+
+
+def test_weights_with_an_unknown_dtype_or_missing_tensors_are_refused(tmp_path):
+    import json as jsonlib
+
+    from safetensors.torch import save_file
+
+    from entropy_lab.artefacts import check_safetensors
+    from entropy_lab.models import ResolvedModel, load
+    from tests.conftest import save_tiny_model
+
+    path = save_tiny_model("gpt2", tmp_path / "m")
+    weights = path / "model.safetensors"
+    raw = weights.read_bytes()
+    size = int.from_bytes(raw[:8], "little")
+    header = jsonlib.loads(raw[8 : 8 + size])
+    first = next(k for k in header if k != "__metadata__")
+    header[first]["dtype"] = "ZZZ"
+    text = jsonlib.dumps(header, separators=(",", ":")).encode().ljust(size)
+    (tmp_path / "odd.safetensors").write_bytes(raw[:8] + text + raw[8 + size :])
+    with pytest.raises(UserError, match="unknown dtype 'ZZZ'"):
+        check_safetensors(tmp_path / "odd.safetensors", "hint")
+    import torch
+
+    save_file({"w": torch.zeros(2)}, weights)  # a well-formed file of the wrong tensors
+    with pytest.raises(UserError, match=r"lack .* tensors .* refusing a random initialisation"):
+        load(ResolvedModel("m", path, "path"))
+
+
+def test_a_model_without_its_tokenizer_is_refused_by_the_models_stage(repo):
+    from tests.conftest import save_tiny_model
+
+    model = save_tiny_model("gpt2", repo / "models" / "kjv-tiny", positions=256)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        (model / name).unlink()
+    line = one_line(CliRunner().invoke(main, ["models"]))
+    assert line.startswith("model 'kjv-tiny' at models/kjv-tiny: its tokenizer")
+
+
+def test_malformed_artefacts_the_stages_read_are_one_line(repo):
+    import pandas as pd
+
+    from entropy_lab.artefacts import load_tasks, read_columns, read_json_object
+
+    (repo / "data" / "tasks").mkdir(parents=True)
+    (repo / "data" / "tasks" / "dataset_dict.json").write_text('{"splits": 5}')
+    with pytest.raises(UserError, match="not a readable task dataset"):
+        load_tasks(Path("data/tasks"))
+    pd.DataFrame({"a": [1]}).to_parquet(repo / "s.parquet")
+    with pytest.raises(UserError, match="no column 'prompt_id'"):
+        read_columns(repo / "s.parquet", ("prompt_id",), "hint")
+    pd.DataFrame({"prompt_id": []}).to_parquet(repo / "e.parquet")
+    with pytest.raises(UserError, match="no rows"):
+        read_columns(repo / "e.parquet", ("prompt_id",), "hint")
+    (repo / "list.json").write_text("[1, 2]")
+    with pytest.raises(UserError, match="expected a JSON object, got list"):
+        read_json_object(repo / "list.json")
+    (repo / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(UserError, match="not readable JSON"):
+        read_json_object(repo / "deep.json")
+
+
+def test_a_record_command_that_does_not_give_its_params_is_refused(repo):
+    """record-experiment checks its command before it writes: it must parse, and its -S
+    overrides of the commit's params must give the params the experiment ran with."""
+    import subprocess
+
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    subprocess.run(["git", "add", "params.yaml"], cwd=repo, check=True)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "p"],
+                   cwd=repo, check=True)  # fmt: skip
+    (repo / "runs").mkdir()
+    (repo / "runs" / "tasks.json").write_text('{"machine": {}, "seconds": 1}')
+    for name in ("metrics.json", "headline.json", "provenance.json", "report.md"):
+        (repo / "reports" / name).parent.mkdir(exist_ok=True)
+        (repo / "reports" / name).write_text("{}")
+    (repo / "dvc.lock").write_text("stages: {}")
+    for command, message in (
+        ("dvc exp run -S 'a=1", "not a shell command line"),
+        ("dvc exp run -S tasks.seed.x=2", "'seed' is not a section of params.yaml"),
+        ("dvc exp run -S tasks.seed=7", "do not give"),
+    ):
+        line = one_line(CliRunner().invoke(main, ["record-experiment", "x", "--command", command]))
+        assert message in line, line
+    assert not (repo / "reports" / "experiments").exists()
+
+
+def test_click_usage_errors_are_one_line(repo):
+    line = one_line(
+        CliRunner().invoke(main, ["ab-generate", "--model", "kjv-tiny", "--length", "../12"])
+    )
+    assert line == "Invalid value for '--length': '../12' is not a valid integer."

@@ -64,6 +64,7 @@ def seeded_block(accuracy: float) -> dict:
 def endpoint(d: float, reachable: bool = True) -> dict:
     return {"n_treatment": 160, "n_control": 160, "prompts": 10, "sd": 1.2, "sd_within": 1.0,
             "diff": d, "se": 0.1, "df": 300, "ci_low": d - 0.2, "ci_high": d + 0.2,
+            "tost_low": d - 0.16, "tost_high": d + 0.16,
             "margin": 0.3, "p_tost": 0.01 if abs(d) < 0.1 else 0.3, "p_diff": 0.5,
             "design_effect": 0.7, "interaction_sd": 0.05, "d": d, "reachable": reachable}  # fmt: skip
 
@@ -338,7 +339,7 @@ def test_report_renders_every_section_from_the_numbers(numbers, prov):
     ) in md
     assert "| soft_trie / validation | 0.6 [0.5, 0.7] | 0.2 [0.15, 0.25] |" in md  # diagnostics
     assert "| entropy_seed vs prng_seed | 40 | 0.63 | 0 | 1 | 1 | 1 | 1 | 0 | 3 of 4 |" in md
-    assert "| per-metric | 1 of 20 | 0.05 [0.01, 0.2] | 1.5 | 0 | consistent with alpha |" in md
+    assert "| per-metric | 1 of 20 | 0.05 [0.01, 0.2] | 1.5 | consistent with alpha |" in md
     assert "fits: 0 ok, 3 boundary" in md
     assert "| repeat_rate | E |" in md and "| early_stop | – |" in md and "| echo | T |" in md
     assert "| entropy_seed vs prng_seed | m/64 | 0.01 / 0.9 | 0.4 / 0.5 | 0.97 |" in md

@@ -365,12 +365,12 @@ def test_lora_on_tied_embeddings_saves_and_reloads(params_data, tmp_path, monkey
     ids = torch.tensor([[1, 2, 3, 4, 5]])
     want = model(ids).logits
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad])
-    Checkpoints(Path("checkpoint"), "run").save(model, opt, 3, [])
+    Checkpoints(Path("checkpoint"), "run").save(model, opt, 3, [{"step": 0}])
     save_adapter(Path("adapter"), model)
 
     resumed = with_lora(base(), lora, 1)
     opt = torch.optim.AdamW([p for p in resumed.parameters() if p.requires_grad])
-    assert Checkpoints(Path("checkpoint"), "run").resume(resumed, opt)[0] == 3
+    assert Checkpoints(Path("checkpoint"), "run").resume(resumed, opt, 10)[0] == 3
     assert torch.equal(resumed(ids).logits, want)
     with peft_quietly():
         loaded = PeftModel.from_pretrained(base(), "adapter", is_trainable=False)

@@ -10,6 +10,8 @@ from typing import Any
 from entropy_lab.errors import UserError
 
 REPRO = "run `dvc repro` (or `dvc pull`) first"
+DTYPES = {"BOOL", "U8", "I8", "I16", "U16", "I32", "U32", "I64", "U64", "F16", "BF16", "F32", "F64",
+          "F8_E4M3", "F8_E5M2"}  # fmt: skip
 
 
 def require(path: Path, hint: str) -> Path:
@@ -23,7 +25,7 @@ def read_json(path: Path, hint: str = REPRO) -> Any:
     require(path, hint)
     try:
         return json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise UserError(f"{path}: not readable JSON ({type(exc).__name__}); {hint}") from None
 
 
@@ -49,7 +51,7 @@ def load_tasks(directory: Path):
     require(directory / "dataset_dict.json", hint)
     try:
         return load_from_disk(str(directory))
-    except (OSError, pa.ArrowException, ValueError, KeyError) as exc:
+    except (OSError, pa.ArrowException, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise UserError(
             f"{directory}: not a readable task dataset ({type(exc).__name__}); {hint}"
         ) from None
@@ -66,6 +68,8 @@ def check_safetensors(path: Path, hint: str) -> None:
                 raise ValueError(f"header length {size}")
             header = json.loads(fh.read(size))
         tensors = [v for k, v in header.items() if k != "__metadata__"]
+        if bad := {t["dtype"] for t in tensors} - DTYPES:
+            raise ValueError(f"unknown dtype {sorted(bad)[0]!r}")
         end = max((v["data_offsets"][1] for v in tensors), default=0)
         if 8 + size + end != Path(path).stat().st_size:
             raise ValueError("its size does not match its header")
@@ -81,3 +85,21 @@ def read_yaml(path: Path, hint: str = REPRO) -> Any:
         return yaml.safe_load(Path(path).read_text())
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise UserError(f"{path}: not readable YAML ({type(exc).__name__}); {hint}") from None
+
+
+def read_json_object(path: Path, hint: str = REPRO) -> dict:
+    """A JSON file that must hold an object (a report's numbers, a record)."""
+    data = read_json(path, hint)
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a JSON object, got {type(data).__name__}; {hint}")
+    return data
+
+
+def read_columns(path: Path, columns: tuple[str, ...], hint: str):
+    """A parquet table that must have `columns` and at least one row."""
+    table = read_parquet(path, hint)
+    if missing := [c for c in columns if c not in table.columns]:
+        raise UserError(f"{path}: no column {missing[0]!r}; {hint}")
+    if table.empty:
+        raise UserError(f"{path}: no rows; {hint}")
+    return table

@@ -219,6 +219,9 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         keys = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, str | int | float | bool) and key is not None:
+                line = key_node.start_mark.line + 1
+                raise UserError(f"a key must be a name, not {type(key).__name__} (line {line})")
             if key in keys:
                 line = key_node.start_mark.line + 1
                 raise UserError(f"key {short(key)} appears twice in one mapping (line {line})")

@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from entropy_lab.artefacts import read_json, read_yaml
+from entropy_lab.artefacts import read_json, read_yaml, require
 from entropy_lab.errors import UserError
 
 RECORDS = Path("reports/experiments")
@@ -37,7 +37,10 @@ REPORT_FILES = ("metrics.json", "headline.json", "provenance.json", "report.md")
 def overrides(command: str) -> list[tuple[str, Any]]:
     """The `-S key=value` (or `--set-param`) overrides of a `dvc exp run` command, values parsed
     as DVC parses them (YAML); a leading `+` (add a key) is dropped."""
-    args, out = shlex.split(command), []
+    try:
+        args, out = shlex.split(command), []
+    except ValueError as exc:
+        raise UserError(f"--command {command!r}: not a shell command line ({exc})") from None
     for flag, value in itertools.pairwise(args):
         if flag in ("-S", "--set-param"):
             key, _, raw = value.partition("=")
@@ -50,7 +53,9 @@ def apply_overrides(params: dict[str, Any], changes: list[tuple[str, Any]]) -> d
     for key, value in changes:
         node, *path, last = [out, *key.split(".")]
         for part in path:
-            node = node.setdefault(part, {})
+            node = node.setdefault(part, {}) if isinstance(node, dict) else None
+            if not isinstance(node, dict):
+                raise UserError(f"-S {key}: {part!r} is not a section of params.yaml")
         node[last] = value
     return out
 
@@ -74,6 +79,16 @@ def record(name: str, command: str, source: Path, root: Path = Path(".")) -> Pat
     if not runs:
         raise UserError(f"{source}/runs: no run records; run the experiment first")
     machines = {p.stem: read_json(p) for p in runs}
+    for stage, r in machines.items():
+        if not isinstance(r, dict) or not {"machine", "seconds"} <= set(r):
+            raise UserError(f"{source}/runs/{stage}.json: not a run record; rerun the stage")
+    for f in (*REPORT_FILES, "../params.yaml", "../dvc.lock"):
+        require(source / "reports" / f, "run the experiment first (`dvc exp run ...`)")
+    base = yaml.safe_load(git(source, "show", "HEAD:params.yaml").stdout or "{}")
+    if apply_overrides(base, overrides(command)) != read_yaml(source / "params.yaml"):
+        raise UserError(
+            f"--command: its -S overrides of the commit's params.yaml do not give {source}/params.yaml"
+        )
     with atomic_dir(root / RECORDS / name) as tmp:
         for f in REPORT_FILES:
             shutil.copy(source / "reports" / f, tmp / f)
@@ -173,4 +188,11 @@ def recompute_teaching(name: str, metrics: dict, params, lock: dict, root: Path)
 
 
 def check_all(root: Path = Path(".")) -> list[str]:
-    return [p for d in sorted((root / RECORDS).glob("*/")) if d.is_dir() for p in check(d, root)]
+    """Every record's problems; a record that cannot be read is one problem, not a traceback."""
+    out = []
+    for d in sorted(p for p in (root / RECORDS).glob("*") if p.is_dir()):
+        try:
+            out += check(d, root)
+        except (UserError, ValueError, TypeError, KeyError) as exc:
+            out.append(f"experiment {d.name}: unreadable record ({exc})")
+    return out

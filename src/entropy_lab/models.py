@@ -154,10 +154,23 @@ def load(
     if quantization != "none":
         kwargs["quantization_config"] = _quantization_config(quantization, torch_dtype)
         kwargs["device_map"] = {"": dev}
-    model = AutoModelForCausalLM.from_pretrained(resolved.path, **kwargs)
+    try:
+        model, info = AutoModelForCausalLM.from_pretrained(
+            resolved.path, output_loading_info=True, **kwargs
+        )
+        tokenizer = AutoTokenizer.from_pretrained(resolved.path, trust_remote_code=False)
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise UserError(
+            f"model {resolved.name!r} at {resolved.path} cannot be loaded: {reason}"
+        ) from None
+    if missing := info.get("missing_keys"):  # a random initialisation would train silently
+        raise UserError(
+            f"model {resolved.name!r} at {resolved.path}: its weights lack {len(missing)} of the "
+            f"model's tensors (e.g. {sorted(missing)[0]}); refusing a random initialisation"
+        )
     if quantization == "none":
         model = model.to(dev)
-    tokenizer = AutoTokenizer.from_pretrained(resolved.path, trust_remote_code=False)
     return model.eval(), tokenizer
 
 

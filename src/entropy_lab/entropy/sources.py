@@ -52,17 +52,23 @@ def jitter() -> Iterator[np.ndarray]:
         yield out
 
 
-def external(path: Path, expected_sha256: str) -> Iterator[np.ndarray]:
-    """Bytes of an imported dump, in order, after checking that it exists and matches its hash
-    (the harvest stage checks that what it conditions never repeats: `first_repeat`)."""
+def check_external(path: Path, expected_sha256: str) -> None:
+    """An imported dump exists as a regular file and matches its declared hash (checked before
+    any source is collected, so a bad dump costs no other source's harvest)."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"harvest.sources.external.path = '{path}': no such file")
+        raise UserError(f"harvest.sources.external.path = '{path}': no such regular file")
     digest = sha256_file(path)
     if digest != expected_sha256:
         raise UserError(
             f"harvest.sources.external.sha256 = '{expected_sha256}': file {path} hashes to {digest}"
         )
+
+
+def external(path: Path, expected_sha256: str) -> Iterator[np.ndarray]:
+    """Bytes of an imported dump, in order, after `check_external` (the harvest stage checks
+    that what it conditions never repeats: `first_repeat`)."""
+    check_external(path, expected_sha256)
     with open(path, "rb") as fh:
         while chunk := fh.read(CHUNK):
             yield np.frombuffer(chunk, dtype=np.uint8)

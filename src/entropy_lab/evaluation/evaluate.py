@@ -305,24 +305,26 @@ def by_answer_length(d: pd.DataFrame) -> dict[str, dict[str, Any]]:
     return out
 
 
-PAIRED_REFERENCES = ("base", "ce_multisample")  # each variant is compared with these
+REFERENCES_FIRST = ("base", "ce_multisample")  # the order pairs are named in: b - a, a first
 PAIRED_METRICS = ("tvd", "kl", "valid_rate")  # KL: records where both are finite
 
 
 def paired(df: pd.DataFrame, settings: EvaluateSection) -> dict[str, Any]:
-    """Per split, each variant against each reference on the same records at T = 1: the mean
-    per-record difference (variant minus reference) of full-space TVD, of full-space KL (over
-    the records where both are finite: `n` says how many) and of validity, with a bootstrap CI
-    over records. Pairing removes the records' difficulty, which dominates each
-    variant's own CI, so two overlapping CIs can still differ here."""
+    """Per split, every pair of variants on the same records at T = 1: the mean per-record
+    difference (the later variant minus the earlier, base and ce_multisample first) of
+    full-space TVD, of full-space KL (over the records where both are finite: `n` says how
+    many) and of validity, with a bootstrap CI over records. Pairing removes the records'
+    difficulty, which dominates each variant's own CI, so two overlapping CIs can still differ
+    here; "closest" is said only where these CIs say it."""
     out: dict[str, Any] = {}
     for split, d in df[df.temperature == 1.0].groupby("split", sort=True):
         wide = {m: d.pivot(index="id", columns="variant", values=m) for m in PAIRED_METRICS}
         present = list(wide["tvd"].columns)
-        for k, ref in enumerate(PAIRED_REFERENCES):
-            if ref not in present:
-                continue
-            for v in (v for v in present if v not in PAIRED_REFERENCES[: k + 1]):
+        order = [v for v in REFERENCES_FIRST if v in present] + sorted(
+            v for v in present if v not in REFERENCES_FIRST
+        )
+        for i, ref in enumerate(order):
+            for v in order[i + 1 :]:
                 out.setdefault(split, {})[f"{v} - {ref}"] = {
                     m: mean_ci(
                         (w[v] - w[ref]).to_numpy(float), settings, ("paired", split, v, ref, m)
@@ -341,9 +343,10 @@ def summarize(rows: list[dict[str, Any]], settings: EvaluateSection) -> dict[str
     df = pd.DataFrame(rows)
     out: dict[str, Any] = {"variants": {}, "temperature": {}, "paired": paired(df, settings)}
     for (variant, split), d in df[df.temperature == 1.0].groupby(["variant", "split"], sort=True):
-        entry = group_summary(d, settings, (variant, split))
+        # CIs keyed by the data (variant, split, temperature): the sweep's T = 1 cell is this one
+        entry = group_summary(d, settings, (variant, split, 1.0))
         entry["families"] = {
-            f: group_summary(g, settings, (variant, split, f))
+            f: group_summary(g, settings, (variant, split, 1.0, f))
             for f, g in d.groupby("family", sort=True)
         }
         entry["answer_length"] = by_answer_length(d)
@@ -351,7 +354,7 @@ def summarize(rows: list[dict[str, Any]], settings: EvaluateSection) -> dict[str
     sweep = df[df.split == SWEEP_SPLIT]
     for (variant, temp), d in sweep.groupby(["variant", "temperature"], sort=True):
         out["temperature"].setdefault(variant, {})[f"{temp:g}"] = group_summary(
-            d, settings, (variant, temp)
+            d, settings, (variant, SWEEP_SPLIT, float(temp))
         )
     return out
 

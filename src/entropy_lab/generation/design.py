@@ -25,6 +25,19 @@ log = logging.getLogger(__name__)
 
 AB_DIR = Path("data/ab")
 SAMPLES_FILE = "samples.parquet"
+SAMPLE_COLUMNS = (
+    "sample_id",
+    "model",
+    "length",
+    "condition",
+    "prompt_id",
+    "replicate",
+    "token_ids",
+    "text",
+    "logprobs",
+    "entropies",
+    "stopped",
+)  # what ab-metrics reads
 FIXED_SEED = 42
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from entropy_lab.report.format import ci, fmt, mean_ci, pct, pct_ci
 from entropy_lab.report.numbers import by_run
 
+MIN_VALID = 0.01  # below this share of valid answers, a temperature's TVD is noise around 1
 SEED_LABELS = {
     "entropy_seed_vs_prng_seed": "pool seeds vs PRNG seeds",
     "entropy_stream_vs_prng_stream": "pool per-token streams vs PRNG streams",
@@ -107,22 +108,24 @@ def aa_sentences(aa: dict[str, Any], verdicts: dict[str, dict[str, int]]) -> lis
         return [
             "There are no A/A pairs (`ab.generate.aa_pairs: 0`): nothing calibrates the analysis."
         ]
+    above = c["status"] == "anti-conservative"
     out = [
         f"{aa['pairs']} A/A pairs (arms that differ only in their PRNG keys): {c['rejections']} of "
         f"{c['tests']} per-metric tests reject at alpha before correction, rate {fmt(c['rate'])} "
         f"{ci([c['ci_low'], c['ci_high']])} (Korn-Graubard, clustered by pair): "
-        f"{c['status']}; after correction {c['differences_after_correction']} A/A "
-        f"test{'s' if c['differences_after_correction'] != 1 else ''} still declared a difference."
+        + ("above alpha." if above else "not above alpha.")
     ]
     declared = sum(
-        v.get("difference", 0) + v.get("trivial difference", 0) for v in verdicts.values()
+        v.get("difference", 0) + v.get("trivial difference", 0)
+        for comparison, v in verdicts.items()
+        if not comparison.startswith("aa")  # the A/A pairs are the calibration itself
     )
     if declared == 0:
         out.append(
             "No secondary comparison declares a difference, so there is no difference verdict "
             "for the calibration to license; it bounds how often the analysis errs."
         )
-    elif c["status"] == "anti-conservative":
+    elif above:
         out.append(
             f"The analysis declares differences between identical arms more often than alpha, "
             f"so the {declared} difference verdicts of the secondary comparisons cannot be taken "
@@ -159,6 +162,29 @@ def estimate(d: dict[str, Any]) -> str:
     return mean_ci(d["mean"], d["ci"], d["n"])
 
 
+def closest_clause(best: str, evaluated: dict[str, Any]) -> str:
+    """'closest' only where the paired TVD CIs against every other variant say so."""
+    pairs = (evaluated.get("paired") or {}).get("validation", {})
+    tied = []
+    for other in evaluated["variants"]:
+        if other == best:
+            continue
+        if f"{best} - {other}" in pairs:
+            lower = (pairs[f"{best} - {other}"]["tvd"]["ci"] or [0, 0])[1] < 0
+        elif f"{other} - {best}" in pairs:
+            lower = (pairs[f"{other} - {best}"]["tvd"]["ci"] or [0, 0])[0] > 0
+        else:
+            lower = False
+        if not lower:
+            tied.append(other)
+    if not tied:
+        return f"the variant closest to the target on seen families (paired, at 95%), {best},"
+    return (
+        f"the variant with the lowest full-space TVD on seen families, {best} (a point estimate: "
+        f"paired, not distinguishable at 95% from {', '.join(tied)}),"
+    )
+
+
 def teaching_answer(model: str, evaluated: dict[str, Any], samples: int) -> list[str]:
     """What a user gets by sampling the taught model, led by the full-space figures."""
     summary = evaluated["variants"]
@@ -167,13 +193,14 @@ def teaching_answer(model: str, evaluated: dict[str, Any], samples: int) -> list
         return [f"{model}: no variant has an exact view on validation."]
     b, base = summary[best]["validation"], summary["base"]["validation"]
     out = [
-        f"Sampled at temperature 1 ({samples} answers per prompt), the variant closest to the "
-        f"target on seen families, {best}, answers validly {pct_ci(b['valid_rate'], b['valid_rate_ci'])} "
-        f"of the time (base: {pct(base['valid_rate'])}), at a full-space TVD of "
+        f"Sampled at temperature 1 ({samples} answers per prompt), {closest_clause(best, evaluated)} "
+        f"answers validly {pct_ci(b['valid_rate'], b['valid_rate_ci'])} of the time (base: "
+        f"{pct(base['valid_rate'])}), at a full-space TVD of "
         f"{mean_ci(b['tvd'], b['tvd_ci'], b['exact_records'])}, and "
         f"{pct_ci(b['gof_pass_rate'], b['gof_pass_ci'])} of prompts pass the goodness-of-fit "
-        f"test over the whole output space (an invalid answer fails it; counting the valid "
-        f"answers alone, a diagnostic, {pct(b['gof_pass_valid_rate'])})."
+        f"test over the whole output space (an invalid answer fails it, so at this validity a "
+        f"pass is out of reach; counting the valid answers alone, a diagnostic, "
+        f"{pct(b['gof_pass_valid_rate'])})."
     ]
     pair = (evaluated.get("paired") or {}).get("validation", {}).get(f"{best} - ce_multisample")
     if pair is not None:
@@ -198,6 +225,11 @@ def temperature_sentence(variant: str, by_t: dict[str, Any], at_one: dict[str, A
     scored = {t: b for t, b in by_t.items() if b["tvd"] is not None}
     if not scored:
         return f"{variant}: no exact view at any temperature"
+    top = max(b.get("valid_rate", 1) or 0 for b in by_t.values())
+    if top < MIN_VALID:  # distances between near-1 TVDs say nothing about calibration
+        return (
+            f"{variant}: valid answers at most {pct(top)} at any temperature, nothing to calibrate"
+        )
     best = min(scored, key=lambda t: scored[t]["tvd"])
     hi = (scored[best]["tvd_ci"] or [scored[best]["tvd"]] * 2)[1]
     others = [b["tvd_ci"] for t, b in scored.items() if t != best]

@@ -78,9 +78,13 @@ def primary(n: dict[str, Any]) -> dict[str, Any]:
              fmt(x["power"]), str(x["replicates"])]
         )  # fmt: skip
         for m, e in x["endpoints"].items():
+            sd = e["sd_within"] or None
+            tost = f"[{fmt(e['tost_low'] / sd)}, {fmt(e['tost_high'] / sd)}]" if sd else "–"
+            interaction = fmt(e["interaction_sd"] / sd) if sd else "–"
             endpoint_rows.append(
-                [f.label(comparison), run, m, f.d_ci(e), fmt(e["p_tost"]),
-                 fmt(x["p_diff_holm"][m]), fmt(e["design_effect"]), fmt(e["interaction_sd"] / e["sd_within"] if e["sd_within"] else None)]
+                [f.label(comparison), run, m, f"{e['n_treatment']} / {e['n_control']}",
+                 f.d_ci(e), tost, fmt(e["p_tost"]), fmt(x["p_diff_holm"][m]),
+                 fmt(e["design_effect"]), interaction]
             )  # fmt: skip
         for p in x["plan"]:
             plan_rows.append(
@@ -107,11 +111,13 @@ def primary(n: dict[str, Any]) -> dict[str, Any]:
                 "comparison",
                 "run",
                 "endpoint",
-                "difference [95% CI], within-prompt SD",
+                "n (treatment / control)",
+                "difference d [95% CI]",
+                "90% CI (TOST)",
                 "TOST p",
                 "difference p (Holm)",
                 "design effect",
-                "prompt × arm SD / within SD",
+                "prompt × arm SD",
             ],
             endpoint_rows,
         ),
@@ -170,7 +176,7 @@ def secondary(n: dict[str, Any]) -> dict[str, Any]:
     ]  # fmt: skip
     aa_rows = [
         [label, f"{c['rejections']} of {c['tests']}", f"{fmt(c['rate'])} {ci([c['ci_low'], c['ci_high']])}",
-         fmt(c["design_effect"]), str(c["differences_after_correction"]), c["status"]]
+         fmt(c["design_effect"]), c["status"]]
         for name, label in (("per_metric", "per-metric"), ("distribution", "distribution"))
         for c in [ab["aa"][name]]
         if c["tests"]
@@ -208,7 +214,6 @@ def secondary(n: dict[str, Any]) -> dict[str, Any]:
                 "reject at alpha",
                 "rate [95% CI]",
                 "design effect",
-                "differences after correction",
                 "status",
             ],
             aa_rows,

@@ -81,8 +81,9 @@ def findings(metrics: dict[str, Any], recs: dict[str, dict[str, Any]]) -> str:
          primary_cell(ab["primary"], margin), link["seeding"]],
         ["seeding", "Does the analysis call identical arms different?",
          f"A/A rejection rate before correction {fmt(aa['rate'])} [{fmt(aa['ci_low'])}, "
-         f"{fmt(aa['ci_high'])}] ({aa['status']}); after correction "
-         f"{aa['differences_after_correction']}", link["aa"]],
+         f"{fmt(aa['ci_high'])}] over {aa['tests']} tests: "
+         + ("above alpha" if aa["status"] == "anti-conservative" else "not above alpha"),
+         link["aa"]],
     ]  # fmt: skip
     for model, evaluated in metrics["teaching"].items():
         rows.append([f"teaching ({model})", "What does sampling the taught model give, T = 1?",

@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from entropy_lab.artefacts import read_json
+from entropy_lab.artefacts import read_json_object, read_yaml
 from entropy_lab.errors import UserError
 from entropy_lab.experiments import check_all
 from entropy_lab.report import markdown
@@ -56,8 +56,11 @@ def dvc_changes(root: Path) -> list[str]:
     """Artefacts, code or params that no longer match `dvc.lock` (DVC's own `status`)."""
     from dvc.repo import Repo
 
-    with Repo(str(root)) as repo:
-        status = repo.status()
+    try:
+        with Repo(str(root)) as repo:
+            status = repo.status()
+    except Exception as exc:  # DVC's own errors about its files, as one line
+        return [f"dvc status failed: {str(exc).strip().splitlines()[0][:200]}"]
     out = []
     for stage, changes in sorted(status.items()):
         for change in changes:
@@ -75,8 +78,11 @@ def verify(params, root: Path = Path(".")) -> list[str]:
     for name in ("metrics.json", "headline.json", "provenance.json", "report.md"):
         if not (out / name).is_file():
             raise UserError(f"no {out / name}; run `dvc pull` (or `dvc repro`) first")
-    reported = read_json(out / "metrics.json")
-    recorded_prov = read_json(out / "provenance.json")
+    reported = read_json_object(out / "metrics.json")
+    recorded_prov = read_json_object(out / "provenance.json")
+    lock = read_yaml(root / "dvc.lock")
+    if not isinstance(lock, dict) or not isinstance(lock.get("stages"), dict):
+        raise UserError(f"{root / 'dvc.lock'}: not a DVC lock file; `git checkout dvc.lock`")
     problems = dvc_changes(root)
     try:
         check_ledgers(root)
@@ -84,7 +90,7 @@ def verify(params, root: Path = Path(".")) -> list[str]:
         problems.append(str(exc))
     problems += diff(reported, recompute(params, root))
     problems += [f"provenance.{d}" for d in diff(recorded_prov, provenance(params, root))]
-    recorded_headline = read_json(out / "headline.json")
+    recorded_headline = read_json_object(out / "headline.json")
     problems += [f"headline.{d}" for d in diff(recorded_headline, headline(reported))]
     on_disk = (out / "report.md").read_text().splitlines()
     rendered = markdown.render(reported, recorded_prov).splitlines()

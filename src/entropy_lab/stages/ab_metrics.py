@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from entropy_lab.artefacts import read_parquet
+from entropy_lab.artefacts import read_columns
 from entropy_lab.config import Params
 from entropy_lab.errors import UserError
-from entropy_lab.generation.design import AB_DIR, SAMPLES_FILE
+from entropy_lab.generation.design import AB_DIR, SAMPLE_COLUMNS, SAMPLES_FILE
 from entropy_lab.generation.embedders import load_embedder, load_scorer, minilm_path
 from entropy_lab.generation.metrics import METRICS_DIR, compute
 from entropy_lab.provenance import MANIFEST, atomic_dir, build_manifest, write_json
@@ -28,7 +28,7 @@ def run(params: Params, model_name: str, length: int, root: Path = Path(".")) ->
     )
     outputs(out)
     hint = f"run ab-generate@{model_name}-{length} first"
-    rows = read_parquet(src / SAMPLES_FILE, hint).to_dict("records")
+    rows = read_columns(src / SAMPLES_FILE, SAMPLE_COLUMNS, hint).to_dict("records")
     prompts = {p.id: p.text for p in ab.prompts}
     if missing := sorted({r["prompt_id"] for r in rows} - set(prompts)):
         raise UserError(f"samples in {src} use prompts not in ab.prompts: {', '.join(missing)}")

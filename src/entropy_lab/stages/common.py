@@ -38,9 +38,12 @@ def one_of(option: str, value: Any, allowed: list, key: str) -> None:
 
 
 def outputs(*paths: Path) -> None:
-    """Refuse, before any work, to write where a path leaves the repository or passes a link."""
+    """Refuse, before any work, to write where a path leaves the repository or passes a link,
+    or where a file output (a name with a suffix) is a directory."""
     for path in paths:
         inside_repository(path)
+        if Path(path).suffix and Path(path).is_dir():
+            raise UserError(f"output {path} is a directory; remove it (a file goes there)")
 
 
 def set_threads(threads: int) -> None:
@@ -129,6 +132,9 @@ class Run:
 
     stage: str
     started: float = field(default_factory=time.time)
+
+    def __post_init__(self) -> None:
+        outputs(RUNS / f"{self.stage}.json")  # before the stage's work, as its outputs are
 
     def finish(self, root: Path = Path("."), **facts: Any) -> None:
         record = {

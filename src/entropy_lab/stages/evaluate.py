@@ -8,6 +8,7 @@ from pathlib import Path
 
 from entropy_lab.artefacts import check_safetensors, load_tasks, read_json
 from entropy_lab.config import Params
+from entropy_lab.errors import UserError
 from entropy_lab.evaluation.common import stream_key
 from entropy_lab.evaluation.evaluate import (
     EVAL_DIR,
@@ -95,5 +96,16 @@ def adapter_dirs(root: Path, model_name: str, variants: list[str]) -> dict[str, 
         hint = f"run train@{model_name}-{variant} first"
         read_json(path / "adapter_config.json", hint)
         check_safetensors(path / "adapter_model.safetensors", hint)
+        check_adapter_config(path, hint)
         out[variant] = path
     return out
+
+
+def check_adapter_config(path: Path, hint: str) -> None:
+    """peft can read the adapter's config (a malformed one is one line before any work)."""
+    from peft import PeftConfig
+
+    try:
+        PeftConfig.from_pretrained(str(path))
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise UserError(f"{path}/adapter_config.json: not a peft config ({exc}); {hint}") from None

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from entropy_lab.config import Params
-from entropy_lab.entropy import estimators
+from entropy_lab.entropy import estimators, sources
 from entropy_lab.entropy.harvest import harvest_source, raw_file
 from entropy_lab.entropy.pool import CARD_FILE, POOL_DIR, POOL_FILE, Segment
 from entropy_lab.provenance import MANIFEST, atomic_dir, build_manifest, sha256_bytes, write_json
@@ -19,6 +19,9 @@ REPORTS = Path("reports/harvest")
 def run(params: Params, out: Path = POOL_DIR, reports: Path = REPORTS) -> None:
     section = params.harvest
     outputs(out, reports / "metrics.json")
+    for spec in section.sources:
+        if spec.path is not None:
+            sources.check_external(Path(spec.path), spec.sha256)
     record = Run("harvest")
     results = {spec.name: harvest_source(spec, section) for spec in section.sources}
     pool = b"".join(r["conditioned"] for r in results.values())

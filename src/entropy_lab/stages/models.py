@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from entropy_lab.artefacts import check_safetensors
+from entropy_lab.artefacts import check_safetensors, read_json_object
 from entropy_lab.config import Params
 from entropy_lab.errors import UserError
 from entropy_lab.models import (
@@ -39,8 +39,11 @@ def run(params: Params, models_dir: Path = MODELS_DIR, out: Path = RESOLVED) -> 
     resolved = {}
     for name in section.use:
         r = resolve_profile(name, section, models_dir)
+        hint = f"rebuild or re-download model {name!r}"
         for weights in sorted(r.path.glob("*.safetensors")):
-            check_safetensors(weights, f"rebuild or re-download model {name!r}")
+            check_safetensors(weights, hint)
+        read_json_object(r.path / "config.json", hint)
+        check_tokenizer(r.path, name)
         resolved[name] = {
             "source": r.source,
             "repo": r.repo,
@@ -55,3 +58,18 @@ def run(params: Params, models_dir: Path = MODELS_DIR, out: Path = RESOLVED) -> 
         write_json(tmp / out.name, resolved)
         write_json(tmp / MANIFEST, build_manifest("models", read, {}, tmp))
     record.finish()
+
+
+def check_tokenizer(path: Path, name: str) -> None:
+    """The model's tokenizer loads and encodes text (a missing or broken tokenizer file is one
+    line here, not an empty answer after training has begun)."""
+    from transformers import AutoTokenizer
+
+    try:
+        ids = AutoTokenizer.from_pretrained(path, trust_remote_code=False)("ab").input_ids
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise UserError(
+            f"model {name!r} at {path}: its tokenizer cannot be loaded ({exc})"
+        ) from None
+    if not ids:
+        raise UserError(f"model {name!r} at {path}: its tokenizer encodes text as nothing")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from entropy_lab.config import Params
-from entropy_lab.entropy.layout import check_layout
+from entropy_lab.entropy.layout import check_layout, seeded_segments
 from entropy_lab.entropy.pool import POOL_DIR, POOL_FILE, Pool, check_ledger, write_ledger
 from entropy_lab.provenance import MANIFEST, atomic_dir, build_manifest, write_json
 from entropy_lab.schema import flatten
@@ -22,6 +22,7 @@ def run(params: Params, out: Path = OUT, reports: Path = REPORTS) -> None:
     outputs(out, reports / "metrics.json")
     pool = Pool.load(POOL_DIR)
     check_layout(params.ab, section, pool)  # no pool byte shared with the A/B study
+    seeded_segments(section, pool)  # the pool holds the u's, before any record is built
     record = Run("tasks")
     paraphraser, read, inputs = paraphrasing(params)
     records = build(section, paraphraser)

@@ -48,7 +48,8 @@ def run(params: Params, model_name: str, variant: str, root: Path = Path(".")) -
                         f"{world_size()} torchrun processes")  # fmt: skip
     adapter = root / "adapters" / model_name / variant
     reports = root / "reports" / "train" / model_name / variant
-    outputs(adapter, reports / "live", reports / "metrics.json")
+    checkpoints_dir = root / "checkpoints" / model_name / variant
+    outputs(adapter, reports / "live", reports / "metrics.json", checkpoints_dir)
     tasks_dir = root / TASKS
     record = Run(f"train@{model_name}-{variant}")
     run_spec = training_records(load_tasks(tasks_dir), variant, settings)
@@ -59,7 +60,7 @@ def run(params: Params, model_name: str, variant: str, root: Path = Path(".")) -
     read = flatten(settings, "training") | {"model": model_name, "variant": variant,
                                             "models.threads": params.models.threads}  # fmt: skip
     inputs = {"tasks": tasks_dir, "base_model": resolved.path}
-    checkpoints = Checkpoints(root / "checkpoints" / model_name / variant, run_digest(read, inputs))
+    checkpoints = Checkpoints(checkpoints_dir, run_digest(read, inputs))
     run_spec = TrainRun(variant, settings, *run_spec, rank=rank, world=world)
     curve = train(model, tokenizer, run_spec, checkpoints)
     if rank != 0:

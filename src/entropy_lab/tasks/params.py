@@ -19,7 +19,7 @@ from entropy_lab.schema import Name, PositiveInt, Section, Seed, bad_value
 MAX_OUTCOMES = 720  # 6! : beyond this a combinatorial support is too large to score exactly
 MAX_SUPPORT = 400  # values of a statistical family's (truncated) support
 MAX_VALUE = 10**6  # integers a prompt may name (range bounds, die faces)
-Tail = Annotated[float, Field(gt=0, lt=0.01)]
+Tail = Annotated[float, Field(ge=1e-12, lt=0.01)]  # below 1e-12: no float gain, and overflow
 Bounded = Annotated[int, Field(ge=-MAX_VALUE, le=MAX_VALUE)]
 
 

@@ -58,12 +58,15 @@ class Checkpoints:
             torch.save(opt.state_dict(), tmp / "optimizer.pt")
             write_json(tmp / "state.json", {"step": step, "curve": curve, "digest": self.digest})
 
-    def resume(self, model, opt) -> tuple[int, list[dict]]:
+    def resume(self, model, opt, steps: int) -> tuple[int, list[dict]]:
         """(step, curve) of this run's checkpoint, loaded into `model` and `opt`; (0, []) when
         there is none, or it belongs to another run, or it cannot be read (it is removed)."""
         from peft import set_peft_model_state_dict
         from safetensors.torch import load_file
 
+        from entropy_lab.provenance import inside_repository
+
+        inside_repository(self.directory)  # a link here is refused, not read or removed
         state_path = self.directory / "state.json"
         if not state_path.is_file():
             return 0, []
@@ -76,6 +79,8 @@ class Checkpoints:
             tensors = load_file(self.directory / "adapter.safetensors")
             optimizer = torch.load(self.directory / "optimizer.pt", weights_only=True)
             step, curve = int(state["step"]), list(state["curve"])
+            if not (0 < step < steps and curve):  # a step this run could not have saved
+                raise ValueError(f"step {step} of {steps}")
         except Exception as exc:  # a checkpoint this stage wrote, damaged: never fatal
             log.warning("checkpoint in %s is unreadable (%s); starting afresh", self.directory,
                         type(exc).__name__)  # fmt: skip
@@ -87,4 +92,7 @@ class Checkpoints:
         return step, curve
 
     def clear(self) -> None:
+        from entropy_lab.provenance import inside_repository
+
+        inside_repository(self.directory)  # never through a link: rmtree would follow it
         shutil.rmtree(self.directory, ignore_errors=True)  # every torchrun process may try

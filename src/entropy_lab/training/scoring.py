@@ -84,7 +84,7 @@ def make_item(
             f"an answer of {_depth(trie)} tokens does not fit the model's {max_positions} positions"
         )
     prompt = prompt_ids(tokenizer, record["prompt"], room, suffix="\nAnswer: ")
-    norm = mean_answer_tokens(tokenizer, tuple(record["draws"] or [draw]))
+    norm = mean_answer_tokens(tokenizer, tuple(record.get("draws") or [draw]))
     return Item(pack(prompt, trie), trie, target, sampled, norm)
 
 

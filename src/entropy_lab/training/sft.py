@@ -280,7 +280,7 @@ def train(model, tokenizer, run: TrainRun, checkpoints: Checkpoints | None = Non
     settings, variant = run.settings, run.variant
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=settings.lr, weight_decay=0.0)
-    start, curve = checkpoints.resume(model, opt) if checkpoints else (0, [])
+    start, curve = checkpoints.resume(model, opt, settings.steps) if checkpoints else (0, [])
     barrier()
 
     def scores() -> dict[str, float]:
