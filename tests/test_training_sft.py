@@ -501,3 +501,44 @@ def test_adapter_config_bytes_do_not_depend_on_the_process_hash_seed(tmp_path):
         texts.append((out / "adapter_config.json").read_text())
     assert texts[0] == texts[1]
     assert json.loads(texts[0])["target_modules"] == ["c_attn", "c_fc", "c_proj", "q", "v"]
+
+
+def test_ce_on_sampled_answers_is_minimised_by_the_target_whatever_the_answer_lengths(
+    params_data, monkeypatch
+):
+    """A target half "5" and half "15" (2 and 3 tokens with EOS): gradient descent on the exact
+    expectation of the ce_multisample loss (both draws in every batch) ends at the target. A
+    per-token mean, dividing each answer's NLL by its own length, ends at q ∝ p / length:
+    "5" half again as likely as "15" (the same run with that normaliser shows it)."""
+    import dataclasses
+
+    from entropy_lab.training import sft
+    from entropy_lab.training.scoring import exact_distributions
+
+    settings = parse_params(params_data).training.model_copy(update={"batch_size": 2})
+    record = {"id": "r", "prompt": "Pick 5 or 15.", "support": ["5", "15"], "probs": [0.5, 0.5],
+              "draws": ["5", "15"], "family": "list_item"}  # fmt: skip
+    tok = byte_tokenizer()
+
+    def fitted() -> float:
+        torch.manual_seed(0)
+        model = AutoModelForCausalLM.from_config(tiny_config("gpt2", 256)).eval()
+        opt = torch.optim.Adam(model.parameters(), lr=0.003)
+        for _ in range(200):
+            opt.zero_grad()
+            batch = [(record, "5"), (record, "15")]
+            sft.loss_on(model, tok, batch, "ce_multisample", settings)["loss"].backward()
+            opt.step()
+        [(_, _, log_q, _)] = exact_distributions(model, tok, [record], 256, 256)
+        q = log_q.exp().tolist()
+        return q[0] / q[1]
+
+    assert fitted() == pytest.approx(1.0, abs=0.1)
+    make_item = sft.make_item
+
+    def per_token(tokenizer, r, draw, *args):  # the old normaliser: the answer's own length
+        item = make_item(tokenizer, r, draw, *args)
+        return dataclasses.replace(item, ce_norm=len(tokenizer(draw).input_ids) + 1)
+
+    monkeypatch.setattr(sft, "make_item", per_token)
+    assert fitted() > 1.35
