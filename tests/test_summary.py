@@ -4,6 +4,9 @@ and the experiment records today."""
 
 from __future__ import annotations
 
+import copy
+import json
+
 import pytest
 
 from entropy_lab.report import summary
@@ -25,3 +28,14 @@ def test_a_block_is_replaced_between_its_markers_only():
     )
     with pytest.raises(ValueError, match="no <!-- generated:y -->"):
         summary.block(text, "y", "")
+
+
+def test_a_record_lists_only_the_strands_it_changed():
+    base = json.loads((REPO / "reports" / "metrics.json").read_text())
+    rec = {"metrics": copy.deepcopy(base), "baseline": base}
+    assert summary.changed(rec) == []
+    key = "kjv-tiny/64/entropy_seed_vs_prng_seed"
+    rec["metrics"]["ab"]["primary"][key]["verdict"] = "equivalent"
+    assert [strand for strand, _ in summary.changed(rec)] == ["seeding"]
+    rec["metrics"]["teaching"]["kjv-small"] = base["teaching"]["kjv-tiny"]
+    assert [strand for strand, _ in summary.changed(rec)] == ["teaching (kjv-small)", "seeding"]

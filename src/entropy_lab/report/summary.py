@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +29,35 @@ PAGES = {"README.md": ("timing", "findings"), "docs/experiments.md": ("experimen
 
 
 def records(root: Path) -> dict[str, dict[str, Any]]:
-    """Each committed experiment record: its record.json and metrics.json, by name."""
+    """Each committed experiment record: its record.json, its metrics.json and the default
+    profile's metrics.json at the record's commit (what it ran against), by name."""
     out = {}
     for d in sorted((root / "reports" / "experiments").glob("*/record.json")):
-        out[d.parent.name] = json.loads(d.read_text()) | {
-            "metrics": json.loads((d.parent / "metrics.json").read_text())
+        rec = json.loads(d.read_text())
+        baseline = subprocess.run(
+            ["git", "show", f"{rec['commit']}:reports/metrics.json"],
+            cwd=root, capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        out[d.parent.name] = rec | {
+            "metrics": json.loads((d.parent / "metrics.json").read_text()),
+            "baseline": json.loads(baseline),
         }
+    return out
+
+
+def changed(rec: dict[str, Any]) -> list[tuple[str, str]]:
+    """(strand, figure) for each strand whose results the record changed from the default
+    profile at its commit: a strand it left as the default ran it is the default's row."""
+    m, base = rec["metrics"], rec["baseline"]
+    out = [
+        (f"teaching ({model})", teaching_cell(evaluated))
+        for model, evaluated in m["teaching"].items()
+        if evaluated != base["teaching"].get(model)
+    ]
+    primary = m["ab"].get("primary")
+    if primary and primary != base["ab"].get("primary"):
+        margin = m["profile"]["ab"]["primary"]["margin_sd"]
+        out.append(("seeding", primary_cell(primary, margin)))
     return out
 
 
@@ -89,13 +113,8 @@ def findings(metrics: dict[str, Any], recs: dict[str, dict[str, Any]]) -> str:
         rows.append([f"teaching ({model})", "What does sampling the taught model give, T = 1?",
                      teaching_cell(evaluated), link["teaching"]])  # fmt: skip
     for name, rec in recs.items():
-        m = rec["metrics"]
-        for model, evaluated in m["teaching"].items():
-            rows.append([f"teaching ({model})", f"experiment `{name}`", teaching_cell(evaluated),
-                         f"[record](reports/experiments/{name}/report.md)"])  # fmt: skip
-        if m["ab"].get("primary"):
-            margin = m["profile"]["ab"]["primary"]["margin_sd"]
-            rows.append(["seeding", f"experiment `{name}`", primary_cell(m["ab"]["primary"], margin),
+        for strand, figure in changed(rec):
+            rows.append([strand, f"experiment `{name}`", figure,
                          f"[record](reports/experiments/{name}/report.md)"])  # fmt: skip
     return table(["strand", "question", "finding (95% CI)", "where"], rows)
 
@@ -104,12 +123,8 @@ def experiments(recs: dict[str, dict[str, Any]]) -> str:
     """docs/experiments.md's table: one row per record, comparisons inside one record only."""
     rows = []
     for name, rec in recs.items():
-        m, machine = rec["metrics"], rec["machine"]
-        figures = [teaching_cell(e) for e in m["teaching"].values()]
-        if m["ab"].get("primary"):
-            figures.append(
-                primary_cell(m["ab"]["primary"], m["profile"]["ab"]["primary"]["margin_sd"])
-            )
+        machine = rec["machine"]
+        figures = [f"{strand}: {figure}" for strand, figure in changed(rec)]
         minutes = sum(rec["seconds"].values()) / 60
         rows.append([
             f"[{name}](../reports/experiments/{name}/report.md)", rec["recorded"],
