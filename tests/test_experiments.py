@@ -46,14 +46,15 @@ def recorded(tmp_path, monkeypatch) -> tuple[Path, Path]:
     repo = tmp_path / "repo"
     repo.mkdir()
     shutil.copy(REPO / "params.yaml", repo / "params.yaml")
+    (repo / "reports").mkdir()
+    (repo / "reports" / "metrics.json").write_text(json.dumps({"teaching": {}, "ab": {}}))
     git(repo, "init", "-q")
-    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "add", "params.yaml")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "add", "params.yaml", "reports")
     git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "base")
     params = ex.apply_overrides(
         yaml.safe_load((repo / "params.yaml").read_text()), ex.overrides(COMMAND)
     )
-    (repo / "reports").mkdir()
-    metrics = {"teaching": {}}
+    metrics = {"teaching": {}, "ab": {"primary": {"m/12/a_vs_b": {"verdict": "equivalent"}}}}
     (repo / "reports" / "metrics.json").write_text(json.dumps(metrics))
     for name in ("headline.json", "provenance.json"):
         (repo / "reports" / name).write_text("{}")
@@ -80,12 +81,13 @@ def test_a_record_holds_its_command_commit_machine_params_and_report(recorded):
     rec = json.loads((record / "record.json").read_text())
     assert rec["command"] == COMMAND and rec["commit"] == git(repo, "rev-parse", "HEAD").strip()
     assert rec["machine"]["cpu_vendor"] == "v" and rec["seconds"] == {"report": 1.0}
+    assert rec["changed"] == ["seeding"]  # the default profile's metrics at the commit had none
     for name in ("params.yaml", "dvc.lock", "metrics.json", "report.md", "runs/report.json"):
         assert (record / name).is_file(), name
     assert ex.check(record, repo) == []
 
 
-@pytest.mark.parametrize("tamper", ["params", "metrics", "commit"])
+@pytest.mark.parametrize("tamper", ["params", "metrics", "commit", "changed"])
 def test_verify_finds_a_record_that_does_not_hold(recorded, tamper):
     repo, record = recorded
     if tamper == "params":  # a setting the command never asked for
@@ -96,10 +98,15 @@ def test_verify_finds_a_record_that_does_not_hold(recorded, tamper):
     elif tamper == "metrics":  # a number edited after the run
         (record / "metrics.json").write_text(json.dumps({"teaching": {"m": {}}}))
         expected = "metrics.json is not the file its dvc.lock recorded"
-    else:
+    elif tamper == "commit":
         rec = json.loads((record / "record.json").read_text())
         rec["commit"] = "0" * 40
         (record / "record.json").write_text(json.dumps(rec))
         expected = "is not in this repository"
+    else:  # a strand it never changed claimed as its finding
+        rec = json.loads((record / "record.json").read_text())
+        rec["changed"] = ["seeding", "teaching/kjv-tiny"]
+        (record / "record.json").write_text(json.dumps(rec))
+        expected = "`changed` in record.json is not what its metrics changed"
     problems = ex.check(record, repo)
     assert len(problems) == 1 and expected in problems[0], problems

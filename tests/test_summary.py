@@ -9,6 +9,7 @@ import json
 
 import pytest
 
+from entropy_lab.experiments import changed_strands
 from entropy_lab.report import summary
 from tests.conftest import REPO
 
@@ -32,10 +33,11 @@ def test_a_block_is_replaced_between_its_markers_only():
 
 def test_a_record_lists_only_the_strands_it_changed():
     base = json.loads((REPO / "reports" / "metrics.json").read_text())
-    rec = {"metrics": copy.deepcopy(base), "baseline": base}
-    assert summary.changed(rec) == []
-    key = "kjv-tiny/64/entropy_seed_vs_prng_seed"
-    rec["metrics"]["ab"]["primary"][key]["verdict"] = "equivalent"
-    assert [strand for strand, _ in summary.changed(rec)] == ["seeding"]
-    rec["metrics"]["teaching"]["kjv-small"] = base["teaching"]["kjv-tiny"]
-    assert [strand for strand, _ in summary.changed(rec)] == ["teaching (kjv-small)", "seeding"]
+    metrics = copy.deepcopy(base)
+    assert changed_strands(metrics, base) == []
+    metrics["ab"]["primary"]["kjv-tiny/64/entropy_seed_vs_prng_seed"]["verdict"] = "equivalent"
+    assert changed_strands(metrics, base) == ["seeding"]
+    metrics["teaching"]["kjv-small"] = base["teaching"]["kjv-tiny"]
+    assert changed_strands(metrics, base) == ["teaching/kjv-small", "seeding"]
+    rows = summary.changed({"metrics": metrics, "changed": ["teaching/kjv-small", "seeding"]})
+    assert [strand for strand, _ in rows] == ["teaching (kjv-small)", "seeding"]

@@ -89,6 +89,12 @@ def record(name: str, command: str, source: Path, root: Path = Path(".")) -> Pat
         raise UserError(
             f"--command: its -S overrides of the commit's params.yaml do not give {source}/params.yaml"
         )
+    baseline = git(source, "show", "HEAD:reports/metrics.json")
+    if baseline.returncode:
+        raise UserError(f"{source}: its commit has no reports/metrics.json to compare the run with")
+    changed = changed_strands(
+        read_json(source / "reports" / "metrics.json"), json.loads(baseline.stdout)
+    )
     with atomic_dir(root / RECORDS / name) as tmp:
         for f in REPORT_FILES:
             shutil.copy(source / "reports" / f, tmp / f)
@@ -110,9 +116,24 @@ def record(name: str, command: str, source: Path, root: Path = Path(".")) -> Pat
                     for k in ("cpu_vendor", "cpu_model", "cpu_capability", "torch_threads", "torch")
                 },
                 "seconds": {stage: r["seconds"] for stage, r in machines.items()},
+                "changed": changed,
             },
         )
     return root / RECORDS / name
+
+
+def changed_strands(metrics: dict[str, Any], baseline: dict[str, Any]) -> list[str]:
+    """The strands whose results a run changed from the default profile's `baseline` metrics
+    at its commit: `teaching/<model>` for each taught model, `seeding` for the primary claim."""
+    out = [
+        f"teaching/{model}"
+        for model, evaluated in metrics.get("teaching", {}).items()
+        if evaluated != baseline.get("teaching", {}).get(model)
+    ]
+    primary = metrics.get("ab", {}).get("primary")
+    if primary and primary != baseline.get("ab", {}).get("primary"):
+        out.append("seeding")
+    return out
 
 
 def md5(path: Path) -> str:
@@ -142,6 +163,11 @@ def check(directory: Path, root: Path = Path(".")) -> list[str]:
     lock = read_yaml(directory / "dvc.lock")
     if lock_outs(lock).get("reports/metrics.json") != md5(directory / "metrics.json"):
         problems.append(f"experiment {name}: metrics.json is not the file its dvc.lock recorded")
+    if not problems:
+        base = json.loads(git(root, "show", f"{rec['commit']}:reports/metrics.json").stdout or "{}")
+        if rec.get("changed") != changed_strands(metrics, base):
+            problems.append(f"experiment {name}: `changed` in record.json is not what its "
+                            "metrics changed from the commit's")  # fmt: skip
     params = parse_params(read_yaml(directory / "params.yaml"), str(directory / "params.yaml"))
     if not problems and unchanged_since(root, rec["commit"], "entropy_lab.stages.evaluate"):
         problems += recompute_teaching(name, metrics, params, lock, root)

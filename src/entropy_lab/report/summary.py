@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -29,35 +28,27 @@ PAGES = {"README.md": ("timing", "findings"), "docs/experiments.md": ("experimen
 
 
 def records(root: Path) -> dict[str, dict[str, Any]]:
-    """Each committed experiment record: its record.json, its metrics.json and the default
-    profile's metrics.json at the record's commit (what it ran against), by name."""
+    """Each committed experiment record: its record.json and metrics.json, by name."""
     out = {}
     for d in sorted((root / "reports" / "experiments").glob("*/record.json")):
-        rec = json.loads(d.read_text())
-        baseline = subprocess.run(
-            ["git", "show", f"{rec['commit']}:reports/metrics.json"],
-            cwd=root, capture_output=True, text=True, check=True,
-        ).stdout  # fmt: skip
-        out[d.parent.name] = rec | {
-            "metrics": json.loads((d.parent / "metrics.json").read_text()),
-            "baseline": json.loads(baseline),
+        out[d.parent.name] = json.loads(d.read_text()) | {
+            "metrics": json.loads((d.parent / "metrics.json").read_text())
         }
     return out
 
 
 def changed(rec: dict[str, Any]) -> list[tuple[str, str]]:
     """(strand, figure) for each strand whose results the record changed from the default
-    profile at its commit: a strand it left as the default ran it is the default's row."""
-    m, base = rec["metrics"], rec["baseline"]
-    out = [
-        (f"teaching ({model})", teaching_cell(evaluated))
-        for model, evaluated in m["teaching"].items()
-        if evaluated != base["teaching"].get(model)
-    ]
-    primary = m["ab"].get("primary")
-    if primary and primary != base["ab"].get("primary"):
-        margin = m["profile"]["ab"]["primary"]["margin_sd"]
-        out.append(("seeding", primary_cell(primary, margin)))
+    profile at its commit (record.json's `changed`, which `verify` checks): a strand it left as
+    the default ran it is the default's row."""
+    m, out = rec["metrics"], []
+    for strand in rec["changed"]:
+        if strand == "seeding":
+            margin = m["profile"]["ab"]["primary"]["margin_sd"]
+            out.append(("seeding", primary_cell(m["ab"]["primary"], margin)))
+        else:
+            model = strand.removeprefix("teaching/")
+            out.append((f"teaching ({model})", teaching_cell(m["teaching"][model])))
     return out
 
 
