@@ -197,8 +197,9 @@ def test_detects_temperature_on_the_default_model():
     32 samples of 64 tokens per arm: temperature 0.5 vs 1.0 is detected (p < 0.01) on MiniLM
     embeddings and on word n-gram profiles; an A/A pair at 0.5 under other keys is not (p >
     0.001). The design, not one build's bytes, carries the claim: 0.7 vs 1.0 with 16 samples
-    gave p = 0.064 on one machine's build and < 0.01 on another's; this one has power near 1
-    for any build (every run so far: p at its floor, 1 / (5000 + 1))."""
+    gave p = 0.064 on one machine's build and < 0.01 on another's; this design's shift is
+    larger and its arms twice as large. The A/A pair is the negative control: an assertion
+    that passed whatever the data would fail it."""
     from entropy_lab.config import load_params
     from entropy_lab.generation.embedders import load_embedder
     from entropy_lab.models import ResolvedModel, load
