@@ -110,11 +110,11 @@ def test_a_kl_step_lowers_the_kl_of_its_batch(params_data):
 @pytest.mark.slow
 def test_default_profile_ce_kl_beats_ce_multisample_and_base(params_data, tmp_path, monkeypatch):
     """The default model (shortened pretraining) and training params, equal steps per loss: the
-    full-space KL term brings validation KL below CE on sampled answers alone, and below half
-    the base model's. The claim is the order, not a ratio: the ratio ce_kl / ce_multisample
-    was 0.88 on an AMD EPYC (AVX2 and AVX-512 alike) and under 0.7 on an Intel Xeon, so a
-    tighter threshold asserts one machine's floating point. With `training.lambda_kl = 0`
-    (ce_kl is then CE on one sampled answer, as ce_multisample) it fails."""
+    full-space KL term brings validation KL at least 5% below CE on sampled answers alone, and
+    below half the base model's. Measured ratios ce_kl / ce_multisample: 0.893 and 0.876 on AMD
+    EPYCs, under 0.7 on an Intel Xeon; with `training.lambda_kl = 0` (ce_kl is then the same CE
+    on the same draws) it is 0.999999 (9.297443 vs 9.297453, float noise), which a bare `<`
+    would pass and this margin fails."""
     from entropy_lab.training.pretrain import corpus_path, encode, load_documents, split_documents
     from entropy_lab.training.pretrain import train as pretrain
 
@@ -132,7 +132,7 @@ def test_default_profile_ce_kl_beats_ce_multisample_and_base(params_data, tmp_pa
         run = TrainRun(kind, t, [r for r in records["train"] if r["draws"]], val)
         curve = train(model, byte_tokenizer(), run, Checkpoints(Path(kind), kind))
         results["base"], results[kind] = curve[0]["val_kl"], curve[-1]["val_kl"]
-    assert results["ce_kl"] < results["ce_multisample"], results
+    assert results["ce_kl"] < 0.95 * results["ce_multisample"], results
     assert results["ce_kl"] < 0.5 * results["base"], results
 
 
