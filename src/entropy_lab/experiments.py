@@ -89,12 +89,10 @@ def record(name: str, command: str, source: Path, root: Path = Path(".")) -> Pat
         raise UserError(
             f"--command: its -S overrides of the commit's params.yaml do not give {source}/params.yaml"
         )
-    baseline = git(source, "show", "HEAD:reports/metrics.json")
-    if baseline.returncode:
+    baseline = metrics_at(source, "HEAD")
+    if baseline is None:
         raise UserError(f"{source}: its commit has no reports/metrics.json to compare the run with")
-    changed = changed_strands(
-        read_json(source / "reports" / "metrics.json"), json.loads(baseline.stdout)
-    )
+    changed = changed_strands(read_json(source / "reports" / "metrics.json"), baseline)
     with atomic_dir(root / RECORDS / name) as tmp:
         for f in REPORT_FILES:
             shutil.copy(source / "reports" / f, tmp / f)
@@ -120,6 +118,12 @@ def record(name: str, command: str, source: Path, root: Path = Path(".")) -> Pat
             },
         )
     return root / RECORDS / name
+
+
+def metrics_at(repo: Path, rev: str) -> dict[str, Any] | None:
+    """The default profile's reports/metrics.json as commit `rev` holds it (None: it has none)."""
+    shown = git(repo, "show", f"{rev}:reports/metrics.json")
+    return None if shown.returncode else json.loads(shown.stdout)
 
 
 def changed_strands(metrics: dict[str, Any], baseline: dict[str, Any]) -> list[str]:
@@ -163,11 +167,11 @@ def check(directory: Path, root: Path = Path(".")) -> list[str]:
     lock = read_yaml(directory / "dvc.lock")
     if lock_outs(lock).get("reports/metrics.json") != md5(directory / "metrics.json"):
         problems.append(f"experiment {name}: metrics.json is not the file its dvc.lock recorded")
-    if not problems:
-        base = json.loads(git(root, "show", f"{rec['commit']}:reports/metrics.json").stdout or "{}")
-        if rec.get("changed") != changed_strands(metrics, base):
-            problems.append(f"experiment {name}: `changed` in record.json is not what its "
-                            "metrics changed from the commit's")  # fmt: skip
+    if not problems and rec.get("changed") != changed_strands(
+        metrics, metrics_at(root, rec["commit"]) or {}
+    ):
+        problems.append(f"experiment {name}: `changed` in record.json is not what its metrics "
+                        "changed from the commit's")  # fmt: skip
     params = parse_params(read_yaml(directory / "params.yaml"), str(directory / "params.yaml"))
     if not problems and unchanged_since(root, rec["commit"], "entropy_lab.stages.evaluate"):
         problems += recompute_teaching(name, metrics, params, lock, root)
