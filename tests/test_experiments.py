@@ -110,3 +110,14 @@ def test_verify_finds_a_record_that_does_not_hold(recorded, tamper):
         expected = "`changed` in record.json is not what its metrics changed"
     problems = ex.check(record, repo)
     assert len(problems) == 1 and expected in problems[0], problems
+
+
+def test_a_run_whose_commit_has_no_default_metrics_is_refused_and_nothing_written(recorded):
+    repo, record = recorded
+    shutil.rmtree(record)
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "rm", "-q", "--cached",
+        "reports/metrics.json")  # fmt: skip
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "no metrics")
+    with pytest.raises(ex.UserError, match=r"has no reports/metrics\.json"):
+        ex.record("weighted", COMMAND, repo, root=repo)
+    assert not record.exists()
