@@ -503,6 +503,7 @@ def test_a_record_command_that_does_not_give_its_params_is_refused(repo):
     for name in ("metrics.json", "headline.json", "provenance.json", "report.md"):
         (repo / "reports" / name).parent.mkdir(exist_ok=True)
         (repo / "reports" / name).write_text("{}")
+    (repo / "reports" / "figures").mkdir()
     (repo / "dvc.lock").write_text("stages: {}")
     for command, message in (
         ("dvc exp run -S 'a=1", "not a shell command line"),

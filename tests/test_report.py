@@ -491,15 +491,15 @@ def test_teaching_rows_are_one_per_family(numbers):
 def test_the_report_checks_every_pool_ledger_together(tmp_path, monkeypatch):
     from entropy_lab.entropy.pool import Range, write_ledger
     from entropy_lab.errors import UserError
-    from entropy_lab.report.numbers import check_ledgers
+    from entropy_lab.report.numbers import check_ledgers, ledgers
 
     monkeypatch.chdir(tmp_path)
     write_ledger(Path("data/ab/m/64/ledger.json"), [Range("ab/m/64/entropy_seed", 0, 0, 0, 4)])
     write_ledger(Path("data/tasks/ledger.json"), [Range("tasks/seeded/train", 0, 0, 100, 132)])
-    assert check_ledgers(tmp_path) == 2
+    assert check_ledgers(ledgers(tmp_path)) == 2
     write_ledger(Path("data/tasks/ledger.json"), [Range("tasks/seeded/train", 0, 0, 2, 34)])
     with pytest.raises(UserError, match="overlaps"):
-        check_ledgers(tmp_path)
+        check_ledgers(ledgers(tmp_path))
 
 
 def test_the_headline_is_a_handful_of_numbers_per_strand(numbers):

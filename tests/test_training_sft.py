@@ -195,6 +195,10 @@ def test_killed_run_resumes_to_the_same_adapter(params_data, tmp_path):
     assert not (resumed / checkpoint).exists()  # removed once the adapter is saved
     curves = Path("reports", "train", "kjv-tiny", "ce_kl")  # its DVCLive files too, key order
     assert sha256_tree(resumed / curves) == sha256_tree(whole / curves)  # and all
+    # its run record counts both legs: the killed one up to its checkpoint, and the last
+    run = json.loads((resumed / "runs" / "train@kjv-tiny-ce_kl.json").read_text())
+    assert len(run["legs"]) == 2 and run["seconds"] == pytest.approx(sum(run["legs"]), abs=0.11)
+    assert run["legs"][0] > 0
 
 
 GRADIENTS = """

@@ -1,22 +1,33 @@
 """Experiment records: a run outside the default profile, kept as an artefact `verify` checks.
 
 A record is a folder `reports/experiments/<name>/` written by `entropy-lab record-experiment`
-in the repository where `dvc exp run` ran: the exact command, the commit it ran on, the machine
-each stage ran on (its run records), its params.yaml and dvc.lock, and the report it produced
-(metrics.json, headline.json, provenance.json, report.md). Its adapters and data stay in the
-DVC cache (and remote) under the hashes its dvc.lock records.
+in the repository where `dvc exp run` ran: the exact command, the commit it ran on, the run
+record of each stage it ran (where and how long), its params.yaml and dvc.lock, and the report
+it produced (metrics.json, headline.json, provenance.json, report.md and its figures). Its
+adapters and data stay in the DVC cache (and a remote or bundle) under the hashes its dvc.lock
+records.
 
-`check` is what `verify` does with each record: the commit exists; the params are the
-commit's params with the command's `-S` overrides applied, nothing else; its metrics.json is
-the file its dvc.lock recorded; and, where its evaluation records are in the DVC cache and the
-evaluation code is the commit's, the teaching numbers recompute from them.
+`check` is what `verify` does with each record. Every file of the record is checked:
+- its form: regular files only (no link, no device), each of bounded size, nothing unknown;
+- record.json: the name is the folder's, the command a `dvc exp run` whose `-S` overrides of
+  the commit's params.yaml give the record's params.yaml, the commit in this repository;
+- dvc.lock: each stage's code hashes are the commit's files (the run ran that commit's code),
+  its params are the record's params.yaml, and its report outputs are the record's files;
+- runs/: one run record per stage the experiment ran (its lock entry differs from the
+  commit's), each at the record's commit with no uncommitted code, its seconds record.json's;
+- report.md links only files the record holds.
+
+Then the numbers, where they can be recomputed here: the teaching numbers from the evaluation
+records and the seeding study from the A/B metric tables (found by their lock hashes in the
+workspace, the DVC cache or a bundle), when the stage code is unchanged since the commit. The
+rest is reported as "hash-checked only", never as reproduced.
 """
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
+import math
 import re
 import shlex
 import shutil
@@ -27,24 +38,49 @@ from typing import Any
 
 import yaml
 
-from entropy_lab.artefacts import read_json, read_yaml, require
+from entropy_lab.checks import Verification
 from entropy_lab.errors import UserError
+from entropy_lab.store import (
+    Store,
+    dir_md5,
+    listing_of,
+    lock_outs,
+    md5_file,
+    read_bounded,
+    regular_file,
+)
 
 RECORDS = Path("reports/experiments")
 REPORT_FILES = ("metrics.json", "headline.json", "provenance.json", "report.md")
+TOP_FILES = ("record.json", "params.yaml", "dvc.lock", *REPORT_FILES)
+SUBDIRS = ("runs", "figures")
+MAX_FILE = 16 * 2**20  # no file of a record is larger (a lock is ~100 KB, a figure ~200 KB)
+MAX_NAME = 64
+MACHINE_KEYS = ("cpu_vendor", "cpu_model", "cpu_capability", "torch_threads", "torch")
+LINK = re.compile(r"\]\(([^)\s]+)")
 
 
 def overrides(command: str) -> list[tuple[str, Any]]:
     """The `-S key=value` (or `--set-param`) overrides of a `dvc exp run` command, values parsed
-    as DVC parses them (YAML); a leading `+` (add a key) is dropped."""
+    as DVC parses them (YAML); a leading `+` (add a key) is dropped. Anything but a
+    `dvc exp run` command line is refused."""
     try:
-        args, out = shlex.split(command), []
+        args = shlex.split(command)
     except ValueError as exc:
         raise UserError(f"--command {command!r}: not a shell command line ({exc})") from None
+    if args[:3] != ["dvc", "exp", "run"]:
+        raise UserError(f"--command {command[:80]!r}: not a `dvc exp run ...` command")
+    out = []
     for flag, value in itertools.pairwise(args):
         if flag in ("-S", "--set-param"):
-            key, _, raw = value.partition("=")
-            out.append((key.lstrip("+"), yaml.safe_load(raw)))
+            key, sep, raw = value.partition("=")
+            if not sep or not key.lstrip("+"):
+                raise UserError(f"--command: -S {value!r} is not key=value")
+            try:
+                out.append((key.lstrip("+"), yaml.safe_load(raw)))
+            except yaml.YAMLError as exc:
+                reason = str(exc).splitlines()[0]
+                raise UserError(f"--command: -S {value!r}: not a YAML value ({reason})") from None
     return out
 
 
@@ -61,63 +97,14 @@ def apply_overrides(params: dict[str, Any], changes: list[tuple[str, Any]]) -> d
 
 
 def git(repo: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True)
+    return subprocess.run(
+        ["git", "--no-optional-locks", *args], cwd=repo, capture_output=True, text=True
+    )
 
 
-def record(name: str, command: str, source: Path, root: Path = Path(".")) -> Path:
-    """Write the record of the experiment whose outputs are in the repository `source` (where
-    `dvc exp run` ran), into `root`'s reports/experiments/<name>/."""
-    from entropy_lab.provenance import atomic_dir, write_json
-    from entropy_lab.schema import NAME_PATTERN
-
-    if not re.fullmatch(NAME_PATTERN, name):
-        raise UserError(f"experiment name {name!r}: letters, digits, '.', '_' and '-' only")
-    head = git(source, "rev-parse", "HEAD")
-    if head.returncode:
-        raise UserError(f"{source}: not a git repository (the experiment's baseline commit)")
-    runs = sorted((source / "runs").glob("*.json"))
-    if not runs:
-        raise UserError(f"{source}/runs: no run records; run the experiment first")
-    machines = {p.stem: read_json(p) for p in runs}
-    for stage, r in machines.items():
-        if not isinstance(r, dict) or not {"machine", "seconds"} <= set(r):
-            raise UserError(f"{source}/runs/{stage}.json: not a run record; rerun the stage")
-    for f in (*REPORT_FILES, "../params.yaml", "../dvc.lock"):
-        require(source / "reports" / f, "run the experiment first (`dvc exp run ...`)")
-    base = yaml.safe_load(git(source, "show", "HEAD:params.yaml").stdout or "{}")
-    if apply_overrides(base, overrides(command)) != read_yaml(source / "params.yaml"):
-        raise UserError(
-            f"--command: its -S overrides of the commit's params.yaml do not give {source}/params.yaml"
-        )
-    baseline = metrics_at(source, "HEAD")
-    if baseline is None:
-        raise UserError(f"{source}: its commit has no reports/metrics.json to compare the run with")
-    changed = changed_strands(read_json(source / "reports" / "metrics.json"), baseline)
-    with atomic_dir(root / RECORDS / name) as tmp:
-        for f in REPORT_FILES:
-            shutil.copy(source / "reports" / f, tmp / f)
-        shutil.copy(source / "params.yaml", tmp / "params.yaml")
-        shutil.copy(source / "dvc.lock", tmp / "dvc.lock")
-        (tmp / "runs").mkdir()
-        for p in runs:
-            shutil.copy(p, tmp / "runs" / p.name)
-        first = next(iter(machines.values()))["machine"]
-        write_json(
-            tmp / "record.json",
-            {
-                "name": name,
-                "command": command,
-                "commit": head.stdout.strip(),
-                "recorded": time.strftime("%Y-%m-%d", time.gmtime()),
-                "machine": {
-                    k: first[k]
-                    for k in ("cpu_vendor", "cpu_model", "cpu_capability", "torch_threads", "torch")
-                },
-                "seconds": {stage: r["seconds"] for stage, r in machines.items()},
-                "changed": changed,
-            },
-        )
-    return root / RECORDS / name
+def yaml_at(repo: Path, rev: str, path: str) -> Any:
+    shown = git(repo, "show", f"{rev}:{path}")
+    return None if shown.returncode else yaml.safe_load(shown.stdout)
 
 
 def metrics_at(repo: Path, rev: str) -> dict[str, Any] | None:
@@ -140,42 +127,290 @@ def changed_strands(metrics: dict[str, Any], baseline: dict[str, Any]) -> list[s
     return out
 
 
-def md5(path: Path) -> str:
-    return hashlib.md5(Path(path).read_bytes()).hexdigest()
+def stages_run(lock: dict[str, Any], baseline: dict[str, Any] | None) -> list[str]:
+    """The stages an experiment ran: those whose lock entry differs from its commit's."""
+    before = (baseline or {}).get("stages") or {}
+    return sorted(s for s, entry in lock["stages"].items() if entry != before.get(s))
 
 
-def lock_outs(lock: dict[str, Any]) -> dict[str, str]:
-    """Output path -> md5, every stage of a dvc.lock."""
-    return {o["path"]: o["md5"] for s in lock.get("stages", {}).values() for o in s.get("outs", [])}
+def run_record(path: Path) -> dict[str, Any]:
+    """A stage's run record, checked: its machine, commit and (finite, >= 0) seconds."""
+    try:
+        r = json.loads(read_bounded(path, MAX_FILE))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: not readable JSON ({type(exc).__name__})") from None
+    machine = r.get("machine") if isinstance(r, dict) else None
+    if not isinstance(machine, dict) or not set(MACHINE_KEYS) <= set(machine):
+        raise UserError(f"{path}: not a run record (its machine lacks {', '.join(MACHINE_KEYS)})")
+    s = r.get("seconds")
+    if isinstance(s, bool) or not isinstance(s, int | float) or not math.isfinite(s) or s < 0:
+        raise UserError(f"{path}: seconds {s!r} is not a duration")
+    if not isinstance(r.get("commit"), str) or not isinstance(r.get("code_changed"), bool):
+        raise UserError(f"{path}: not a run record (no commit or code_changed)")
+    return r
 
 
-def check(directory: Path, root: Path = Path(".")) -> list[str]:
-    """Every problem with one record (empty: it holds)."""
+def read_lock(path: Path) -> dict[str, Any]:
+    try:
+        lock = yaml.safe_load(read_bounded(path, MAX_FILE))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: not readable YAML ({type(exc).__name__})") from None
+    if not isinstance(lock, dict) or not isinstance(lock.get("stages"), dict):
+        raise UserError(f"{path}: not a DVC lock file")
+    return lock
+
+
+def code_problems(repo: Path, commit: str, lock: dict[str, Any], ran: list[str]) -> list[str]:
+    """The code dependencies (under src/) of each stage the experiment ran must hash as the
+    lock says at `commit`: it ran that commit's code. (The stages it did not run are the
+    commit's own lock entries.)"""
+    files, out = source_md5s(repo, commit), []
+    for stage in ran:
+        for dep in (lock["stages"][stage] or {}).get("deps") or []:
+            path, md5 = str(dep.get("path", "")), str(dep.get("md5", ""))
+            if not path.startswith("src/"):
+                continue  # data: its hash is DVC's to check
+            if md5.endswith(".dir"):
+                prefix = path.rstrip("/") + "/"
+                got = dir_md5([{"md5": h, "relpath": p[len(prefix):]}
+                               for p, h in files.items() if p.startswith(prefix)])  # fmt: skip
+            else:
+                got = files.get(path)
+            if got != md5:
+                out.append(f"dvc.lock: stage {stage}'s {path} is not commit {commit[:10]}'s "
+                           "(it ran on other code)")  # fmt: skip
+    return out
+
+
+def source_md5s(repo: Path, commit: str) -> dict[str, str]:
+    """md5 of every file under src/ at `commit` (what dvc.lock records for code)."""
+    import hashlib
+
+    tree = git(repo, "ls-tree", "-r", "-z", commit, "--", "src/").stdout
+    entries = [line.split("\t", 1) for line in tree.split("\0") if line]
+    oids = [meta.split()[2] for meta, _ in entries]
+    batch = subprocess.run(["git", "cat-file", "--batch"], cwd=repo, capture_output=True,
+                           input="\n".join(oids).encode() + b"\n").stdout  # fmt: skip
+    out, at = {}, 0
+    for (_meta, path), _oid in zip(entries, oids, strict=True):
+        header_end = batch.index(b"\n", at)
+        size = int(batch[at:header_end].split()[2])
+        out[path] = hashlib.md5(batch[header_end + 1 : header_end + 1 + size]).hexdigest()
+        at = header_end + 1 + size + 1
+    return out
+
+
+def dotted(params: dict[str, Any], key: str) -> Any:
+    node: Any = params
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return KeyError
+        node = node[part]
+    return node
+
+
+def lock_param_problems(lock: dict[str, Any], params: dict[str, Any]) -> list[str]:
+    """Every param a stage's lock entry recorded must be the params.yaml value."""
+    out = []
+    for stage, entry in lock["stages"].items():
+        for key, value in ((entry or {}).get("params") or {}).get("params.yaml", {}).items():
+            if dotted(params, key) != value:
+                out.append(f"dvc.lock: stage {stage} ran with {key} = {value!r}, params.yaml "
+                           f"says {dotted(params, key)!r}")  # fmt: skip
+    return out
+
+
+def record(
+    name: str, command: str, source: Path, root: Path = Path("."), replace: bool = False
+) -> Path:
+    """Write the record of the experiment whose outputs are in the repository `source` (where
+    `dvc exp run` ran), into `root`'s reports/experiments/<name>/. Everything is checked
+    before anything is written."""
+    from entropy_lab.provenance import atomic_dir, write_json
+    from entropy_lab.schema import NAME_PATTERN
+
+    if len(name) > MAX_NAME or not re.fullmatch(NAME_PATTERN, name):
+        raise UserError(f"experiment name {name[:80]!r}: letters, digits, '.', '_' and '-', "
+                        f"at most {MAX_NAME} characters")  # fmt: skip
+    target = root / RECORDS / name
+    if target.exists() and not replace:
+        raise UserError(f"{target} exists; pass --replace to replace the committed record")
+    changes = overrides(command)
+    head = git(source, "rev-parse", "HEAD").stdout.strip()
+    if not head:
+        raise UserError(f"{source}: not a git repository (the experiment's baseline commit)")
+    if git(root, "cat-file", "-e", f"{head}^{{commit}}").returncode:
+        raise UserError(f"--from {source}: its commit {head[:10]} is not in this repository")
+    for f in (*REPORT_FILES, "figures", "../params.yaml", "../dvc.lock"):
+        if not (source / "reports" / f).exists():
+            raise UserError(f"no {source / 'reports' / f}; run the experiment first")
+    params = yaml.safe_load(read_bounded(source / "params.yaml", MAX_FILE))
+    if apply_overrides(yaml_at(source, "HEAD", "params.yaml") or {}, changes) != params:
+        raise UserError(
+            f"--command: its -S overrides of the commit's params.yaml do not give {source}/params.yaml"
+        )
+    lock = read_lock(source / "dvc.lock")
+    ran = stages_run(lock, yaml_at(source, "HEAD", "dvc.lock"))
+    problems = code_problems(source, head, lock, ran) + lock_param_problems(lock, params)
+    problems += output_problems(lock, source / "reports", {f: f for f in REPORT_FILES})
+    if problems:
+        raise UserError(f"{source}: {problems[0]}; run `dvc exp run` to completion on a clean commit")
+    runs = {}
+    for stage in ran:
+        r = run_record(source / "runs" / f"{stage}.json")
+        if r["commit"] != head or r["code_changed"]:
+            raise UserError(f"{source}/runs/{stage}.json: ran on {r['commit'][:10]}"
+                            f"{' with uncommitted code' if r['code_changed'] else ''}, "
+                            f"not on {head[:10]}; rerun the stage")  # fmt: skip
+        runs[stage] = r
+    if not runs:
+        raise UserError(f"{source}: its dvc.lock is the commit's; no stage of an experiment ran")
+    baseline = metrics_at(source, "HEAD")
+    if baseline is None:
+        raise UserError(f"{source}: its commit has no reports/metrics.json to compare the run with")
+    metrics = json.loads(read_bounded(source / "reports" / "metrics.json", MAX_FILE))
+    with atomic_dir(target) as tmp:
+        for f in REPORT_FILES:
+            shutil.copy(source / "reports" / f, tmp / f)
+        shutil.copytree(source / "reports" / "figures", tmp / "figures", symlinks=True)
+        shutil.copy(source / "params.yaml", tmp / "params.yaml")
+        shutil.copy(source / "dvc.lock", tmp / "dvc.lock")
+        (tmp / "runs").mkdir()
+        for stage in runs:
+            shutil.copy(source / "runs" / f"{stage}.json", tmp / "runs" / f"{stage}.json")
+        first = next(iter(runs.values()))["machine"]
+        write_json(
+            tmp / "record.json",
+            {
+                "name": name,
+                "command": command,
+                "commit": head,
+                "recorded": time.strftime("%Y-%m-%d", time.gmtime()),
+                "machine": {k: first[k] for k in MACHINE_KEYS},
+                "seconds": {stage: r["seconds"] for stage, r in runs.items()},
+                "changed": changed_strands(metrics, baseline),
+            },
+        )
+        if problems := structure_problems(tmp):
+            raise UserError(f"{source}: {problems[0]}")
+    return target
+
+
+def output_problems(lock: dict[str, Any], directory: Path, files: dict[str, str]) -> list[str]:
+    """The report files in `directory` (record name -> name under reports/) and its figures
+    must be the outputs the lock recorded."""
+    outs, out = lock_outs(lock), []
+    for here, there in files.items():
+        want = outs.get(f"reports/{there}", ("",))[0]
+        if md5_file(directory / here) != want:
+            out.append(f"{here} is not the file its dvc.lock recorded")
+    figures = directory / "figures"
+    if figures.is_dir() and dir_md5(listing_of(figures)) != outs.get("reports/figures", ("",))[0]:
+        out.append("figures/ is not the folder its dvc.lock recorded")
+    return out
+
+
+def structure_problems(directory: Path) -> list[str]:
+    """A record holds its known files and folders only, each a regular file (no link, FIFO or
+    device) of at most MAX_FILE bytes, and report.md links only files it holds."""
+    out = []
+    for p in sorted(directory.rglob("*")):
+        rel = p.relative_to(directory)
+        if p.is_symlink():
+            out.append(f"{rel} is a link; a record holds regular files only")
+        elif p.is_dir():
+            if rel.as_posix() not in SUBDIRS:
+                out.append(f"{rel}/: not part of a record")
+        elif rel.as_posix() not in TOP_FILES and rel.parts[0] not in SUBDIRS:
+            out.append(f"{rel}: not part of a record")
+        else:
+            try:
+                regular_file(p, MAX_FILE)
+            except UserError as exc:
+                out.append(str(exc))
+    out += [f"{f}: missing" for f in TOP_FILES if not (directory / f).is_file()]
+    if not any((directory / "runs").glob("*.json")):
+        out.append("runs/: no run record")
+    if not out:
+        text = read_bounded(directory / "report.md", MAX_FILE).decode("utf-8", "replace")
+        for target in LINK.findall(text):
+            if target.startswith(("http://", "https://", "#")):
+                continue
+            file = target.split("#")[0]
+            inside = not file.startswith("/") and ".." not in Path(file).parts
+            if not inside or not (directory / file).is_file():
+                out.append(f"report.md links {target}, which the record does not hold")
+    return out
+
+
+def record_json(directory: Path) -> dict[str, Any]:
+    try:
+        rec = json.loads(read_bounded(directory / "record.json", MAX_FILE))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UserError(f"record.json: not readable JSON ({type(exc).__name__})") from None
+    want = {"name": str, "command": str, "commit": str, "recorded": str, "machine": dict,
+            "seconds": dict, "changed": list}  # fmt: skip
+    if not isinstance(rec, dict) or any(not isinstance(rec.get(k), t) for k, t in want.items()):
+        raise UserError("record.json: " + ", ".join(want) + " are required")
+    if rec["name"] != directory.name:
+        raise UserError(f"record.json: name {rec['name'][:80]!r} is not the folder's")
+    if not re.fullmatch(r"[0-9a-f]{40}", rec["commit"]):
+        raise UserError("record.json: commit is not a 40-digit git hash")
+    return rec
+
+
+def check(directory: Path, root: Path = Path("."), caches: list[Path] | None = None) -> Verification:
+    """Every problem with one record, what of it was recomputed, and what only hash-checked."""
     from entropy_lab.config import parse_params
 
-    name, problems = directory.name, []
-    rec = read_json(directory / "record.json")
+    name = directory.name
+    tag = f"experiment {name}"
+    if problems := structure_problems(directory):
+        return Verification(problems=[f"{tag}: {p}" for p in problems])
+    rec = record_json(directory)
     if git(root, "cat-file", "-e", f"{rec['commit']}^{{commit}}").returncode:
-        problems.append(f"experiment {name}: commit {rec['commit']} is not in this repository")
-    else:
-        base = yaml.safe_load(git(root, "show", f"{rec['commit']}:params.yaml").stdout)
-        want = apply_overrides(base, overrides(rec["command"]))
-        if want != read_yaml(directory / "params.yaml"):
-            problems.append(f"experiment {name}: params.yaml is not the commit's params with "
-                            "the command's -S overrides")  # fmt: skip
-    metrics = read_json(directory / "metrics.json")
-    lock = read_yaml(directory / "dvc.lock")
-    if lock_outs(lock).get("reports/metrics.json") != md5(directory / "metrics.json"):
-        problems.append(f"experiment {name}: metrics.json is not the file its dvc.lock recorded")
-    if not problems and rec.get("changed") != changed_strands(
-        metrics, metrics_at(root, rec["commit"]) or {}
-    ):
-        problems.append(f"experiment {name}: `changed` in record.json is not what its metrics "
-                        "changed from the commit's")  # fmt: skip
-    params = parse_params(read_yaml(directory / "params.yaml"), str(directory / "params.yaml"))
-    if not problems and unchanged_since(root, rec["commit"], "entropy_lab.stages.evaluate"):
-        problems += recompute_teaching(name, metrics, params, lock, root)
-    return problems
+        return Verification(problems=[f"{tag}: commit {rec['commit']} is not in this repository"])
+    lock = read_lock(directory / "dvc.lock")
+    params = yaml.safe_load(read_bounded(directory / "params.yaml", MAX_FILE))
+    problems = []
+    if apply_overrides(yaml_at(root, rec["commit"], "params.yaml") or {},
+                       overrides(rec["command"])) != params:  # fmt: skip
+        problems.append("params.yaml is not the commit's params with the command's -S overrides")
+    ran = stages_run(lock, yaml_at(root, rec["commit"], "dvc.lock"))
+    problems += code_problems(root, rec["commit"], lock, ran) + lock_param_problems(lock, params)
+    problems += output_problems(lock, directory, {f: f for f in REPORT_FILES})
+    problems += run_problems(directory, rec, ran)
+    metrics = json.loads(read_bounded(directory / "metrics.json", MAX_FILE))
+    if not problems and rec["changed"] != changed_strands(metrics, metrics_at(root, rec["commit"]) or {}):
+        problems.append("`changed` in record.json is not what its metrics changed from the commit's")
+    if problems:
+        return Verification(problems=[f"{tag}: {p}" for p in problems])
+    typed = parse_params(params, str(directory / "params.yaml"))
+    out = recompute(tag, rec["commit"], metrics, typed, Store(root, lock, list(caches or [])), root)
+    out.checked.insert(0, f"{tag}: every file against its dvc.lock, commit, params and command")
+    return out
+
+
+def run_problems(directory: Path, rec: dict[str, Any], ran: list[str]) -> list[str]:
+    """runs/ holds one run record per stage the experiment ran, each at the record's commit
+    on committed code, with the seconds record.json gives."""
+    out = []
+    have = sorted(p.stem for p in (directory / "runs").glob("*.json"))
+    if have != ran:
+        out.append(f"runs/ holds {have}, the stages it ran are {ran}")
+    for stage in set(have) & set(ran):
+        try:
+            r = run_record(directory / "runs" / f"{stage}.json")
+        except UserError as exc:
+            out.append(str(exc))
+            continue
+        if r["commit"] != rec["commit"] or r["code_changed"]:
+            out.append(f"runs/{stage}.json did not run on the record's commit's code")
+        if rec["seconds"].get(stage) != r["seconds"]:
+            out.append(f"record.json's seconds for {stage} are not its run record's")
+    if set(rec["seconds"]) != set(ran):
+        out.append("record.json's seconds are not those of the stages it ran")
+    return out
 
 
 def unchanged_since(root: Path, commit: str, module: str) -> bool:
@@ -187,42 +422,47 @@ def unchanged_since(root: Path, commit: str, module: str) -> bool:
     return git(root, "diff", "--quiet", commit, "--", *files).returncode == 0
 
 
-def cached(root: Path, md5_hash: str) -> Path:
-    return root / ".dvc" / "cache" / "files" / "md5" / md5_hash[:2] / md5_hash[2:]
+def recompute(tag: str, commit: str, metrics: dict, params, store: Store, root: Path) -> Verification:
+    """The record's numbers that can be recomputed here; the rest, hash-checked only."""
+    from entropy_lab.report.numbers import ab_tables, diff, recompute_ab, recompute_teaching
+
+    out = Verification()
+
+    def attempt(part: str, module: str, files: list[str], again) -> None:
+        if not unchanged_since(root, commit, module):
+            out.unchecked.append(f"{tag}: {part} hash-checked only ({module} changed since "
+                                 f"{commit[:10]}; check it out there to recompute)")  # fmt: skip
+            return
+        found = {rel: store.find(rel) for rel in files}
+        if missing := [rel for rel, p in found.items() if p is None]:
+            out.unchecked.append(f"{tag}: {part} hash-checked only; recomputing it needs "
+                                 + "; ".join(store.needs(r) for r in missing))  # fmt: skip
+            return
+        out.problems += [f"{tag}: {d}" for d in again(found)]
+        out.checked.append(f"{tag}: {part} recomputed")
+
+    for model in metrics.get("teaching", {}):
+        rel, seeded = f"data/eval/{model}/records.parquet", f"data/eval/{model}/seeded.parquet"
+        files = [rel] + ([seeded] if store.expected(seeded) else [])
+        attempt(f"teaching/{model}", "entropy_lab.stages.evaluate", files,
+                lambda f, m=model, rel=rel, s=seeded: diff(metrics["teaching"][m],
+                    recompute_teaching(params, m, f[rel], f.get(s)), f"teaching.{m}"))  # fmt: skip
+    tables = ab_tables(params)
+    attempt("seeding", "entropy_lab.stages.ab_analyze", [r for pair in tables for r in pair],
+            lambda f: diff(metrics["ab"], recompute_ab(params, [(f[s], f[g]) for s, g in tables]),
+                           "ab"))  # fmt: skip
+    return out
 
 
-def recompute_teaching(name: str, metrics: dict, params, lock: dict, root: Path) -> list[str]:
-    """Each taught model's teaching numbers again, from its evaluation records in the DVC cache
-    (where they are: a clone without them checks the rest)."""
-    import pandas as pd
-
-    from entropy_lab.evaluation.evaluate import rescore, summarize
-    from entropy_lab.report.numbers import normalise
-    from entropy_lab.report.verify import diff
-    from entropy_lab.tasks.families import instantiate
-
-    outs, problems = lock_outs(lock), []
-    for model, reported in metrics["teaching"].items():
-        listing = cached(root, outs.get(f"data/eval/{model}", "").removesuffix(".dir") + ".dir")
-        if not listing.is_file():
+def check_all(root: Path = Path("."), caches: list[Path] | None = None) -> Verification:
+    """Every record's check; a record that cannot be read is one problem, not a traceback."""
+    out = Verification()
+    for d in sorted((root / RECORDS).glob("*")):
+        if d.is_symlink() or not d.is_dir():
+            out.problems.append(f"experiment {d.name}: not a record folder")
             continue
-        files = {e["relpath"]: e["md5"] for e in json.loads(listing.read_text())}
-        parquet = cached(root, files.get("records.parquet", ""))
-        if not parquet.is_file():
-            continue
-        rows = rescore(pd.read_parquet(parquet), instantiate(params.tasks), params.evaluate, model)
-        again = normalise(summarize(rows, params.evaluate))
-        kept = {k: v for k, v in reported.items() if k != "seeded"}
-        problems += [f"experiment {name}: teaching.{model}.{d}" for d in diff(kept, again)]
-    return problems
-
-
-def check_all(root: Path = Path(".")) -> list[str]:
-    """Every record's problems; a record that cannot be read is one problem, not a traceback."""
-    out = []
-    for d in sorted(p for p in (root / RECORDS).glob("*") if p.is_dir()):
         try:
-            out += check(d, root)
-        except (UserError, ValueError, TypeError, KeyError) as exc:
-            out.append(f"experiment {d.name}: unreadable record ({exc})")
+            out.add(check(d, root, caches))
+        except (UserError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            out.problems.append(f"experiment {d.name}: unreadable record ({exc})")
     return out

@@ -46,15 +46,16 @@ def by_run(tests: dict[str, dict[str, Any]]) -> dict[str, dict[str, dict[str, An
     return out
 
 
-def built_parameters(name: str, root: Path) -> int:
+def built_parameters(path: Path) -> int:
     """A built model's parameter count, from its safetensors header (no model is loaded)."""
     from safetensors import safe_open
 
-    path = root / "models" / name / "model.safetensors"
-    if not path.is_file():
-        raise UserError(f"no {path}; run `dvc repro build@{name}` (or `dvc pull`) first")
     with safe_open(path, "pt") as f:
         return sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())  # noqa: SIM118
+
+
+def weights_file(name: str) -> str:
+    return f"models/{name}/model.safetensors"
 
 
 def profile(params) -> dict[str, Any]:
@@ -168,42 +169,48 @@ def taught_built(params) -> list[str]:
     return [m for m in params.training.models if params.models.is_built(m)]
 
 
-def recompute(params, root: Path = Path(".")) -> dict[str, Any]:
-    """The same numbers, derived again from the stored artefacts."""
-
-    from entropy_lab.entropy.harvest import reassess
-    from entropy_lab.entropy.pool import POOL_DIR
-    from entropy_lab.evaluation.evaluate import EVAL_DIR, rescore, summarize
+def recompute_teaching(params, model: str, records: Path, seeded: Path | None) -> dict[str, Any]:
+    """One taught model's teaching numbers, from its evaluation records."""
+    from entropy_lab.evaluation.evaluate import rescore, summarize
     from entropy_lab.evaluation.seeded import rescore_seeded, summarize_seeded
-    from entropy_lab.stages.ab_analyze import load_metrics
+
+    hint = f"run `dvc pull` or evaluate@{model} first"
+    rows = rescore(read_parquet(records, hint), instantiate(params.tasks), params.evaluate, model)
+    out = summarize(rows, params.evaluate)
+    found = rescore_seeded(read_parquet(seeded, hint), params.evaluate, model) if seeded else []
+    out["seeded"] = summarize_seeded(found, params.evaluate)
+    return normalise(out)
+
+
+def recompute_ab(params, tables: list[tuple[Path, Path]]) -> dict[str, Any]:
+    """The seeding study's numbers, from every ab-metrics stage's (samples, groups) tables."""
+    import pandas as pd
+
     from entropy_lab.stats.ab import results
 
-    teaching = {}
-    families = instantiate(params.tasks)
-    for m in params.training.models:
-        path, hint = (
-            root / EVAL_DIR / m / "records.parquet",
-            f"run `dvc pull` or evaluate@{m} first",
-        )
-        rows = rescore(read_parquet(path, hint), families, params.evaluate, m)
-        teaching[m] = summarize(rows, params.evaluate)
-        seeded = path.with_name("seeded.parquet")
-        rows = (
-            rescore_seeded(read_parquet(seeded, hint), params.evaluate, m)
-            if seeded.is_file()
-            else []
-        )
-        teaching[m]["seeded"] = summarize_seeded(rows, params.evaluate)
-    return normalise(
-        {
-            "profile": profile(params),
-            "harvest": harvest_numbers(reassess(params.harvest, root / POOL_DIR)),
-            "ab": results(*load_metrics(params, root)[:2], params)[2],
-            "teaching": teaching,
-            "training": training_curves(params, root),
-            "sizes": {m: built_parameters(m, root) for m in taught_built(params)},
-        }
-    )
+    read = [(read_parquet(s, REPRO), read_parquet(g, REPRO)) for s, g in tables]
+    samples = pd.concat([s for s, _ in read], ignore_index=True)
+    groups = pd.concat([g for _, g in read], ignore_index=True)
+    return normalise(results(samples, groups, params)[2])
+
+
+def recompute_harvest(params, root: Path = Path(".")) -> dict[str, Any]:
+    """Every source's assessment, again from the raw samples and the pool (both in git)."""
+    from entropy_lab.entropy.harvest import reassess
+    from entropy_lab.entropy.pool import POOL_DIR
+
+    return normalise(harvest_numbers(reassess(params.harvest, root / POOL_DIR)))
+
+
+def ab_tables(params) -> list[tuple[str, str]]:
+    """The (samples, groups) tables of every ab-metrics stage, repository-relative."""
+    from entropy_lab.generation.metrics import METRICS_DIR
+
+    return [
+        (f"{METRICS_DIR}/{m}/{n}/samples.parquet", f"{METRICS_DIR}/{m}/{n}/groups.parquet")
+        for m in params.ab.models
+        for n in params.ab.lengths
+    ]
 
 
 def sources(params) -> dict[str, tuple[str, Path]]:
@@ -220,9 +227,15 @@ def sources(params) -> dict[str, tuple[str, Path]]:
     return out
 
 
-def provenance(params, root: Path = Path(".")) -> dict[str, Any]:
-    """Where each section's numbers come from, from `dvc.lock` and the stage manifests."""
+def manifests(params) -> list[str]:
+    """Every file `provenance` reads, repository-relative."""
+    return [p.as_posix() for _stage, p in sources(params).values()] + [RESOLVED.as_posix()]
 
+
+def provenance(params, root: Path = Path("."), locate=None) -> dict[str, Any]:
+    """Where each section's numbers come from, from `dvc.lock` and the stage manifests.
+    `locate` maps a repository-relative file to where its bytes are (default: `root`)."""
+    locate = locate or (lambda rel: root / rel)
     lock = read_yaml(root / "dvc.lock") if (root / "dvc.lock").is_file() else {}
     if not isinstance(lock, dict):
         raise UserError(f"{root / 'dvc.lock'}: not a DVC lock file; {REPRO}")
@@ -231,7 +244,7 @@ def provenance(params, root: Path = Path(".")) -> dict[str, Any]:
         entry = lock.get("stages", {}).get(stage)
         if entry is None:
             raise UserError(f"stage {stage!r} is not in dvc.lock; run `dvc repro` first")
-        manifest = read_json(root / manifest_path)
+        manifest = read_json(locate(manifest_path.as_posix()))
         out[section] = {
             "stage": stage,
             "manifest": manifest_path.as_posix(),
@@ -241,7 +254,7 @@ def provenance(params, root: Path = Path(".")) -> dict[str, Any]:
             "seeds": manifest["seeds"],
             "outs_md5": {o["path"]: o["md5"] for o in entry.get("outs", [])},
         }
-    resolved = read_json(root / RESOLVED)
+    resolved = read_json(locate(RESOLVED.as_posix()))
     out["profile"]["weights"] = {m: resolved[m]["weights"] for m in profile(params)["models"]}
     return out
 
@@ -305,11 +318,49 @@ def teaching_rows(teaching: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def check_ledgers(root: Path) -> int:
+def ledgers(root: Path) -> list[Path]:
+    """Every stage's pool ledger in a workspace."""
+    return sorted((root / "data").glob("**/ledger.json"))
+
+
+def check_ledgers(paths: list[Path]) -> int:
     """Every stage's pool ranges together (A/B samples, the tasks' seeded u's): no byte is read
     by two of them. Returns how many ranges were checked."""
     from entropy_lab.entropy.pool import check_ledger, read_ledger
 
-    ranges = [r for p in sorted((root / "data").glob("**/ledger.json")) for r in read_ledger(p)]
+    ranges = [r for p in paths for r in read_ledger(p)]
     check_ledger(ranges)
     return len(ranges)
+
+
+REL_TOL = 1e-6  # recomputation on another machine may differ in the last bits of a float
+
+
+def diff(reported: Any, recomputed: Any, path: str = "") -> list[str]:
+    """Every leaf where two JSON trees disagree (floats within REL_TOL agree)."""
+    if isinstance(reported, dict) and isinstance(recomputed, dict):
+        out = []
+        for k in sorted(set(reported) | set(recomputed)):
+            where = f"{path}.{k}" if path else k
+            if k not in recomputed:
+                out.append(f"{where}: reported, but not recomputed")
+            elif k not in reported:
+                out.append(f"{where}: recomputed, but missing from the report")
+            else:
+                out += diff(reported[k], recomputed[k], where)
+        return out
+    if isinstance(reported, list) and isinstance(recomputed, list):
+        if len(reported) != len(recomputed):
+            return [f"{path}: reported {len(reported)} values, recomputed {len(recomputed)}"]
+        return [
+            d
+            for i, (a, b) in enumerate(zip(reported, recomputed, strict=True))
+            for d in diff(a, b, f"{path}[{i}]")
+        ]
+    if isinstance(reported, bool) or isinstance(recomputed, bool):
+        same = reported is recomputed
+    elif isinstance(reported, int | float) and isinstance(recomputed, int | float):
+        same = math.isclose(reported, recomputed, rel_tol=REL_TOL, abs_tol=1e-12)
+    else:
+        same = reported == recomputed
+    return [] if same else [f"{path}: reported {reported!r}, recomputed {recomputed!r}"]

@@ -1,59 +1,60 @@
-"""The reviewer's `verify`: recompute every number of the report from the stored artefacts
-and compare it with `reports/metrics.json`, rebuild the provenance from `dvc.lock` and the
-manifests, render `report.md` again, ask DVC whether every artefact still matches
-`dvc.lock`, and check every experiment record (entropy_lab.experiments). Returns the list of
-differences; empty means the report and the records are reproduced.
+"""The reviewer's `verify`: check every claim of the report whose inputs are here, and say what
+could not be checked and what it needs.
+
+Git holds the report (`reports/`), the entropy pool, `dvc.lock` and the experiment records;
+the larger artefacts (evaluation records, A/B metric tables, models, manifests of DVC-cached
+outputs) are found by the md5 `dvc.lock` records for them (`store.Store`): in the workspace,
+the local DVC cache or a bundle (`entropy-lab bundle`). Each part of the report is checked
+where its inputs are found, and listed as unchecked, with what it needs, where they are not:
+
+- the numbers: harvest re-assessed from the committed pool; the seeding study from the
+  ab-metrics tables; each taught model's teaching numbers from its evaluation records; the
+  built models' sizes from their weights; the profile from params; the SFT curves and the
+  report's own files against `dvc.lock`;
+- the provenance rebuilt from the stage manifests; the pool ledgers checked for overlaps;
+  the headline rebuilt from the numbers; `report.md` rendered again and compared line by line;
+- `dvc status` (artefacts, code and params that no longer match the lock; an output that is
+  simply absent is not a difference, its claims are unchecked);
+- every experiment record (`experiments.check`).
 """
 
 from __future__ import annotations
 
 import itertools
-import math
 from pathlib import Path
-from typing import Any
 
 from entropy_lab.artefacts import read_json_object, read_yaml
+from entropy_lab.checks import Verification
 from entropy_lab.errors import UserError
 from entropy_lab.experiments import check_all
 from entropy_lab.report import markdown
-from entropy_lab.report.numbers import check_ledgers, headline, provenance, recompute
+from entropy_lab.report.numbers import (
+    ab_tables,
+    built_parameters,
+    check_ledgers,
+    diff,
+    headline,
+    manifests,
+    profile,
+    provenance,
+    recompute_ab,
+    recompute_harvest,
+    recompute_teaching,
+    taught_built,
+    training_curves,
+    weights_file,
+)
+from entropy_lab.store import Store
 
 REPORTS = Path("reports")
-REL_TOL = 1e-6  # recomputation on another machine may differ in the last bits of a float
-
-
-def diff(reported: Any, recomputed: Any, path: str = "") -> list[str]:
-    """Every leaf where two JSON trees disagree (floats within REL_TOL agree)."""
-    if isinstance(reported, dict) and isinstance(recomputed, dict):
-        out = []
-        for k in sorted(set(reported) | set(recomputed)):
-            where = f"{path}.{k}" if path else k
-            if k not in recomputed:
-                out.append(f"{where}: reported, but not recomputed")
-            elif k not in reported:
-                out.append(f"{where}: recomputed, but missing from the report")
-            else:
-                out += diff(reported[k], recomputed[k], where)
-        return out
-    if isinstance(reported, list) and isinstance(recomputed, list):
-        if len(reported) != len(recomputed):
-            return [f"{path}: reported {len(reported)} values, recomputed {len(recomputed)}"]
-        return [
-            d
-            for i, (a, b) in enumerate(zip(reported, recomputed, strict=True))
-            for d in diff(a, b, f"{path}[{i}]")
-        ]
-    if isinstance(reported, bool) or isinstance(recomputed, bool):
-        same = reported is recomputed
-    elif isinstance(reported, int | float) and isinstance(recomputed, int | float):
-        same = math.isclose(reported, recomputed, rel_tol=REL_TOL, abs_tol=1e-12)
-    else:
-        same = reported == recomputed
-    return [] if same else [f"{path}: reported {reported!r}, recomputed {recomputed!r}"]
-
-
+ROUTES = (
+    "`make repro` (docs/reproducibility.md gives the time), `dvc pull` from a remote you "
+    "configure (docs/reproducibility.md#remotes), or `entropy-lab verify --bundle FILE`"
+)
 def dvc_changes(root: Path) -> list[str]:
-    """Artefacts, code or params that no longer match `dvc.lock` (DVC's own `status`)."""
+    """Artefacts, code or params that no longer match `dvc.lock` (DVC's own `status`). An
+    output or dependency that is absent from the workspace is not listed: its claims are
+    checked from the cache or a bundle, or listed as unchecked."""
     from dvc.repo import Repo
 
     try:
@@ -69,32 +70,97 @@ def dvc_changes(root: Path) -> list[str]:
                 continue
             for kind, entries in change.items():
                 for path, state in entries.items() if isinstance(entries, dict) else []:
-                    out.append(f"dvc status: {stage}: {kind} {path} {state}")
+                    if state != "deleted":
+                        out.append(f"dvc status: {stage}: {kind} {path} {state}")
     return out
 
 
-def verify(params, root: Path = Path(".")) -> list[str]:
-    out = root / REPORTS
+def section(name: str, what: str, store: Store, files: list[str], check) -> Verification:
+    """Check one part of the report when every file it needs is found, else list it."""
+    found = {rel: store.find(rel) for rel in files}
+    if missing := [rel for rel, p in found.items() if p is None]:
+        needs = "; ".join(store.needs(rel) for rel in missing)
+        return Verification(unchecked=[f"{name}: {what}; needs {needs}"])
+    return Verification(problems=check(found), checked=[f"{name}: {what}"])
+
+
+def numbers(params, reported: dict, store: Store, root: Path) -> Verification:
+    """Each section of reports/metrics.json against its recomputation."""
+    out = Verification()
+    covered = {"profile", "harvest", "ab", "teaching", "training", "sizes"}
+    if extra := sorted(set(reported) - covered):
+        out.problems += [f"{k}: reported, but nothing recomputes it" for k in extra]
+    out.problems += diff(reported.get("profile"), profile(params), "profile")
+    out.problems += diff(reported.get("harvest"), recompute_harvest(params, root), "harvest")
+    out.checked.append("harvest: re-assessed from the committed pool and raw samples")
+    out.problems += diff(reported.get("training"), training_curves(params, root), "training")
+    out.checked.append("training: the SFT curves, against dvc.lock")
+    tables = ab_tables(params)
+    out.add(section(
+        "ab", "the seeding study recomputed from the A/B metric tables", store,
+        [rel for pair in tables for rel in pair],
+        lambda f: diff(reported.get("ab"), recompute_ab(params, [(f[s], f[g]) for s, g in tables]), "ab"),
+    ))  # fmt: skip
+    teaching = reported.get("teaching") or {}
+    if set(teaching) != set(params.training.models):
+        out.problems.append(f"teaching: reported for {sorted(teaching)}, params train "
+                            f"{sorted(params.training.models)}")  # fmt: skip
+    for m in params.training.models:
+        rel = f"data/eval/{m}/records.parquet"
+        seeded = f"data/eval/{m}/seeded.parquet"
+        files = [rel] + ([seeded] if store.expected(seeded) else [])
+        out.add(section(
+            f"teaching/{m}", "recomputed from its evaluation records", store, files,
+            lambda f, m=m, rel=rel, s=seeded: diff(
+                teaching.get(m), recompute_teaching(params, m, f[rel], f.get(s)), f"teaching.{m}"),
+        ))  # fmt: skip
+    sizes = reported.get("sizes") or {}
+    for m in taught_built(params):
+        out.add(section(
+            f"sizes/{m}", "parameter count from its weights", store, [weights_file(m)],
+            lambda f, m=m: diff(sizes.get(m), built_parameters(f[weights_file(m)]), f"sizes.{m}"),
+        ))  # fmt: skip
+    return out
+
+
+def verify(params, root: Path = Path("."), caches: list[Path] | None = None) -> Verification:
+    out_dir = root / REPORTS
     for name in ("metrics.json", "headline.json", "provenance.json", "report.md"):
-        if not (out / name).is_file():
-            raise UserError(f"no {out / name}; run `dvc pull` (or `dvc repro`) first")
-    reported = read_json_object(out / "metrics.json")
-    recorded_prov = read_json_object(out / "provenance.json")
+        if not (out_dir / name).is_file():
+            raise UserError(f"no {out_dir / name}; `git checkout` it (it is committed)")
+    reported = read_json_object(out_dir / "metrics.json")
+    recorded_prov = read_json_object(out_dir / "provenance.json")
     lock = read_yaml(root / "dvc.lock")
     if not isinstance(lock, dict) or not isinstance(lock.get("stages"), dict):
         raise UserError(f"{root / 'dvc.lock'}: not a DVC lock file; `git checkout dvc.lock`")
-    problems = dvc_changes(root)
-    try:
-        check_ledgers(root)
-    except UserError as exc:
-        problems.append(str(exc))
-    problems += diff(reported, recompute(params, root))
-    problems += [f"provenance.{d}" for d in diff(recorded_prov, provenance(params, root))]
-    recorded_headline = read_json_object(out / "headline.json")
-    problems += [f"headline.{d}" for d in diff(recorded_headline, headline(reported))]
-    on_disk = (out / "report.md").read_text().splitlines()
+    store = Store(root, lock, list(caches or []))
+    result = Verification(problems=dvc_changes(root))
+    result.add(numbers(params, reported, store, root))
+    result.add(section(
+        "provenance", "rebuilt from dvc.lock and the stage manifests", store, manifests(params),
+        lambda f: [f"provenance.{d}" for d in diff(
+            recorded_prov, provenance(params, root, locate=lambda rel: f[rel]))],
+    ))  # fmt: skip
+    pool_ledgers = [p for p in store.outs if p == "data/tasks" or p.startswith("data/ab/")]
+    result.add(section(
+        "ledgers", "no pool byte read by two stages", store,
+        [f"{p}/ledger.json" for p in pool_ledgers], lambda f: _ledgers(list(f.values())),
+    ))  # fmt: skip
+    headline_file = read_json_object(out_dir / "headline.json")
+    result.problems += [f"headline.{d}" for d in diff(headline_file, headline(reported))]
+    on_disk = (out_dir / "report.md").read_text(encoding="utf-8").splitlines()
     rendered = markdown.render(reported, recorded_prov).splitlines()
     for i, (a, b) in enumerate(itertools.zip_longest(on_disk, rendered), 1):
         if a != b:
-            problems.append(f"report.md line {i} is {a!r}; metrics.json renders {b!r}")
-    return problems + check_all(root)
+            result.problems.append(f"report.md line {i} is {a!r}; metrics.json renders {b!r}")
+    result.checked.append("report: headline.json and report.md rendered again from the numbers")
+    result.add(check_all(root, list(caches or [])))
+    return result
+
+
+def _ledgers(paths: list[Path]) -> list[str]:
+    try:
+        check_ledgers(paths)
+    except UserError as exc:
+        return [str(exc)]
+    return []

@@ -10,7 +10,14 @@ from entropy_lab.config import Params
 from entropy_lab.evaluation.evaluate import EVAL_DIR
 from entropy_lab.provenance import atomic_dir, atomic_file, write_json
 from entropy_lab.report import figures, markdown
-from entropy_lab.report.numbers import check_ledgers, gather, headline, provenance, teaching_rows
+from entropy_lab.report.numbers import (
+    check_ledgers,
+    gather,
+    headline,
+    ledgers,
+    provenance,
+    teaching_rows,
+)
 from entropy_lab.stages.common import Run, outputs
 
 REPORTS = Path("reports")
@@ -22,7 +29,7 @@ def run(params: Params, root: Path = Path(".")) -> None:
 
     out = root / REPORTS
     outputs(*(out / name for name in FILES))
-    check_ledgers(root)
+    check_ledgers(ledgers(root))
     numbers, prov = gather(params, root), provenance(params, root)
     records = {
         m: read_parquet(root / EVAL_DIR / m / "records.parquet", f"run evaluate@{m} first")

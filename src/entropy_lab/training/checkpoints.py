@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -40,13 +41,16 @@ def adapter_state(model) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous() for k, v in state.items()}
 
 
-@dataclass(frozen=True)
+@dataclass
 class Checkpoints:
     """Where one run checkpoints, and the digest of what determines it (params, inputs, code):
-    a checkpoint resumes only the run that wrote it."""
+    a checkpoint resumes only the run that wrote it. `legs` are the seconds of the earlier
+    runs that a resumed run continues (saved with each checkpoint), for its run record."""
 
     directory: Path
     digest: str
+    legs: list[float] = field(default_factory=list)
+    started: float = field(default_factory=time.time)
 
     def save(self, model, opt, step: int, curve: list[dict]) -> None:
         from safetensors.torch import save_file
@@ -56,7 +60,9 @@ class Checkpoints:
         with atomic_dir(self.directory) as tmp:
             save_file(adapter_state(model), tmp / "adapter.safetensors")
             torch.save(opt.state_dict(), tmp / "optimizer.pt")
-            write_json(tmp / "state.json", {"step": step, "curve": curve, "digest": self.digest})
+            legs = [*self.legs, round(time.time() - self.started, 1)]
+            write_json(tmp / "state.json",
+                       {"step": step, "curve": curve, "digest": self.digest, "legs": legs})  # fmt: skip
 
     def resume(self, model, opt, steps: int) -> tuple[int, list[dict]]:
         """(step, curve) of this run's checkpoint, loaded into `model` and `opt`; (0, []) when
@@ -79,6 +85,7 @@ class Checkpoints:
             tensors = load_file(self.directory / "adapter.safetensors")
             optimizer = torch.load(self.directory / "optimizer.pt", weights_only=True)
             step, curve = int(state["step"]), list(state["curve"])
+            legs = [float(x) for x in state.get("legs", [])]
             if not (0 < step < steps and curve):  # a step this run could not have saved
                 raise ValueError(f"step {step} of {steps}")
         except Exception as exc:  # a checkpoint this stage wrote, damaged: never fatal
@@ -88,6 +95,7 @@ class Checkpoints:
             return 0, []
         set_peft_model_state_dict(model, tensors)
         opt.load_state_dict(optimizer)
+        self.legs = legs  # the seconds up to that checkpoint, of each earlier leg
         log.info("resuming from step %d", step)
         return step, curve
 
