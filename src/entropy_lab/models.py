@@ -8,6 +8,7 @@ a one-line error that lists every place looked in.
 from __future__ import annotations
 
 import contextlib
+import functools
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -192,17 +193,63 @@ def model_positions(model) -> int | None:
     return getattr(c, "n_positions", None) or getattr(c, "max_position_embeddings", None)
 
 
+def is_chat(tokenizer) -> bool:
+    return bool(getattr(tokenizer, "chat_template", None))
+
+
 def prompt_ids(tokenizer, prompt: str, max_tokens: int, suffix: str = "") -> list[int]:
-    """The prompt as the model sees it: its chat template when it has one, else the text plus
-    `suffix`; left-truncated to `max_tokens`."""
-    if getattr(tokenizer, "chat_template", None):
-        ids = tokenizer.apply_chat_template(
-            [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=True
+    """The prompt as the model sees it: a user turn in its chat template, up to the assistant's
+    generation prompt, when it has one; else the text plus `suffix`. Left-truncated to
+    `max_tokens`. The rendered template holds its own special tokens, so none are added."""
+    text = f"{prompt}{suffix}"
+    if is_chat(tokenizer):
+        text = tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False
         )
-        ids = list(ids["input_ids"] if isinstance(ids, dict) else ids)
-    else:
-        ids = tokenizer(f"{prompt}{suffix}", add_special_tokens=False).input_ids
-    return ids[-max_tokens:]
+    return tokenizer(text, add_special_tokens=False).input_ids[-max_tokens:]
+
+
+ANSWER_MARK = "\x00answer\x00"  # text no template writes: where an assistant turn's content ends
+
+
+@functools.lru_cache(maxsize=64)
+def end_of_answer(tokenizer) -> int:
+    """The token that ends an answer: for a chat model, the end-of-turn token its template
+    writes after an assistant's content (the first special token there: `<|im_end|>` in
+    ChatML), so answers are scored and cut inside the assistant turn; else EOS."""
+    if not is_chat(tokenizer):
+        return tokenizer.eos_token_id
+    turn = [{"role": "user", "content": "?"}, {"role": "assistant", "content": ANSWER_MARK}]
+    _, mark, tail = tokenizer.apply_chat_template(turn, tokenize=False).rpartition(ANSWER_MARK)
+    after = tokenizer(tail, add_special_tokens=False).input_ids if mark else []
+    special = set(tokenizer.all_special_ids) | {
+        i for i, t in tokenizer.added_tokens_decoder.items() if t.special
+    }
+    return next((i for i in after if i in special), tokenizer.eos_token_id)
+
+
+def stop_tokens(model, tokenizer) -> int | list[int]:
+    """Where generation stops: the model's generation config's EOS (the tokenizer's where it
+    has none) and, for a chat model, its end of turn too."""
+    eos = model.generation_config.eos_token_id
+    eos = tokenizer.eos_token_id if eos is None else eos
+    if not is_chat(tokenizer):
+        return eos
+    ids, end = (eos if isinstance(eos, list) else [eos]), end_of_answer(tokenizer)
+    return ids if end in ids else [*ids, end]
+
+
+def chat_facts(tokenizer) -> dict[str, Any]:
+    """What a manifest records of a chat model's prompt format: its template's sha256 and the
+    end-of-turn token. Nothing for a plain model, whose prompts are the text itself."""
+    from entropy_lab.provenance import canonical_json, sha256_bytes
+
+    if not is_chat(tokenizer):
+        return {}
+    template = tokenizer.chat_template
+    text = template.encode() if isinstance(template, str) else canonical_json(template)
+    end = tokenizer.convert_ids_to_tokens(end_of_answer(tokenizer))
+    return {"chat_template": {"sha256": sha256_bytes(text), "end_of_turn": end}}
 
 
 @contextlib.contextmanager

@@ -67,7 +67,7 @@ def sample_answers(
     the same at every temperature (common random numbers); a record's N answers share one
     run of its prompt (`evaluate.batch_size` answers per step at most)."""
     from entropy_lab.generation.sampler import Sampling, inverse_cdf, prng_uniforms, warp
-    from entropy_lab.models import prompt_ids
+    from entropy_lab.models import end_of_answer, prompt_ids
 
     out = []
     for r, budget in progress(list(zip(records, budgets, strict=True)), desc=f"sample {key}"):
@@ -82,7 +82,7 @@ def sample_answers(
             def pick(logits, step, u=u, s=s):  # the A/B strand's inverse-CDF step
                 return inverse_cdf(warp(logits, s), u[:, step].to(logits.device))
 
-            eos = tokenizer.eos_token_id
+            eos = end_of_answer(tokenizer)
             for ids in decode_shared(model, prompt, [[]] * n, budget, pick, eos):
                 texts.append(None if ids is None else tokenizer.decode(ids))
         out.append(texts)

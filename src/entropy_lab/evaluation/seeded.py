@@ -35,6 +35,8 @@ def greedy_answers(model, tokenizer, prompts: list[list[int]], budget: int, batc
     """Greedy continuations (None where no EOS within `budget` tokens) of prompts that share a
     long prefix (one record's prompts differ only in u): the prefix runs once per batch of
     prompts with suffixes of one length."""
+    from entropy_lab.models import end_of_answer
+
     columns = zip(*prompts, strict=False)  # up to the shortest prompt
     shared = next((i for i, col in enumerate(columns) if len(set(col)) > 1), None)
     shortest = min(map(len, prompts))
@@ -49,7 +51,7 @@ def greedy_answers(model, tokenizer, prompts: list[list[int]], budget: int, batc
             suffixes = [prompts[i][len(prefix) :] for i in chunk]
             answers = decode_shared(
                 model, prefix, suffixes, budget, lambda logits, _: logits.argmax(-1),
-                tokenizer.eos_token_id,
+                end_of_answer(tokenizer),
             )  # fmt: skip
             for i, ids in zip(chunk, answers, strict=True):
                 out[i] = None if ids is None else tokenizer.decode(ids)

@@ -25,6 +25,7 @@ from transformers import (
 )
 
 from entropy_lab.entropy.pool import WORD_BYTES
+from entropy_lab.models import stop_tokens
 
 
 class _PaddedRowsWarning(logging.Filter):
@@ -130,13 +131,14 @@ class Generated:
 
 
 def _generation_config(model, tokenizer, s: Sampling, **overrides):
+    """A chat model stops at its end of turn: its answer is the assistant turn."""
     gc = copy.deepcopy(model.generation_config)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     gc.update(
         max_new_tokens=s.max_new_tokens,
         min_new_tokens=None,
         pad_token_id=pad,
-        eos_token_id=gc.eos_token_id if gc.eos_token_id is not None else tokenizer.eos_token_id,
+        eos_token_id=stop_tokens(model, tokenizer),
         output_logits=True,
         return_dict_in_generate=True,
         **overrides,

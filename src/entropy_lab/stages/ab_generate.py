@@ -23,7 +23,7 @@ from entropy_lab.generation.design import (
     write_samples,
 )
 from entropy_lab.generation.params import condition_kind
-from entropy_lab.models import load_profile, model_positions
+from entropy_lab.models import chat_facts, load_profile, model_positions
 from entropy_lab.parallel import rank_world
 from entropy_lab.provenance import MANIFEST, atomic_dir, build_manifest, write_json
 from entropy_lab.schema import flatten
@@ -54,7 +54,7 @@ def run(params: Params, model_name: str, length: int, root: Path = Path(".")) ->
     check_ledger(ranges)
     inputs = {"model": resolved.path} | ({"pool": root / POOL_DIR / "pool.bin"} if pool else {})
     run_id = {"model": model_name, "length": length, "world_size": world}
-    write_samples_dir(out, rows, ranges, params, run_id, inputs, pool)
+    write_samples_dir(out, rows, ranges, params, run_id, inputs, pool, chat_facts(tokenizer))
     log.info("wrote %d samples to %s", len(rows), out)
     record.finish(root)
 
@@ -71,9 +71,10 @@ def gather(rows: list, specs: list, rank: int, world: int) -> list | None:
     return [by_id[s.sample_id] for s in specs]
 
 
-def write_samples_dir(out, rows, ranges, params, run_id: dict, inputs, pool) -> None:
+def write_samples_dir(out, rows, ranges, params, run_id: dict, inputs, pool, chat: dict) -> None:
     """samples.parquet, the pool ledger and the manifest, atomically; `run_id`: the model,
-    length and torchrun world size."""
+    length and torchrun world size; `chat`: the chat template the prompts were built with
+    (`models.chat_facts`)."""
     ab = params.ab
     read = flatten(ab.generate, "ab.generate") | {
         "models.threads": params.models.threads,
@@ -100,7 +101,7 @@ def write_samples_dir(out, rows, ranges, params, run_id: dict, inputs, pool) -> 
                 "ranges": len(ranges),
                 "bytes": sum(r.end - r.start for r in ranges),
             },
-            extra={"samples": len(rows), "world_size": run_id["world_size"]},
+            extra={"samples": len(rows), "world_size": run_id["world_size"]} | chat,
             numerics=model_numerics(params),
         )
         write_json(tmp / MANIFEST, manifest)

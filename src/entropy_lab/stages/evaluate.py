@@ -17,7 +17,7 @@ from entropy_lab.evaluation.evaluate import (
     summarize,
 )
 from entropy_lab.evaluation.seeded import summarize_seeded
-from entropy_lab.models import load_profile, peft_quietly
+from entropy_lab.models import chat_facts, load_profile, peft_quietly
 from entropy_lab.provenance import MANIFEST, atomic_dir, build_manifest, json_safe, write_json
 from entropy_lab.schema import flatten
 from entropy_lab.stages.common import Run, model_numerics, one_of, outputs
@@ -39,7 +39,7 @@ def run(params: Params, model_name: str, root: Path = Path(".")) -> None:
     inputs = {"tasks": root / TASKS, "base_model": resolved.path} | {
         f"adapter/{v}": p for v, p in adapters.items()
     }
-    write_records(out, rows, seeded_rows, params, inputs)
+    write_records(out, rows, seeded_rows, params, inputs, chat_facts(tokenizer))
     summary = summarize(rows, params.evaluate) | {
         "seeded": summarize_seeded(seeded_rows, params.evaluate)
     }
@@ -66,8 +66,11 @@ def evaluate_all(model, tokenizer, records, params, model_name: str, adapters: d
     return rows, seeded_rows
 
 
-def write_records(out: Path, rows: list, seeded_rows: list, params: Params, inputs: dict) -> None:
-    """records.parquet (and seeded.parquet) with the manifest, atomically."""
+def write_records(
+    out: Path, rows: list, seeded_rows: list, params: Params, inputs: dict, chat: dict
+) -> None:
+    """records.parquet (and seeded.parquet) with the manifest, atomically; `chat`: the chat
+    template the prompts were built with (`models.chat_facts`)."""
     import pandas as pd
 
     read = flatten(params.evaluate, "evaluate") | {
@@ -82,7 +85,7 @@ def write_records(out: Path, rows: list, seeded_rows: list, params: Params, inpu
             pd.DataFrame(seeded_rows).to_parquet(tmp / "seeded.parquet", index=False)
         manifest = build_manifest(
             "evaluate", read, inputs, tmp, seeds={"evaluate": params.evaluate.seed},
-            numerics=model_numerics(params),
+            extra=chat, numerics=model_numerics(params),
         )  # fmt: skip
         write_json(tmp / MANIFEST, manifest)
 

@@ -11,7 +11,7 @@ from entropy_lab.artefacts import load_tasks
 from entropy_lab.closure import code_digest
 from entropy_lab.config import Params
 from entropy_lab.errors import UserError
-from entropy_lab.models import load_profile, pick_device
+from entropy_lab.models import chat_facts, load_profile, pick_device
 from entropy_lab.parallel import rank_world, world_size
 from entropy_lab.provenance import (
     MANIFEST,
@@ -67,7 +67,7 @@ def run(params: Params, model_name: str, variant: str, root: Path = Path(".")) -
         return
     with atomic_dir(adapter) as tmp:
         save_adapter(tmp, model)
-        extra = {"world_size": world} if world > 1 else None
+        extra = ({"world_size": world} if world > 1 else {}) | chat_facts(tokenizer)
         manifest = build_manifest("train", read, inputs, tmp, seeds={"training": settings.seed},
                                   extra=extra, numerics=model_numerics(params))  # fmt: skip
         write_json(tmp / MANIFEST, manifest)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import torch
 
+from entropy_lab.models import stop_tokens
+
 INSTRUCTION = (
     "Rewrite the following request in different words. Keep every number and every listed "
     "item exactly as written. Reply with the rewritten request only.\n\nRequest: {prompt}"
@@ -35,12 +37,14 @@ class HFParaphraser:
                 [self.render(p) for p in prompts[i : i + self.batch_size]],
                 return_tensors="pt",
                 padding=True,
+                add_special_tokens=not self.tokenizer.chat_template,  # a template writes its own
             ).to(self.model.device)
             ids = self.model.generate(
                 **batch,
                 max_new_tokens=self.max_new_tokens,
                 do_sample=False,
                 pad_token_id=self.tokenizer.pad_token_id,
+                eos_token_id=stop_tokens(self.model, self.tokenizer),
             )
             new = ids[:, batch["input_ids"].shape[1] :]
             out += [

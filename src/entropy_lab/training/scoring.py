@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from entropy_lab.errors import UserError
-from entropy_lab.models import prompt_ids
+from entropy_lab.models import end_of_answer, prompt_ids
 from entropy_lab.training.losses import (
     Packed,
     Trie,
@@ -93,8 +93,9 @@ def score(
 ) -> list[tuple[torch.Tensor, list[torch.Tensor]]]:
     """Per item: the (L, V) log-softmax of its packed sequence (logits divided by `temperature`,
     as sampling at that temperature sees them) and, per trie answer, its token log-probs
-    (answer tokens then EOS); one forward pass over rows packed at the cheapest length."""
-    eos = tokenizer.eos_token_id
+    (answer tokens then EOS, a chat model's end of turn); one forward pass over rows packed at
+    the cheapest length."""
+    eos = end_of_answer(tokenizer)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
     packed = [i.packed for i in items]
     length = cheapest_row_length([len(x.input_ids) for x in packed], model.config.hidden_size)

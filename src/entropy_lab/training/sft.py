@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from entropy_lab.errors import UserError
+from entropy_lab.models import end_of_answer
 from entropy_lab.parallel import all_reduce_sum, barrier
 from entropy_lab.progress import progress
 from entropy_lab.training.checkpoints import Checkpoints
@@ -158,7 +159,7 @@ def loss_on(
         for r, draw in batch
     ]
     losses, ces, kls = [], [], []
-    eos = tokenizer.eos_token_id
+    eos = end_of_answer(tokenizer)
     for item, (logprobs, toks) in zip(items, score(model, tokenizer, items), strict=True):
         # the answer's summed NLL over the record's mean answer length: a per-token mean
         # (dividing by this answer's own length) is minimised by q ∝ p / length, not by p
