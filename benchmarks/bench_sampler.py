@@ -13,6 +13,10 @@ the inverse-CDF step itself.
 
 `--min-new-tokens` forces every row to the full length, so all three do the same work.
 
+Then, where `entropy-lab convert --model smollm2-135m-instruct` has written it, the sampler
+against HF's batched `generate` on SmolLM2-135M-Instruct (a real-size chat model; the per-seed
+loop is left out there), and a line saying it was skipped where it has not.
+
     python benchmarks/bench_sampler.py                       # the default model, CPU, fp32
     python benchmarks/bench_sampler.py --threads 1           # ... one thread (a shared machine)
     python benchmarks/bench_sampler.py --config gpt2 --dtype bfloat16 --batch 64   # GPU, real size
@@ -32,17 +36,19 @@ from entropy_lab.cli import quiet_libraries
 quiet_libraries()  # as the stages do, before the sampler imports transformers
 from entropy_lab.generation.sampler import InverseCDF, Sampling, prng_uniforms  # noqa: E402
 
+SMOLLM2 = Path("models/smollm2-135m-instruct")
 
-def build(args):
+
+def build(config: str, dtype_name: str):
     from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    dtype = getattr(torch, args.dtype)
-    if args.config == "gpt2":  # GPT-2 small's shape (124M), random weights: speed only
+    dtype = getattr(torch, dtype_name)
+    if config == "gpt2":  # GPT-2 small's shape (124M), random weights: speed only
         torch.manual_seed(0)
         model = GPT2LMHeadModel(GPT2Config()).to(device, dtype)
     else:
-        path = Path(args.config)
+        path = Path(config)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, use_safetensors=True).to(
             device
         )
@@ -87,10 +93,27 @@ def main() -> None:
     ap.add_argument("--loop-seeds", type=int, default=8, help="seeds timed in the per-seed loop")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    ap.add_argument(
+        "--chat-model", default=str(SMOLLM2), help="then sampler vs HF on this model ('': skip)"
+    )
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    model, device = build(args)
+    compare(args, args.config, loop=True)
+    if not args.chat_model:
+        return
+    if not Path(args.chat_model).is_dir():
+        print(
+            f"skipped: sampler vs HF on {args.chat_model}: not there "
+            "(`make gguf && entropy-lab convert --model smollm2-135m-instruct`)"
+        )
+        return
+    compare(args, args.chat_model, loop=False)
+
+
+def compare(args, config: str, loop: bool) -> None:
+    """Sampler vs HF batched `generate` (and, with `loop`, vs the per-seed loop) on one model."""
+    model, device = build(config, args.dtype)
     vocab = model.config.vocab_size
     prompt = torch.randint(0, min(vocab, 256), (1, 16), generator=torch.Generator().manual_seed(0))
     batch = prompt.repeat(args.batch, 1).to(device)
@@ -130,21 +153,25 @@ def main() -> None:
                 **common,
             )
 
-    t = rounds({"hf": hf_batched, "ours": ours, "loop": per_seed}, args.repeats)
-    t["loop"] = t["loop"] * args.batch / args.loop_seeds  # per batch-equivalent
-    calls = args.repeats + 1  # the warm-up call counted too
-    step_share = TimedInverseCDF.seconds / (t["ours"].sum() * calls / args.repeats)
+    fns = {"hf": hf_batched, "ours": ours} | ({"loop": per_seed} if loop else {})
+    t = rounds(fns, args.repeats)
     tokens = args.batch * args.new_tokens
     print(
-        f"device {device}, dtype {args.dtype}, model {args.config}, batch {args.batch}, "
+        f"device {device}, dtype {args.dtype}, model {config}, batch {args.batch}, "
         f"{args.new_tokens} new tokens, {args.repeats} interleaved rounds, "
         f"{torch.get_num_threads()} threads"
     )
     print(f"HF generate batched:   {tokens / np.median(t['hf']):12,.0f} tokens/s")
     print(f"inverse-CDF sampler:   {tokens / np.median(t['ours']):12,.0f} tokens/s")
-    print(f"per-seed loop (bs 1):  {tokens / np.median(t['loop']):12,.0f} tokens/s")
+    if loop:
+        t["loop"] = t["loop"] * args.batch / args.loop_seeds  # per batch-equivalent
+        print(f"per-seed loop (bs 1):  {tokens / np.median(t['loop']):12,.0f} tokens/s")
     print(f"ratio sampler / HF batched:    {np.median(t['hf'] / t['ours']):.2f}x (target >= 0.9x)")
+    if not loop:
+        return
     print(f"ratio sampler / per-seed loop: {np.median(t['loop'] / t['ours']):.1f}x (target >= 20x)")
+    calls = args.repeats + 1  # the warm-up call counted too
+    step_share = TimedInverseCDF.seconds / (t["ours"].sum() * calls / args.repeats)
     step_1 = np.median(t["loop"]) / args.batch / args.new_tokens
     step_b = np.median(t["ours"]) / args.new_tokens
     print(

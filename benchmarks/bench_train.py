@@ -8,7 +8,10 @@ model's context (or of the longest sequence), the rule before it.
 
     python benchmarks/bench_train.py [--repeats 7]
 
-Uses the default model (models/kjv-tiny, from `dvc repro models`) and data/tasks.
+Uses the default model (models/kjv-tiny, from `dvc repro models`) and data/tasks. Then, where
+`entropy-lab convert --model smollm2-135m-instruct` has written it, the ce_kl step against the
+ce_multisample step on SmolLM2-135M-Instruct (chat-wrapped prompts, answers ending with its end
+of turn), and a line saying it was skipped where it has not.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import argparse
 import statistics
 import time
 from functools import partial
+from pathlib import Path
 
 from entropy_lab.cli import quiet_libraries
 from entropy_lab.config import load_params
@@ -24,6 +28,8 @@ from entropy_lab.models import load_profile
 from entropy_lab.training.losses import batch_tensors, cheapest_row_length
 from entropy_lab.training.scoring import make_item
 from entropy_lab.training.sft import SUPPORT_LOSSES, batch_for, loss_on, with_lora
+
+CHAT_MODEL = "smollm2-135m-instruct"
 
 
 def interleaved_medians(work: dict, repeats: int) -> dict:
@@ -46,9 +52,12 @@ def main() -> None:
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--batch-size", type=int, default=0, help="records per step (0: params')")
     args = ap.parse_args()
     params = load_params()
     t = params.training
+    if args.batch_size:
+        t = t.model_copy(update={"batch_size": args.batch_size})
     model, tok, _ = load_profile(t.models[0], params.models)
     model = with_lora(model, t.lora, t.seed).train()
     records = [r for r in load_from_disk("data/tasks")["train"] if r["draws"]]
@@ -72,11 +81,7 @@ def main() -> None:
     }
     counts = {kind: sum(len(x.input_ids) for x in packed[kind]) for kind in kinds}
 
-    def step(kind: str) -> None:
-        model.zero_grad(set_to_none=True)
-        loss_on(model, tok, batch, kind, t)["loss"].backward()
-
-    times = interleaved_medians({kind: partial(step, kind) for kind in kinds}, args.repeats)
+    times = step_times(model, tok, batch, t, kinds, args.repeats)
     for kind in kinds:
         print(
             f"{kind:15s} step {times[kind] * 1e3:7.1f} ms, {counts[kind]} tokens in the packed "
@@ -112,6 +117,35 @@ def main() -> None:
             f"ratio {kind} forward+backward, rows {new[0]}x{new[1]} (cheapest) / "
             f"{old[0]}x{old[1]} (context): {ratio:.2f}x"
         )
+    chat_model(params, t, batch, args.repeats)
+
+
+def step_times(model, tok, batch, t, kinds, repeats: int) -> dict:
+    """Median seconds of one forward and backward pass of each loss on `batch`."""
+
+    def step(kind: str) -> None:
+        model.zero_grad(set_to_none=True)
+        loss_on(model, tok, batch, kind, t)["loss"].backward()
+
+    return interleaved_medians({kind: partial(step, kind) for kind in kinds}, repeats)
+
+
+def chat_model(params, t, batch, repeats: int) -> None:
+    """ce_kl against ce_multisample on the converted SmolLM2, where it is there."""
+    if not (Path("models") / CHAT_MODEL).is_dir():
+        print(
+            f"skipped: ce_kl / ce_multisample on {CHAT_MODEL}: models/{CHAT_MODEL} not there "
+            f"(`make gguf && entropy-lab convert --model {CHAT_MODEL}`)"
+        )
+        return
+    model, tok, _ = load_profile(CHAT_MODEL, params.models)
+    model = with_lora(model, t.lora, t.seed).train()
+    times = step_times(model, tok, batch, t, ("ce_multisample", "ce_kl"), repeats)
+    print(
+        f"{CHAT_MODEL}: ce_multisample step {times['ce_multisample'] * 1e3:.1f} ms, ce_kl step "
+        f"{times['ce_kl'] * 1e3:.1f} ms; ratio ce_kl / ce_multisample step time: "
+        f"{times['ce_kl'] / times['ce_multisample']:.2f}x (target <= 1.15x)"
+    )
 
 
 if __name__ == "__main__":
