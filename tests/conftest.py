@@ -171,7 +171,9 @@ def shrink(params_data: dict) -> dict:
     ab["generate"].update(replicates=4, batch_size=8, aa_pairs=2)
     ab["metrics"].update(best_of_k=2, embedder="tfidf")
     ab["analysis"].update(bootstrap=200, permutations=2000)
-    params_data["evaluate"].update(records=4, samples=16, batch_size=16, bootstrap=100)
+    params_data["evaluate"].update(samples=16, batch_size=16, bootstrap=100, min_records_ci=3,
+                                   records_per_family={"validation": 1, "test_template": 1,
+                                                       "test_family": 2})  # fmt: skip
     return params_data
 
 

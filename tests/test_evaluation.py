@@ -84,7 +84,10 @@ class Letters:
 
 
 E = EvaluateSection(
-    records=1,
+    records_per_family={"validation": 1, "test_template": 1, "test_family": 1},
+    min_records_ci=2,
+    close_tvd=0.1,
+    primary=["ce_kl", "ce_multisample"],
     samples=600,
     monte_carlo=999,
     batch_size=200,

@@ -194,12 +194,22 @@ def test_distribution_tests_and_arm_statistics(analysed):
     assert set(dist.family) == {"main-distribution", "aa-distribution"}
     assert dist.p_perm.between(0, 1).all() and dist.power.between(0, 1).all()
     assert dist.mauve.isna().all()  # fewer than 78 texts per comparison: no MAUVE
-    arms = ab.arm_statistics(samples)
+    arms = ab.arm_statistics(samples, 0, min_groups=4)
     assert len(arms) == samples.condition.nunique()
     fixed = arms[arms.arm == "fixed42"].iloc[0]
     mask = samples.condition == "fixed42"
     assert fixed.repetition_pct == pytest.approx(100 * samples[mask].repetition.mean())
     assert fixed.zipf == pytest.approx(text.zipf_coefficient(samples[mask].token_ids))
+    assert fixed.empty_pct == pytest.approx(100 * (samples[mask].n_tokens == 0).mean())
+    # Self-BLEU4: a mean over groups (one text per prompt); fixed42 is a single group, no CI
+    assert fixed.self_bleu4_groups == 1 and pd.isna(fixed.self_bleu4_low)
+    seeds = arms[arms.arm == "prng_seed"].iloc[0]
+    by_group = samples[samples.condition == "prng_seed"].groupby("replicate").self_bleu4.mean()
+    assert seeds.self_bleu4_groups == 8 and seeds.self_bleu4 == pytest.approx(by_group.mean())
+    assert (
+        pd.isna(seeds.self_bleu4_low)
+        or seeds.self_bleu4_low <= seeds.self_bleu4 <= seeds.self_bleu4_high
+    )
 
 
 def test_zipf_coefficient_of_an_exact_power_law():

@@ -223,3 +223,19 @@ def test_detects_temperature_on_the_default_model():
         for x in (embed(texts), dist.ngram_profiles(texts)):
             test = dist.energy_test(x, treated, strata, 5000, np.random.default_rng(8), 0.3)
             assert test.p < 0.01 if detected else test.p > 0.001, (a, b, test.p)
+
+
+def test_mauve_has_a_null_at_the_same_n_and_sees_a_real_shift():
+    """MAUVE against within-prompt relabellings of the same texts: two samples of one
+    distribution sit inside their null (p far from 0); a shifted arm falls below all of it."""
+    from entropy_lab.stats.ab import mauve_with_null
+
+    rng = np.random.default_rng(0)
+    strata = np.repeat(np.arange(4), 60)
+    treated = np.tile(np.r_[np.ones(30, bool), np.zeros(30, bool)], 4)
+    same = rng.normal(size=(240, 8))
+    null = mauve_with_null(same, treated, strata, 19, np.random.default_rng(1))
+    assert null["mauve_p"] > 0.05 and 0 < null["mauve_null_median"] <= 1
+    shifted = same + treated[:, None] * 1.5
+    moved = mauve_with_null(shifted, treated, strata, 19, np.random.default_rng(1))
+    assert moved["mauve_p"] == pytest.approx(1 / 20) and moved["mauve"] < moved["mauve_null_median"]

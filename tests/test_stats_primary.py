@@ -56,7 +56,7 @@ def iut_equivalent(rng, prompts, replicates, diffs, margin_sd=0.3, alpha=0.05) -
         f"e{i}": primary.within_prompt(*simulate(rng, prompts, replicates, d), margin_sd, alpha)
         for i, d in enumerate(diffs)
     }
-    return primary.primary_verdict(endpoints, alpha)["verdict"] == "equivalent"
+    return primary.primary_verdict(endpoints, alpha, 10)["verdict"] == "equivalent"
 
 
 def test_the_primary_claim_keeps_its_size_at_the_margin():
@@ -78,6 +78,7 @@ def pilot(se_scale: float = 1.0) -> primary.Endpoint:
         n_treatment=100, n_control=100, prompts=10, sd=0.0, sd_within=SD_WITHIN, diff=0.0,
         se=se, df=180.0, ci_low=0.0, ci_high=0.0, tost_low=0.0, tost_high=0.0,
         margin=0.3 * SD_WITHIN, p_tost=0.0, p_diff=0.0, design_effect=0.0, interaction_sd=0.0,
+        varying=200,
     )  # fmt: skip
 
 
@@ -139,3 +140,89 @@ def test_tost_power_normal_approximation():
         2 * stats.norm.cdf(3 - 1.6449) - 1, abs=1e-3
     )
     assert primary.tost_power(1.0, 0.05) == 0.0
+
+
+def test_an_endpoint_with_no_variation_is_counted_out_not_equivalent():
+    """A constant endpoint (or one whose values vary in a single text) has no test: it is named
+    "no variation", it never makes the claim "equivalent", and the claim counts the endpoints
+    that carried information."""
+    rng = np.random.default_rng(6)
+    x, y, sx, sy = simulate(rng, 10, 200, 0.0)
+    flat = primary.within_prompt(np.zeros_like(x), np.zeros_like(y), sx, sy, 0.3, 0.05)
+    assert flat.se == 0 and np.isnan(flat.p_tost) and not flat.informative(10)
+    one = np.zeros_like(x)
+    one[0] = 1.0  # a single odd text: a t interval on it is no interval
+    lone = primary.within_prompt(one, np.zeros_like(y), sx, sy, 0.3, 0.05)
+    assert lone.varying == 1 and not lone.informative(10)
+    real = primary.within_prompt(x, y, sx, sy, 0.3, 0.05)
+    v = primary.primary_verdict({"real": real, "flat": flat, "lone": lone}, 0.05, 10)
+    assert v["no_variation"] == ["flat", "lone"] and v["informative"] == 1
+    assert v["verdict"] == "equivalent" and list(v["p_diff_holm"]) == ["real"]
+    only_flat = primary.primary_verdict({"flat": flat}, 0.05, 10)
+    assert only_flat["verdict"] == "inconclusive" and only_flat["informative"] == 0
+
+
+K = 4  # texts per group of a group endpoint
+
+
+def design(rng, replicates: int, diff: float = 0.0):
+    """Two per-text endpoints and one group endpoint (the mean of K consecutive replicates,
+    complete groups only, as ab-metrics forms them) on 10 prompts."""
+    out = {}
+    for name in ("a", "b"):
+        out[name] = simulate(rng, 10, replicates, diff)
+    x, y, s, _ = simulate(rng, 10, replicates, diff)
+    groups = replicates // K
+    keep = (np.arange(s.size) % replicates) < groups * K
+    gx = x[keep].reshape(-1, K).mean(axis=1)
+    gy = y[keep].reshape(-1, K).mean(axis=1)
+    gs = s[keep].reshape(-1, K)[:, 0]
+    out["g"] = (gx, gy, gs, gs)
+    return {n: primary.within_prompt(*v, 0.3, 0.05, K if n == "g" else 1) for n, v in out.items()}
+
+
+def test_the_plan_counts_complete_groups_and_reaches_its_power_in_simulation():
+    """From a 32-replicate pilot, the plan's replicates give the stated power in simulation
+    (within Monte Carlo error): the Bonferroni bound at least, and the simulated power of the
+    claim (independent endpoints here) about exactly. A group endpoint counts floor(r / K)
+    groups: 77 replicates are 19 groups of 4, not 19.25."""
+    rng = np.random.default_rng(7)
+    pilot_run = list(design(rng, 32).values())
+    (row,) = primary.plan(pilot_run, 0.05, 0.8, 10, 32, [10])
+    r = row["replicates"]
+    g = pilot_run[2]
+    assert primary.scale(g, 77, 10, 32, 10) == pytest.approx(19 / 8)
+    scales = [primary.scale(e, r, 10, 32, 10) for e in pilot_run]
+    bound = primary.iut_power(pilot_run, 0.05, scales)
+    assert bound == pytest.approx(row["power"]) and bound >= 0.8
+    expected = primary.simulated_power(pilot_run, np.eye(3), 0.05, rng, scales, sims=50_000)
+    runs = 500
+    shown = np.mean([primary.primary_verdict(design(rng, r), 0.05, 10)["verdict"] == "equivalent"
+                     for _ in range(runs)])  # fmt: skip
+    mc = np.sqrt(0.2 * 0.8 / runs)
+    assert shown >= 0.8 - 2 * mc, (r, shown)
+    assert abs(shown - expected) < 3 * mc + 0.03, (r, shown, expected)  # + the pilot's SE error
+
+
+def test_the_simulated_power_rises_with_correlation_and_matches_independence_exactly():
+    e = pilot()
+    rng = np.random.default_rng(8)
+    independent = primary.simulated_power([e, e], np.eye(2), 0.05, rng, sims=100_000)
+    assert independent == pytest.approx(primary.tost_power(e.margin_se, 0.05) ** 2, abs=0.01)
+    together = primary.simulated_power([e, e], np.array([[1, 0.9], [0.9, 1]]), 0.05, rng)
+    assert together > independent + 0.05
+
+
+def test_a_confirmatory_plan_reaches_both_powers_at_its_n():
+    e = pilot()  # SE = sqrt(2/100) SD at 10 x 10
+    r = primary.confirmatory_replicates(e, 0.2, 0.05, 0.9, 10)
+    unit = lambda rr: 0.2 / (np.sqrt(2 / (10 * rr)))  # noqa: E731  the effect in SEs
+    assert (
+        primary.difference_power(unit(r), 0.05) >= 0.9 and primary.tost_power(unit(r), 0.05) >= 0.9
+    )
+    assert (
+        min(primary.difference_power(unit(r - 1), 0.05), primary.tost_power(unit(r - 1), 0.05))
+        < 0.9
+    )
+    # two-sample normal theory: n = 2 (z_.95 + z_.95)^2 / 0.2^2 = 541.2 per arm for the TOST
+    assert 10 * r == pytest.approx(541.2, abs=10)

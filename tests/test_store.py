@@ -95,7 +95,9 @@ def test_a_bundle_adds_objects_only_under_their_own_hash(repo, tmp_path):
     shutil.rmtree(root / ".dvc")
     shutil.rmtree(root / "data")
     extra = open_bundle(bundle, tmp_path / "unpacked")
-    assert read_bounded(Store(root, lock, [extra]).find("data/eval/m/records.parquet")) == b"records"
+    assert (
+        read_bounded(Store(root, lock, [extra]).find("data/eval/m/records.parquet")) == b"records"
+    )
 
     forged = dict(members)
     name = next(k for k in members if k.startswith("files/") and not k.endswith(".dir"))

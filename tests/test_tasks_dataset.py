@@ -27,8 +27,8 @@ def small(params_data: dict) -> dict:
     data = copy.deepcopy(params_data)
     data["tasks"]["counts"] = {
         "train": 120,
-        "validation": 30,
-        "test_template": 30,
+        "validation": 40,
+        "test_template": 40,
         "test_family": 30,
     }
     data["tasks"]["draws"] = 4
@@ -127,6 +127,30 @@ def built(request):
     data = small(yaml.safe_load((REPO / "params.yaml").read_text()))
     section = parse_params(data).tasks
     return section, Builder(section).build()
+
+
+def test_every_evaluation_split_holds_every_family_of_its_pool_first(built):
+    """Each evaluation split starts with `eval_per_family` records of every family of its pool
+    (seen families, or the held-out ones), taken before train: a family with few distinct
+    prompts (uuid has four templates and no parameters) is still in every split, and train
+    keeps at least one of each."""
+    section, records = built
+    held = set(section.heldout_families)
+    seen = set(section.enabled()) - held
+    q = section.eval_per_family
+    for split, pool in (("validation", seen), ("test_template", seen), ("test_family", held)):
+        head = [r["family"] for r in records[split][: q * len(pool)]]
+        assert set(head) == pool, split
+        assert {f: head.count(f) for f in pool} == dict.fromkeys(pool, q) or split != "validation"
+    assert {r["family"] for r in records["train"]} == seen
+
+
+def test_too_few_evaluation_records_for_every_family_is_one_line():
+    from tests.conftest import REPO
+
+    data = small(yaml.safe_load((REPO / "params.yaml").read_text()))
+    data["tasks"]["counts"]["validation"] = 31
+    assert "counts.validation" in error_for(data) and "at least eval_per_family" in error_for(data)
 
 
 def test_splits_respect_heldout_families_and_templates(built):

@@ -44,7 +44,9 @@ def default_files(params, store: Store) -> list[str]:
         if store.expected(f"data/eval/{m}/seeded.parquet"):
             files.append(f"data/eval/{m}/seeded.parquet")
     files += [weights_file(m) for m in taught_built(params)] + manifests(params)
-    files += [f"{p}/ledger.json" for p in store.outs if p == "data/tasks" or p.startswith("data/ab/")]
+    files += [
+        f"{p}/ledger.json" for p in store.outs if p == "data/tasks" or p.startswith("data/ab/")
+    ]
     return files
 
 
@@ -74,7 +76,8 @@ def wanted(params, root: Path) -> dict[str, tuple[Store, list[str]]]:
         data = read_yaml(d.parent / "params.yaml")
         metrics = json.loads(read_bounded(d.parent / "metrics.json"))
         out[d.relative_to(root).as_posix()] = (
-            rec, record_files(parse_params(data, str(d.parent / "params.yaml")), rec, metrics)
+            rec,
+            record_files(parse_params(data, str(d.parent / "params.yaml")), rec, metrics),
         )
     return out
 
@@ -107,7 +110,11 @@ def write(params, root: Path, target: Path) -> dict[str, Any]:
     with atomic_file(target) as tmp, tarfile.open(tmp, "w:gz") as tar:
         _add(tar, MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())
         for md5, src in sorted(objects.items()):
-            _add(tar, f"files/md5/{md5[:2]}/{md5[2:]}", src if isinstance(src, bytes) else src.read_bytes())
+            _add(
+                tar,
+                f"files/md5/{md5[:2]}/{md5[2:]}",
+                src if isinstance(src, bytes) else src.read_bytes(),
+            )
     return manifest
 
 

@@ -213,19 +213,69 @@ def report_cmd(params_path: Path) -> None:
 
 @main.command("verify")
 @params_option
+@click.option(
+    "--bundle",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="A bundle (`entropy-lab bundle`) holding the DVC-cached artefacts.",
+)
 @user_errors
-def verify_cmd(params_path: Path) -> None:
-    """Recompute every number in the report from the artefacts; exit 1 listing differences."""
-    from entropy_lab.config import load_params
-    from entropy_lab.report.verify import verify
+def verify_cmd(params_path: Path, bundle: Path | None) -> None:
+    """Check every claim of the report whose inputs are here (exit 1 when one does not hold,
+    3 when none could be checked), and list what could not be checked, with its route."""
+    import tempfile
 
-    problems = verify(load_params(params_path))
-    for line in problems:
+    from entropy_lab.bundle import open_bundle
+    from entropy_lab.config import load_params
+    from entropy_lab.report.verify import ROUTES, verify
+
+    params = load_params(params_path)
+    with tempfile.TemporaryDirectory(prefix="entropy-lab-bundle-") as tmp:
+        caches = [open_bundle(bundle, Path(tmp))] if bundle else []
+        result = verify(params, caches=caches)
+    for line in result.problems:
         click.echo(line)
-    if problems:
-        click.echo(f"verify: {len(problems)} differences", err=True)
-        sys.exit(1)
-    click.echo("verify: every number in reports/report.md is reproduced from the artefacts")
+    for line in result.checked:
+        click.echo(f"checked: {line}")
+    for line in result.unchecked:
+        click.echo(f"not checked here: {line}")
+    if result.unchecked:
+        click.echo(f"verify: {len(result.unchecked)} parts not checked here; routes: {ROUTES}")
+    if result.problems:
+        click.echo(f"verify: {len(result.problems)} differences", err=True)
+    elif not result.checked:
+        click.echo("verify: nothing could be checked here", err=True)
+    elif not result.unchecked:
+        click.echo("verify: every number in reports/report.md and every record is reproduced")
+    else:
+        click.echo(f"verify: {len(result.checked)} checks held")
+    sys.exit(result.exit_code)
+
+
+@main.command("bundle")
+@params_option
+@click.option(
+    "--out",
+    "target",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="The tarball to write (default: entropy-lab-<commit>.tar.gz).",
+)
+@user_errors
+def bundle_cmd(params_path: Path, target: Path | None) -> None:
+    """Write one tarball of the DVC-cached artefacts `verify` needs (for every claim of the
+    report and of each experiment record), for `entropy-lab verify --bundle FILE`."""
+    import subprocess
+
+    from entropy_lab.bundle import summary, write
+    from entropy_lab.config import load_params
+
+    if target is None:
+        head = subprocess.run(["git", "rev-parse", "--short=10", "HEAD"], capture_output=True,
+                              text=True).stdout.strip() or "workspace"  # fmt: skip
+        target = Path(f"entropy-lab-{head}.tar.gz")
+    manifest = write(load_params(params_path), Path("."), target)
+    click.echo(f"wrote {target}: {summary(manifest)}")
 
 
 @main.command("record-experiment")
@@ -239,49 +289,78 @@ def verify_cmd(params_path: Path) -> None:
     show_default=True,
     help="The repository where it ran (its params.yaml, dvc.lock, reports/ and runs/).",
 )
+@click.option("--replace", is_flag=True, help="Replace a record of that name.")
 @user_errors
-def record_experiment_cmd(name: str, command: str, source: Path) -> None:
+def record_experiment_cmd(name: str, command: str, source: Path, replace: bool) -> None:
     """Keep an experiment as reports/experiments/NAME/: its command, commit, machine, params,
     dvc.lock and report, which `verify` checks (docs/reproducibility.md)."""
     from entropy_lab.experiments import record
 
-    click.echo(f"recorded {record(name, command, source)}")
+    click.echo(f"recorded {record(name, command, source, replace=replace)}")
 
 
 @main.command("reproduce-check")
 @click.option(
     "--keep",
-    type=click.Path(path_type=Path, file_okay=False),
+    type=click.Path(path_type=Path),
     default=None,
-    help="Clone into this empty directory and keep it (default: a temporary one, removed).",
+    help="Clone into this directory (created; it must be empty) and keep it.",
+)
+@click.option(
+    "--table",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Where the full claim table goes (default: a file in the temporary directory).",
+)
+@click.option(
+    "--record",
+    "keep_record",
+    is_flag=True,
+    help="Keep the result as reports/reproductions/<vendor>-<isa>-<date>.json.",
 )
 @user_errors
-def reproduce_check_cmd(keep: Path | None) -> None:
+def reproduce_check_cmd(keep: Path | None, table: Path | None, keep_record: bool) -> None:
     """Clone this commit, `make repro` in the clone with its own code, and check the committed
     report's claims against the re-run (and list every output whose bytes differ)."""
-    from entropy_lab.report.claims import table
-    from entropy_lab.reproduce import reproduce_check, this_machine
+    import tempfile
 
-    if keep is not None and keep.exists() and any(keep.iterdir()):
-        raise UserError(f"--keep {keep}: not empty")
-    check = reproduce_check(Path("."), keep)
-    for line in table(check.claims):
-        click.echo(line)
-    for line in check.bytes_differ:
-        click.echo(line)
-    held = all(c.holds for c in check.claims)
+    from entropy_lab.report.claims import table as claim_table
+    from entropy_lab.reproduce import keep_dir, record, reproduce_check, this_machine
+
+    keep = keep_dir(keep) if keep is not None else None
+    check = reproduce_check(Path("."), keep, say=lambda line: click.echo(line, err=True))
+    if table is None:
+        fd, name = tempfile.mkstemp(prefix=f"entropy-lab-claims-{check.commit[:10]}-",
+                                    suffix=".txt")  # fmt: skip
+        os.close(fd)
+        table = Path(name)
+    table.write_text("\n".join(claim_table(check.claims)) + "\n", encoding="utf-8")
+    failed = [c for c in check.claims if not c.holds]
+    click.echo(f"claims: {len(check.claims) - len(failed)} of {len(check.claims)} hold "
+               f"(the full table: {table})")  # fmt: skip
+    for c in failed[:8]:
+        click.echo(
+            f"  does not hold: {c.name}: committed {c.committed!r}, re-run {c.rerun!r} ({c.rule})"
+        )
+    if len(failed) > 8:
+        click.echo(f"  ... and {len(failed) - 8} more in {table}")
+    for line in check.bytes_differ[:8]:
+        click.echo(f"  {line}")
+    if len(check.bytes_differ) > 8:
+        click.echo(f"  ... and {len(check.bytes_differ) - 8} more outputs differ")
     if check.bytes_differ:
         click.echo(
             f"reproduce-check: {len(check.bytes_differ)} outputs differ in their bytes on this "
             f"machine ({this_machine()}); bytes repeat only with the committing machine's "
-            "numerics: CPU vendor, vector ISA, torch and thread count (docs/reproducibility.md)",
-            err=True,
+            "numerics: CPU vendor, vector ISA, torch and thread count (docs/reproducibility.md)"
         )
     else:
         click.echo("reproduce-check: a fresh clone's `make repro` reproduced every committed byte")
-    if not held:
-        failed = sum(not c.holds for c in check.claims)
-        click.echo(f"reproduce-check: {failed} claims do not hold", err=True)
+    click.echo(f"reproduce-check: {check.seconds / 60:.1f} minutes")
+    if keep_record:
+        click.echo(f"recorded {record(check)}")
+    if failed:
+        click.echo(f"reproduce-check: {len(failed)} claims do not hold", err=True)
         sys.exit(1)
 
 

@@ -254,7 +254,9 @@ def record(
     problems = code_problems(source, head, lock, ran) + lock_param_problems(lock, params)
     problems += output_problems(lock, source / "reports", {f: f for f in REPORT_FILES})
     if problems:
-        raise UserError(f"{source}: {problems[0]}; run `dvc exp run` to completion on a clean commit")
+        raise UserError(
+            f"{source}: {problems[0]}; run `dvc exp run` to completion on a clean commit"
+        )
     runs = {}
     for stage in ran:
         r = run_record(source / "runs" / f"{stage}.json")
@@ -359,7 +361,9 @@ def record_json(directory: Path) -> dict[str, Any]:
     return rec
 
 
-def check(directory: Path, root: Path = Path("."), caches: list[Path] | None = None) -> Verification:
+def check(
+    directory: Path, root: Path = Path("."), caches: list[Path] | None = None
+) -> Verification:
     """Every problem with one record, what of it was recomputed, and what only hash-checked."""
     from entropy_lab.config import parse_params
 
@@ -381,8 +385,12 @@ def check(directory: Path, root: Path = Path("."), caches: list[Path] | None = N
     problems += output_problems(lock, directory, {f: f for f in REPORT_FILES})
     problems += run_problems(directory, rec, ran)
     metrics = json.loads(read_bounded(directory / "metrics.json", MAX_FILE))
-    if not problems and rec["changed"] != changed_strands(metrics, metrics_at(root, rec["commit"]) or {}):
-        problems.append("`changed` in record.json is not what its metrics changed from the commit's")
+    if not problems and rec["changed"] != changed_strands(
+        metrics, metrics_at(root, rec["commit"]) or {}
+    ):
+        problems.append(
+            "`changed` in record.json is not what its metrics changed from the commit's"
+        )
     if problems:
         return Verification(problems=[f"{tag}: {p}" for p in problems])
     typed = parse_params(params, str(directory / "params.yaml"))
@@ -422,7 +430,9 @@ def unchanged_since(root: Path, commit: str, module: str) -> bool:
     return git(root, "diff", "--quiet", commit, "--", *files).returncode == 0
 
 
-def recompute(tag: str, commit: str, metrics: dict, params, store: Store, root: Path) -> Verification:
+def recompute(
+    tag: str, commit: str, metrics: dict, params, store: Store, root: Path
+) -> Verification:
     """The record's numbers that can be recomputed here; the rest, hash-checked only."""
     from entropy_lab.report.numbers import ab_tables, diff, recompute_ab, recompute_teaching
 

@@ -154,6 +154,9 @@ def record_stats(
             "support_size": len(p),
             "counts": c.tolist(),
             "tvd_empirical": dist.tvd(p, c / valid) if valid else nan,
+            # the sampled answers over the whole output space (an invalid one: target 0); at N
+            # answers it exceeds the exact TVD by the sampling noise, about sqrt(K / N)
+            "tvd_sampled": dist.tvd(np.r_[p, 0.0], np.r_[c, n - valid] / n),
         }
         if family.name == "deterministic":
             row["accuracy"] = valid / n
@@ -172,7 +175,7 @@ def record_stats(
         gof_p = dist.marginal_gof(
             counts, [np.array(m.probs, float) for m in marginals], settings.monte_carlo, rng
         )
-        row |= {"support_size": 0, "counts": [], "tvd_empirical": nan}
+        row |= {"support_size": 0, "counts": [], "tvd_empirical": nan, "tvd_sampled": nan}
     full_p = dist.full_space_p(gof_p, n - valid)
     row |= {
         "valid": valid,
@@ -229,6 +232,11 @@ def group_summary(d: pd.DataFrame, settings: EvaluateSection, key: tuple) -> dic
     figures first, each with its 95% CI; the conditional (valid answers only) ones labelled."""
     passes, passes_valid = int(d.gof_pass.sum()), int(d.gof_pass_valid.sum())
     tvd = mean_ci(d.tvd.to_numpy(float), settings, (*key, "tvd"))
+    median = mean_ci(d.tvd.to_numpy(float), settings, (*key, "tvd_median"), np.median)
+    sampled = mean_ci(d.tvd_sampled.to_numpy(float), settings, (*key, "tvd_sampled"))
+    exact = d.tvd.to_numpy(float)
+    exact = exact[np.isfinite(exact)]
+    close = int((exact <= settings.close_tvd).sum())
     valid = mean_ci(d.valid_rate.to_numpy(float), settings, (*key, "valid"))
     kl = d.kl.to_numpy(float)
     scored = kl[~np.isnan(kl)]  # NaN: no exact view; inf: a support answer the model never gives
@@ -238,6 +246,12 @@ def group_summary(d: pd.DataFrame, settings: EvaluateSection, key: tuple) -> dic
         "tvd": tvd["mean"],
         "tvd_ci": tvd["ci"],
         "exact_records": tvd["n"],
+        "tvd_median": median["mean"],
+        "tvd_median_ci": median["ci"],
+        "close_rate": close / len(exact) if len(exact) else None,  # the graded criterion
+        "close_ci": list(binomial_interval(close, len(exact))) if len(exact) else None,
+        "tvd_sampled": sampled["mean"],
+        "tvd_sampled_ci": sampled["ci"],
         "kl": kl_ci["mean"],
         "kl_ci": kl_ci["ci"],
         "kl_infinite_share": float(np.isinf(scored).mean()) if len(scored) else None,
@@ -334,6 +348,60 @@ def paired(df: pd.DataFrame, settings: EvaluateSection) -> dict[str, Any]:
     return out
 
 
+def primary(df: pd.DataFrame, settings: EvaluateSection) -> dict[str, Any]:
+    """The declared teaching comparison (`evaluate.primary`: variant - reference), per split
+    at T = 1: the mean per-record difference in exact full-space TVD with its bootstrap CI, a
+    paired sign-flip permutation p-value, and Holm's adjustment over the splits. Every other
+    comparison in the report is exploratory."""
+    from entropy_lab.stats.inference import adjust
+
+    variant, reference = settings.primary
+    out: dict[str, Any] = {}
+    d = df[(df.temperature == 1.0) & df.variant.isin(settings.primary)]
+    for split, g in d.groupby("split", sort=True):
+        wide = g.pivot(index="id", columns="variant", values="tvd")
+        if not {variant, reference} <= set(wide.columns):
+            continue
+        diff = (wide[variant] - wide[reference]).to_numpy(float)
+        diff = diff[np.isfinite(diff)]
+        rng = keyed_rng(settings.seed, "primary", split)
+        out[split] = mean_ci(diff, settings, ("primary", split)) | {
+            "p": sign_flip_p(diff, settings.bootstrap, rng)}  # fmt: skip
+    adjusted = adjust(np.array([x["p"] for x in out.values()]), "holm")
+    for x, p in zip(out.values(), adjusted, strict=True):
+        x["p_holm"] = float(p)
+        x["verdict"] = ("lower" if x["mean"] < 0 else "higher") if p < settings.alpha else \
+            "no difference shown"  # fmt: skip
+    return {"variant": variant, "reference": reference, "splits": out}
+
+
+def sign_flip_p(diff: np.ndarray, n: int, rng: np.random.Generator) -> float:
+    """Two-sided paired permutation p-value of a mean difference (signs flipped at random)."""
+    if len(diff) == 0 or not np.any(diff):
+        return 1.0
+    signs = rng.choice([-1.0, 1.0], size=(n, len(diff)))
+    null = np.abs((signs * diff).mean(axis=1))
+    return float((1 + (null >= abs(diff.mean()) - 1e-12).sum()) / (n + 1))
+
+
+def transfer(df: pd.DataFrame, settings: EvaluateSection) -> dict[str, Any]:
+    """Per held-out family (test_family, T = 1): each trained variant's exact TVD minus base's,
+    and the declared comparison's difference, paired over the family's records."""
+    out: dict[str, Any] = {}
+    d = df[(df.temperature == 1.0) & (df.split == "test_family")]
+    for family, g in d.groupby("family", sort=True):
+        wide = g.pivot(index="id", columns="variant", values="tvd")
+        pairs = [(v, "base") for v in wide.columns if v != "base"]
+        if set(settings.primary) <= set(wide.columns):
+            pairs.append(tuple(settings.primary))
+        out[family] = {
+            f"{a} - {b}": mean_ci((wide[a] - wide[b]).to_numpy(float), settings,
+                                  ("transfer", family, a, b))
+            for a, b in pairs
+        }  # fmt: skip
+    return out
+
+
 def summarize(rows: list[dict[str, Any]], settings: EvaluateSection) -> dict[str, Any]:
     """At temperature 1, per variant and split and per family within, and against answer
     length; each variant against the references on the same records; and the temperature
@@ -341,7 +409,8 @@ def summarize(rows: list[dict[str, Any]], settings: EvaluateSection) -> dict[str
     import pandas as pd
 
     df = pd.DataFrame(rows)
-    out: dict[str, Any] = {"variants": {}, "temperature": {}, "paired": paired(df, settings)}
+    out: dict[str, Any] = {"variants": {}, "temperature": {}, "paired": paired(df, settings),
+                           "primary": primary(df, settings), "transfer": transfer(df, settings)}  # fmt: skip
     for (variant, split), d in df[df.temperature == 1.0].groupby(["variant", "split"], sort=True):
         # CIs keyed by the data (variant, split, temperature): the sweep's T = 1 cell is this one
         entry = group_summary(d, settings, (variant, split, 1.0))
@@ -360,12 +429,19 @@ def summarize(rows: list[dict[str, Any]], settings: EvaluateSection) -> dict[str
 
 
 def evaluation_records(ds, settings: EvaluateSection) -> list[dict[str, Any]]:
-    """The first `evaluate.records` records of each split, in split order."""
-    return [
-        r
-        for split in SPLITS
-        for r in list(ds[split].select(range(min(settings.records, len(ds[split])))))
-    ]
+    """Each split's first `records_per_family` records of every family, in split order (all
+    of a family's records where it has fewer). The tasks stage puts a few records of every
+    family of a split's pool first, so every split holds each of its families."""
+    from collections import Counter
+
+    out = []
+    for split in SPLITS:
+        quota, taken = getattr(settings.records_per_family, split), Counter()
+        for r in ds[split]:
+            if taken[r["family"]] < quota:
+                taken[r["family"]] += 1
+                out.append(r)
+    return out
 
 
 def evaluate_variant(

@@ -9,10 +9,20 @@ from pydantic import Field, model_validator
 from entropy_lab.schema import Section, Seed, bad_value
 
 
+class PerSplit(Section):
+    validation: Annotated[int, Field(ge=1, le=10_000)]
+    test_template: Annotated[int, Field(ge=1, le=10_000)]
+    test_family: Annotated[int, Field(ge=1, le=10_000)]
+
+
 class EvaluateSection(Section):
-    records: Annotated[
-        int, Field(ge=1, le=100_000)
-    ]  # per split: validation, test_template, test_family
+    # the first records of each family in each split (every family of the split's pool)
+    records_per_family: PerSplit
+    min_records_ci: Annotated[int, Field(ge=2, le=10_000)]  # no bootstrap CI from fewer records
+    # the graded criterion: the share of prompts whose exact full-space TVD is at most this
+    close_tvd: Annotated[float, Field(gt=0, lt=1)]
+    # the declared teaching comparison, per split (Holm over the splits): [variant, reference]
+    primary: Annotated[list[str], Field(min_length=2, max_length=2)]
     samples: Annotated[int, Field(ge=10, le=100_000)]  # sampled answers per record
     monte_carlo: Annotated[int, Field(ge=99, le=100_000)]  # draws per Monte Carlo p-value
     batch_size: Annotated[int, Field(ge=1, le=65_536)]

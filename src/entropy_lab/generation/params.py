@@ -109,6 +109,7 @@ class GenerateSection(ABParams):
     top_k: Annotated[int, Field(ge=0, le=1_000_000)]  # 0: off
     top_p: Annotated[float, Field(gt=0, le=1)]  # 1: off
     batch_size: Annotated[int, Field(ge=1, le=4096)]
+    pool_skip: Annotated[int, Field(ge=0, le=2**40)] = 0  # pool bytes before the first range
 
     @model_validator(mode="after")
     def _unique(self) -> GenerateSection:
@@ -159,22 +160,96 @@ class MetricsSection(ABParams):
 Pair = Annotated[list[Condition], Field(min_length=2, max_length=2)]  # [treatment, control]
 
 
-class PrimarySection(ABParams):
-    """The primary analysis, declared before the data (stats.primary): its comparisons, its
-    endpoints, the equivalence margin in within-prompt SDs, and the power its plan aims for."""
+Endpoint = Literal[SAMPLE_METRICS + GROUP_METRICS]
+HEX = r"^[0-9a-f]{7,40}$"
 
+
+class Declaration(ABParams):
+    """Where an analysis was declared: the commit that first gave its fields their values (a
+    test checks it against git), its date, and the sha256 of those fields (`claim_digest`): a
+    run whose fields differ from the declared ones is reported as post hoc."""
+
+    commit: Annotated[str, Field(pattern=HEX)]
+    date: Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}$")]
+    digest: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class PrimarySection(ABParams):
+    """The primary analysis (stats.primary): its comparisons, its endpoints, the equivalence
+    margin in within-prompt SDs, and the power its plan aims for; `declared` says when."""
+
+    declared: Declaration | None = None
     comparisons: Annotated[list[Pair], Field(min_length=1, max_length=10)]
     # per-sample metrics, or per-group ones (groups of `metrics.best_of_k` replicates)
     endpoints: Annotated[
-        list[Literal[SAMPLE_METRICS + GROUP_METRICS]],
-        Field(min_length=1, max_length=len(SAMPLE_METRICS + GROUP_METRICS)),
+        list[Endpoint], Field(min_length=1, max_length=len(SAMPLE_METRICS + GROUP_METRICS))
     ]
     margin_sd: Annotated[float, Field(gt=0, le=2)]
     power: Annotated[float, Field(gt=0, lt=1)]
+    # an endpoint with fewer values off their prompt and arm's mode has no test ("no variation")
+    min_varying: Annotated[int, Field(ge=1, le=100_000)] = 10
+
+    def claim(self, alpha: float) -> dict:
+        """The fields a declaration fixes."""
+        return {"comparisons": self.comparisons, "endpoints": self.endpoints,
+                "margin_sd": self.margin_sd, "power": self.power, "alpha": alpha}  # fmt: skip
+
+
+class Deviation(ABParams):
+    """An endpoint set chosen after the data, reported beside the declared one, labelled."""
+
+    name: Annotated[str, Field(pattern=NAME, max_length=64)]
+    commit: Annotated[str, Field(pattern=HEX)]  # the commit that made it
+    reason: Annotated[str, Field(min_length=1, max_length=500)]
+    endpoints: Annotated[
+        list[Endpoint], Field(min_length=1, max_length=len(SAMPLE_METRICS + GROUP_METRICS))
+    ]
+
+
+class Confirmatory(ABParams):
+    """One effect, confirmed or refuted on fresh data: a within-prompt difference test and a
+    TOST at +-effect_d on one endpoint, comparison and length, at the n its plan gives. It is
+    analysed on a run whose generation is its declared design (`replicates`, fresh PRNG keys
+    `seed`, fresh pool ranges after `pool_skip` bytes), never on the data that suggested it."""
+
+    declared: Declaration | None = None
+    endpoint: Endpoint
+    comparison: Pair
+    length: Annotated[int, Field(ge=1, le=32_768)]
+    effect_d: Annotated[
+        float, Field(gt=0, le=2)
+    ]  # in within-prompt SDs; its sign: treatment > control
+    alpha: Annotated[float, Field(gt=0, lt=0.5)]
+    power: Annotated[float, Field(gt=0, lt=1)]
+    replicates: Annotated[int, Field(ge=2, le=10_000)]
+    seed: Seed
+    pool_skip: Annotated[int, Field(ge=0, le=2**40)]
+
+    def claim(self) -> dict:
+        return self.model_dump(exclude={"declared"})
+
+    def applies(self, ab: ABSection) -> bool:
+        """Whether a run is this test's declared design."""
+        g = ab.generate
+        return (
+            (g.seed, g.pool_skip, g.replicates) == (self.seed, self.pool_skip, self.replicates)
+            and self.length in ab.lengths
+            and set(self.comparison) <= set(g.conditions)
+        )
+
+
+def claim_digest(fields: dict) -> str:
+    """sha256 of an analysis' declared fields, as canonical JSON."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
 
 class AnalysisSection(ABParams):
     primary: PrimarySection
+    deviations: Annotated[list[Deviation], Field(default_factory=list, max_length=10)]
+    confirmatory: Confirmatory | None = None
     comparisons: Annotated[
         list[Annotated[list[Condition], Field(min_length=2, max_length=2)]],
         Field(min_length=1, max_length=100),
@@ -185,6 +260,7 @@ class AnalysisSection(ABParams):
     power: Annotated[float, Field(gt=0, lt=1)]
     bootstrap: Annotated[int, Field(ge=100, le=100_000)]
     permutations: Annotated[int, Field(ge=100, le=100_000)]
+    mauve_permutations: Annotated[int, Field(ge=1, le=1000)]  # MAUVE's null at the same n
     seed: Seed  # keys the bootstrap, permutation and MAUVE draws
 
 

@@ -51,6 +51,8 @@ ROUTES = (
     "`make repro` (docs/reproducibility.md gives the time), `dvc pull` from a remote you "
     "configure (docs/reproducibility.md#remotes), or `entropy-lab verify --bundle FILE`"
 )
+
+
 def dvc_changes(root: Path) -> list[str]:
     """Artefacts, code or params that no longer match `dvc.lock` (DVC's own `status`). An
     output or dependency that is absent from the workspace is not listed: its claims are

@@ -18,6 +18,7 @@ import os
 import platform
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -136,11 +137,14 @@ class Run:
     def __post_init__(self) -> None:
         outputs(RUNS / f"{self.stage}.json")  # before the stage's work, as its outputs are
 
-    def finish(self, root: Path = Path("."), **facts: Any) -> None:
+    def finish(self, root: Path = Path("."), earlier: Sequence[float] = (), **facts: Any) -> None:
+        """`earlier`: the seconds of the earlier legs of a resumed run, each counted."""
+        leg = round(time.time() - self.started, 1)
         record = {
             "stage": self.stage,
             "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "seconds": round(time.time() - self.started, 1),
+            "seconds": round(sum(earlier) + leg, 1),
+            **({"legs": [*earlier, leg]} if earlier else {}),
             "machine": machine(),
             **commit(),
             **facts,

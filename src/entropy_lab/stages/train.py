@@ -74,7 +74,7 @@ def run(params: Params, model_name: str, variant: str, root: Path = Path(".")) -
     write_curve(reports / "live", curve)
     write_json(reports / "metrics.json", metrics(curve, settings.steps, len(run_spec.fit)))
     checkpoints.clear()  # only needed to resume an interrupted run
-    record.finish(root)
+    record.finish(root, earlier=checkpoints.legs)
 
 
 def run_digest(read: dict, inputs: dict[str, Path]) -> str:

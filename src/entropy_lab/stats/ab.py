@@ -231,11 +231,10 @@ def distribution_tests(samples: pd.DataFrame, params) -> tuple[pd.DataFrame, dic
                     inf.keyed_rng(analysis.seed, "energy", *key),
                     analysis.equivalence_margin_sd,
                 )
-                mauve = NAN
-                if feature == "embedding":
-                    seed = int(inf.keyed_rng(analysis.seed, "mauve", *key).integers(2**31 - 16))
-                    centred = dist.centre_within(x, strata)  # clusters must not be prompts
-                    mauve = dist.mauve_score(centred[treated], centred[~treated], seed)
+                mauve = {"mauve": NAN, "mauve_null_median": NAN, "mauve_p": NAN}
+                if feature == "embedding" and family == "main":
+                    rng = inf.keyed_rng(analysis.seed, "mauve", *key)
+                    mauve = mauve_with_null(x, treated, strata, analysis.mauve_permutations, rng)
                 energy.append(test)
                 rows.append(
                     {
@@ -250,7 +249,7 @@ def distribution_tests(samples: pd.DataFrame, params) -> tuple[pd.DataFrame, dic
                         "n_control": int((~treated).sum()),
                         "statistic": test.statistic,
                         "p_perm": test.p,
-                        "mauve": mauve,
+                        **mauve,
                     }
                 )
     out = pd.DataFrame(rows)
@@ -258,6 +257,37 @@ def distribution_tests(samples: pd.DataFrame, params) -> tuple[pd.DataFrame, dic
     out["power"] = [test.power(ae) for test, ae in zip(energy, out.alpha_eff, strict=True)]
     out["verdict"] = np.where(out.p_perm_adj < analysis.alpha, "difference", "inconclusive")
     return out, families
+
+
+def mauve_with_null(
+    x: np.ndarray, treated: np.ndarray, strata: np.ndarray, permutations: int, rng
+) -> dict[str, float]:
+    """MAUVE between the arms' embeddings (centred within prompt: clusters must not be prompts)
+    and its null at the same n: MAUVE of `permutations` within-prompt relabellings of the same
+    texts. The p-value is the share of null scores at or below the observed one (MAUVE falls
+    as the arms differ)."""
+    centred = dist.centre_within(x, strata)
+
+    def score(labels: np.ndarray) -> float:
+        seed = int(rng.integers(2**31 - 16))
+        return dist.mauve_score(centred[labels], centred[~labels], seed)
+
+    observed = score(treated)
+    null = []
+    for _ in range(permutations):
+        shuffled = treated.copy()
+        for s in np.unique(strata):
+            idx = np.flatnonzero(strata == s)
+            shuffled[idx] = rng.permutation(treated[idx])
+        null.append(score(shuffled))
+    null_arr = np.array(null)
+    if not np.isfinite(observed) or not np.isfinite(null_arr).all():
+        return {"mauve": observed, "mauve_null_median": NAN, "mauve_p": NAN}
+    return {
+        "mauve": observed,
+        "mauve_null_median": float(np.median(null_arr)),
+        "mauve_p": float((1 + (null_arr <= observed).sum()) / (permutations + 1)),
+    }
 
 
 def calibrate(p: np.ndarray, split: np.ndarray, alpha: float) -> dict:
@@ -365,58 +395,129 @@ def summary(
             "alpha_eff": r.alpha_eff,
             "power": r.power,
             "mauve": _value(r.mauve),
+            "mauve_null_median": _value(r.mauve_null_median),
+            "mauve_p": _value(r.mauve_p),
             "verdict": r.verdict,
         }
     for r in arms.itertuples():
         out["arms"].setdefault(f"{r.model}/{r.length}", {})[r.arm] = {
             "n": int(r.n),
+            "empty_pct": r.empty_pct,
             "repetition_pct": r.repetition_pct,
             "self_bleu4": _value(r.self_bleu4),
+            "self_bleu4_ci": [r.self_bleu4_low, r.self_bleu4_high]
+            if pd.notna(r.self_bleu4_low)
+            else None,
+            "self_bleu4_groups": int(r.self_bleu4_groups),
             "zipf": _value(r.zipf),
             "mean_tokens": r.mean_tokens,
         }
     return out
 
 
-def primary_analysis(samples: pd.DataFrame, groups: pd.DataFrame, params) -> dict:
-    """The primary claim per model, length and primary comparison (stats.primary): each
-    endpoint within prompt with its TOST, the intersection-union verdict, what this run could
-    show (equivalence reachable at a zero observed difference; the claim's power) and the plan
-    for the wanted power."""
+def primary_analysis(
+    samples: pd.DataFrame, groups: pd.DataFrame, params, endpoints: list[str]
+) -> dict:
+    """A primary-style claim per model, length and primary comparison (stats.primary), on
+    `endpoints`: each within prompt with its TOST, the intersection-union verdict over those
+    that carry information, what this run could show (equivalence reachable at a zero observed
+    difference; the claim's power, as a lower bound and simulated) and the plan for the wanted
+    power."""
     spec = params.ab.analysis.primary
     alpha, replicates = params.ab.analysis.alpha, params.ab.generate.replicates
+    k = params.ab.metrics.best_of_k
     out: dict = {}
     for (model, length), s in samples.groupby(["model", "length"], sort=True):
         g = groups[(groups.model == model) & (groups.length == length)]
         for treatment, control in spec.comparisons:
-            endpoints = {
+            found = {
                 m: primary.within_prompt(
                     *_arms(g if m in GROUP_METRICS else s, m, treatment, control),
-                    spec.margin_sd, alpha,
+                    spec.margin_sd, alpha, k if m in GROUP_METRICS else 1,
                 )
-                for m in spec.endpoints
+                for m in endpoints
             }  # fmt: skip
-            found = list(endpoints.values())
-            prompts = max(e.prompts for e in found)
-            out[f"{model}/{length}/{treatment}_vs_{control}"] = {
-                "endpoints": {
-                    m: e.as_dict() | {"reachable": reachable(e, alpha)}
-                    for m, e in endpoints.items()
-                },
-                **primary.primary_verdict(endpoints, alpha),
+            verdict = primary.primary_verdict(found, alpha, spec.min_varying)
+            used = [found[m] for m in endpoints if m not in verdict["no_variation"]]
+            corr = residual_correlation(s, g, [m for m in endpoints if m not in
+                                               verdict["no_variation"]], (treatment, control), k)  # fmt: skip
+            prompts = max(e.prompts for e in found.values())
+
+            def simulated(scales, *tag, used=used, corr=corr, key=(model, length, treatment)):
+                rng = inf.keyed_rng(params.ab.analysis.seed, "power", *key, *endpoints, *tag)
+                return primary.simulated_power(used, corr, alpha, rng, scales) if used else None
+
+            plan = primary.plan(used, alpha, spec.power, prompts, replicates,
+                                [prompts, 2 * prompts, 4 * prompts])  # fmt: skip
+            for row in plan:
+                if row["replicates"]:
+                    scales = [primary.scale(e, row["replicates"], row["prompts"], replicates,
+                                            prompts) for e in used]  # fmt: skip
+                    row["power_simulated"] = simulated(scales, row["prompts"])
+                else:
+                    row["power_simulated"] = None
+            described = {
+                m: e.as_dict() | {"reachable": reachable(e, alpha),
+                                  "defined_share": defined_share(s, m, treatment, control)}
+                for m, e in found.items()
+            }  # fmt: skip
+            out[f"{model}/{length}/{treatment}_vs_{control}"] = verdict | {
+                "endpoints": described,
                 "prompts": prompts,
                 "replicates": replicates,
-                "power": primary.iut_power(found, alpha),
-                "plan": primary.plan(
-                    found,
-                    alpha,
-                    spec.power,
-                    prompts,
-                    replicates,
-                    [prompts, 2 * prompts, 4 * prompts],
-                ),
+                "power": primary.iut_power(used, alpha) if used else None,
+                "power_simulated": simulated(None),
+                "plan": plan,
             }
     return out
+
+
+def defined_share(s: pd.DataFrame, metric: str, treatment: str, control: str) -> float | None:
+    """The share of the two arms' texts on which a per-text endpoint is defined (None for a
+    group endpoint)."""
+    if metric not in s:
+        return None
+    arms = s[s.condition.isin([treatment, control])]
+    return float(np.isfinite(arms[metric].to_numpy(float)).mean()) if len(arms) else None
+
+
+def residual_correlation(
+    s: pd.DataFrame, g: pd.DataFrame, endpoints: list[str], arms: tuple[str, str], k: int
+) -> np.ndarray:
+    """The endpoints' within-prompt correlation: each value minus its prompt and arm's mean,
+    correlated over the texts (or groups) both are defined on; a per-text endpoint against a
+    group endpoint through its mean over the group's K texts. What the estimates' correlation
+    is, for the simulated power (0 where too few values pair up)."""
+    s = s[s.condition.isin(arms)].assign(group=lambda d: d.replicate // k)
+    g = g[g.condition.isin(arms)]
+    cells = ["condition", "prompt_id"]
+    frame = {}
+    for m in endpoints:
+        d = g if m in GROUP_METRICS else s
+        resid = d[m] - d.groupby(cells)[m].transform("mean")
+        keys = cells + ["group"] + ([] if m in GROUP_METRICS else ["replicate"])
+        frame[m] = pd.Series(resid.to_numpy(), index=pd.MultiIndex.from_frame(d[keys]))
+    out = np.eye(len(endpoints))
+    for i, a in enumerate(endpoints):
+        for j in range(i):
+            b = endpoints[j]
+            x, y = frame[a], frame[b]
+            if (a in GROUP_METRICS) != (b in GROUP_METRICS):  # a text's value to its group's
+                x, y = (x, y) if a in GROUP_METRICS else (y, x)
+                y = y.groupby(level=[0, 1, 2]).mean()
+            both = pd.concat([x, y], axis=1, join="inner").dropna()
+            r = both.corr().iloc[0, 1] if len(both) > 2 else 0.0
+            out[i, j] = out[j, i] = r if np.isfinite(r) else 0.0
+    return nearest_correlation(out)
+
+
+def nearest_correlation(c: np.ndarray) -> np.ndarray:
+    """`c` made positive semi-definite (pairwise estimates need not be): negative eigenvalues
+    clipped, the diagonal rescaled to 1."""
+    w, v = np.linalg.eigh(c)
+    fixed = (v * np.clip(w, 1e-9, None)) @ v.T
+    d = np.sqrt(np.diag(fixed))
+    return fixed / np.outer(d, d)
 
 
 def reachable(e: primary.Endpoint, alpha: float) -> bool:
@@ -432,7 +533,7 @@ def results(
     analysis: AnalysisSection = params.ab.analysis
     tests, families = analyze(samples, groups, params)
     dist_tests, dist_families = distribution_tests(samples, params)
-    arms = arm_statistics(samples)
+    arms = arm_statistics(samples, analysis.seed)
     aa = aa_calibration(tests, dist_tests, analysis)
     if aa["per_metric"]["status"] == "anti-conservative":
         log.warning(
@@ -444,7 +545,35 @@ def results(
         )
     both = pd.concat([tests, dist_tests], ignore_index=True)
     out = summary(tests, dist_tests, arms, families | dist_families, aa)
-    return both, arms, {"primary": primary_analysis(samples, groups, params)} | out
+    spec = params.ab.analysis
+    claims = {"primary": primary_analysis(samples, groups, params, spec.primary.endpoints)}
+    claims["deviations"] = {
+        d.name: primary_analysis(samples, groups, params, d.endpoints) for d in spec.deviations
+    }
+    if spec.confirmatory and spec.confirmatory.applies(params.ab):
+        claims["confirmatory"] = confirmatory(samples, groups, params)
+    return both, arms, claims | out
+
+
+def confirmatory(samples: pd.DataFrame, groups: pd.DataFrame, params) -> dict:
+    """The declared confirmatory test, per model, on its run (`Confirmatory.applies`)."""
+    c = params.ab.analysis.confirmatory
+    group = c.endpoint in GROUP_METRICS
+    out = {}
+    for model, s in samples[samples.length == c.length].groupby("model", sort=True):
+        data = groups[(groups.model == model) & (groups.length == c.length)] if group else s
+        e = primary.within_prompt(*_arms(data, c.endpoint, *c.comparison), c.effect_d, c.alpha,
+                                  params.ab.metrics.best_of_k if group else 1)  # fmt: skip
+        out[f"{model}/{c.length}/{c.comparison[0]}_vs_{c.comparison[1]}"] = {
+            "endpoint": c.endpoint,
+            "verdict": primary.confirmatory_verdict(e, c.alpha),
+            "estimate": e.as_dict(),
+            "defined_share": defined_share(s, c.endpoint, *c.comparison),
+            "power_difference": primary.difference_power(c.effect_d * e.sd_within / e.se, c.alpha)
+            if e.se > 0 else None,
+            "power_equivalence": primary.tost_power(e.margin_se, c.alpha),
+        }  # fmt: skip
+    return out
 
 
 def effects(tests: pd.DataFrame) -> pd.DataFrame:

@@ -53,6 +53,8 @@ class Endpoint:
     p_diff: float
     design_effect: float  # Var(within-prompt estimate) / Var(two-sample estimate ignoring prompts)
     interaction_sd: float  # prompt-by-arm interaction (DerSimonian-Laird, >= 0): a diagnostic
+    varying: int  # texts (or groups) whose value is not their prompt and arm's most common one
+    group_size: int = 1  # texts per value: K for a group endpoint (only complete groups count)
 
     @property
     def d(self) -> float:
@@ -64,12 +66,24 @@ class Endpoint:
         """The margin in units of the estimate's SE: what the TOST's power turns on."""
         return self.margin / self.se if self.se > 0 else float("inf")
 
+    def informative(self, min_varying: int) -> bool:
+        """Whether the endpoint carries information: at least `min_varying` values differ from
+        their cell's most common one. A constant endpoint's TOST would pass for free, and a
+        t interval on one or two odd values is no interval at all."""
+        return self.se > 0 and self.varying >= min_varying
+
     def as_dict(self) -> dict:
         return asdict(self) | {"d": self.d}
 
 
 def within_prompt(
-    x: np.ndarray, y: np.ndarray, sx: np.ndarray, sy: np.ndarray, margin_sd: float, alpha: float
+    x: np.ndarray,
+    y: np.ndarray,
+    sx: np.ndarray,
+    sy: np.ndarray,
+    margin_sd: float,
+    alpha: float,
+    group_size: int = 1,
 ) -> Endpoint:
     """Treatment values `x` with prompts `sx`, control `y` with `sy`: the within-prompt estimate
     and its tests, over the prompts both arms have.
@@ -101,8 +115,8 @@ def within_prompt(
     t = stats.t(df) if df > 0 else None
     if t is None:
         p_tost = p_diff = lo = hi = tlo = thi = float("nan")
-    elif se == 0:  # no variation within any prompt: the difference is known exactly
-        p_tost, p_diff = (0.0, 1.0) if diff == 0 else (1.0, 0.0)
+    elif se == 0:  # no variation within any prompt: no test (`informative` says so)
+        p_tost = p_diff = float("nan")
         lo = hi = tlo = thi = diff
     else:
         p_tost = float(max(t.sf((diff + margin) / se), t.cdf((diff - margin) / se)))
@@ -117,7 +131,16 @@ def within_prompt(
         margin=float(margin), p_tost=p_tost, p_diff=p_diff,
         design_effect=float(se**2 / naive) if naive > 0 else float("nan"),
         interaction_sd=interaction_sd(diffs, w, var_within),
+        varying=sum(off_mode(a) + off_mode(b) for a, b in cells), group_size=group_size,
     )  # fmt: skip
+
+
+def off_mode(values: np.ndarray) -> int:
+    """How many values differ from the most common one."""
+    if len(values) == 0:
+        return 0
+    _, counts = np.unique(values, return_counts=True)
+    return int(len(values) - counts.max())
 
 
 def _var(values: np.ndarray, pooled: float) -> float:
@@ -161,13 +184,16 @@ def holm(p: np.ndarray) -> np.ndarray:
     return out
 
 
-def primary_verdict(endpoints: dict[str, Endpoint], alpha: float) -> dict:
-    """The primary claim for one comparison: equivalent on every endpoint (intersection-union,
-    each TOST at alpha), or which endpoints differ (Holm over the endpoints), or inconclusive."""
-    names = list(endpoints)
+def primary_verdict(endpoints: dict[str, Endpoint], alpha: float, min_varying: int) -> dict:
+    """The primary claim for one comparison: equivalent on every endpoint that carries
+    information (intersection-union, each TOST at alpha), or which endpoints differ (Holm over
+    those endpoints), or inconclusive. An endpoint with no variation (fewer than `min_varying`
+    values off their cell's mode) has no test: it is named, and counted out of the claim."""
+    names = [n for n, e in endpoints.items() if e.informative(min_varying)]
+    flat = [n for n in endpoints if n not in names]
     p_tost = np.array([endpoints[n].p_tost for n in names])
     p_diff = holm(np.array([endpoints[n].p_diff for n in names]))
-    p_iut = float(np.max(p_tost)) if np.isfinite(p_tost).all() else float("nan")
+    p_iut = float(np.max(p_tost)) if names and np.isfinite(p_tost).all() else float("nan")
     differ = [n for n, p in zip(names, p_diff, strict=True) if p < alpha]
     if np.isfinite(p_iut) and p_iut < alpha:
         verdict = "equivalent"
@@ -180,6 +206,8 @@ def primary_verdict(endpoints: dict[str, Endpoint], alpha: float) -> dict:
         "p_iut": p_iut,
         "differ": differ,
         "not_shown_equivalent": [n for n, p in zip(names, p_tost, strict=True) if not p < alpha],
+        "no_variation": flat,
+        "informative": len(names),
         "p_diff_holm": dict(zip(names, map(float, p_diff), strict=True)),
     }
 
@@ -190,12 +218,45 @@ def tost_power(margin_se: float, alpha: float) -> float:
     return max(0.0, 2 * stats.norm.cdf(margin_se - stats.norm.ppf(1 - alpha)) - 1)
 
 
-def iut_power(endpoints: list[Endpoint], alpha: float, scale: float = 1.0) -> float:
+def scale(
+    e: Endpoint, replicates: int, prompts: int, base_replicates: int, base_prompts: int
+) -> float:
+    """How many times this run's values an endpoint has at another design. A group endpoint
+    counts complete groups only: floor(r / K) per prompt and arm."""
+    k = e.group_size
+    return (prompts * (replicates // k)) / (base_prompts * (base_replicates // k))
+
+
+def iut_power(endpoints: list[Endpoint], alpha: float, scales: list[float] | None = None) -> float:
     """A lower bound on the power of the intersection-union claim at no true difference
     (Bonferroni: 1 - the sum of each endpoint's miss probability), whatever their correlation,
-    from each endpoint's own SE (so its missing values count) with `scale` times the texts."""
-    miss = sum(1 - tost_power(e.margin_se * math.sqrt(scale), alpha) for e in endpoints if e.se > 0)
+    from each endpoint's own SE (so its missing values count) with `scales[i]` times its
+    values."""
+    scales = scales or [1.0] * len(endpoints)
+    miss = sum(1 - tost_power(e.margin_se * math.sqrt(s), alpha)
+               for e, s in zip(endpoints, scales, strict=True))  # fmt: skip
     return max(0.0, 1 - miss)
+
+
+def simulated_power(
+    endpoints: list[Endpoint],
+    corr: np.ndarray,
+    alpha: float,
+    rng: np.random.Generator,
+    scales: list[float] | None = None,
+    sims: int = 20_000,
+) -> float:
+    """The claim's power at no true difference, simulated: the endpoints' estimates drawn
+    jointly normal with correlation `corr` (within-prompt residual correlations), each TOST
+    at its own margin in SEs; the claim holds when every TOST rejects. Beside the Bonferroni
+    bound, which holds whatever the correlation, this is what the design is expected to give."""
+    if not endpoints:
+        return float("nan")
+    scales = scales or [1.0] * len(endpoints)
+    z = rng.multivariate_normal(np.zeros(len(endpoints)), corr, size=sims, method="cholesky")
+    bound = np.array([e.margin_se * math.sqrt(s) for e, s in zip(endpoints, scales, strict=True)])
+    crit = stats.norm.ppf(1 - alpha)
+    return float(np.mean(np.all(np.abs(z) < bound - crit, axis=1)))
 
 
 def plan(
@@ -208,21 +269,57 @@ def plan(
     max_replicates: int = 100_000,
 ) -> list[dict]:
     """For each number of prompts, the fewest replicates per prompt and arm whose power for the
-    primary claim (`iut_power`) reaches `power`, scaling each endpoint's SE from this run's
-    `prompts` x `replicates` design (so an endpoint with missing values needs its share more).
-    The prompts are fixed strata, so only the number of texts matters; the interaction SD each
-    endpoint reports says how much more a claim about other prompts would need."""
+    primary claim (`iut_power`, a lower bound) reaches `power`, scaling each endpoint's SE from
+    this run's `prompts` x `replicates` design (so an endpoint with missing values needs its
+    share more, and a group endpoint counts complete groups of K only). The prompts are fixed
+    strata, so only the number of values matters; the interaction SD each endpoint reports says
+    how much more a claim about other prompts would need."""
+
+    def at(k: int, r: int) -> float:
+        return iut_power(endpoints, alpha, [scale(e, r, k, replicates, prompts) for e in endpoints])
+
     out = []
+    floor = max((e.group_size for e in endpoints), default=1)
     for k in prompt_counts:
-        lo, hi = 1, max_replicates
+        lo, hi = floor, max_replicates
         while lo < hi:
             mid = (lo + hi) // 2
-            if iut_power(endpoints, alpha, k * mid / (prompts * replicates)) >= power:
+            if at(k, mid) >= power:
                 hi = mid
             else:
                 lo = mid + 1
-        reached = iut_power(endpoints, alpha, k * lo / (prompts * replicates))
-        ok = reached >= power
+        ok = at(k, lo) >= power
         out.append({"prompts": k, "replicates": lo if ok else None,
-                    "samples_per_arm": k * lo if ok else None, "power": reached if ok else None})  # fmt: skip
+                    "samples_per_arm": k * lo if ok else None, "power": at(k, lo) if ok else None})  # fmt: skip
     return out
+
+
+def difference_power(effect_se: float, alpha: float) -> float:
+    """Power of a two-sided test at alpha against a true effect of `effect_se` SEs (normal)."""
+    z = stats.norm.ppf(1 - alpha / 2)
+    return float(stats.norm.cdf(effect_se - z) + stats.norm.cdf(-effect_se - z))
+
+
+def confirmatory_replicates(
+    e: Endpoint, effect_d: float, alpha: float, power: float, replicates: int, cap: int = 10_000
+) -> int | None:
+    """The fewest replicates per prompt and arm at which a confirmatory test of one endpoint
+    has `power` both to detect a true difference of `effect_d` within-prompt SDs (two-sided)
+    and to show equivalence within +-effect_d when there is none (TOST), from the endpoint's
+    SE in a run of `replicates` (its missing values counted, as they will be again)."""
+    unit = effect_d * e.sd_within / e.se  # the effect in SEs at this run's design
+    for r in range(max(2, e.group_size), cap + 1):
+        at = unit * math.sqrt((r // e.group_size) / (replicates // e.group_size))
+        if min(difference_power(at, alpha), tost_power(at, alpha)) >= power:
+            return r
+    return None
+
+
+def confirmatory_verdict(e: Endpoint, alpha: float) -> str:
+    """confirmed (a difference in the declared direction, treatment above control), refuted
+    (equivalent within the declared effect, or a difference the other way), or inconclusive."""
+    if e.p_diff < alpha:
+        return "confirmed" if e.diff > 0 else "refuted (a difference the other way)"
+    if e.p_tost < alpha:
+        return "refuted (equivalent)"
+    return "inconclusive"

@@ -8,7 +8,8 @@ Splits:
 Every record draws from its own generator, seeded by (seed, split, attempt), so a record
 is reproducible from its own `seed` field. Near-duplicates (the same family and the same
 prompt once case, punctuation and spacing are removed) are dropped across all splits, so
-no evaluation prompt repeats a training prompt.
+no evaluation prompt repeats a training prompt; the evaluation splits are built first, so
+each holds every family of its pool, however few prompts a family has.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ class Builder:
         self.section = section
         self.families = instantiate(section)
         self.seen_keys: set[tuple[str, str]] = set()
+        self.attempts: dict[str, int] = {}  # per split: attempts so far (each seeds a record)
 
     def templates(self, family: Family, split: str) -> list[tuple[int, str]]:
         indexed = list(enumerate(family.templates))
@@ -107,26 +109,57 @@ class Builder:
             "seeded_answers": [],
         }
 
-    def split(self, split: str, n: int) -> list[dict[str, Any]]:
+    def split(
+        self, split: str, n: int, out: list | None = None, quota: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Records of `split` (appended to `out`, continuing its attempts) until it holds `n`,
+        or, with `quota`, until each family of its pool holds `quota` (as far as the family's
+        distinct prompts allow)."""
         pool = self.pool(split)
-        out: list[dict[str, Any]] = []
-        attempt = 0
-        while len(out) < n:
-            if attempt >= MAX_ATTEMPTS_PER_RECORD * n:
+        out = [] if out is None else out
+        attempt = self.attempts.get(split, 0)
+        start = attempt
+        have = {f: sum(r["family"] == f for r in out) for f in pool}
+
+        def done() -> bool:
+            return all(v >= quota for v in have.values()) if quota else len(out) >= n
+
+        while not done():
+            if attempt - start >= MAX_ATTEMPTS_PER_RECORD * max(n, 1):
+                if quota:
+                    break  # a family out of distinct prompts: `build` names it if it has none
                 raise UserError(
-                    f"tasks.counts.{split} = {n}: only {len(out)} distinct prompts after {attempt} attempts; "
-                    "lower the count or widen the families' params"
+                    f"tasks.counts.{split} = {n}: only {len(out)} distinct prompts after "
+                    f"{attempt} attempts; lower the count or widen the families' params"
                 )
-            rec = self.record(split, attempt, pool[attempt % len(pool)])
+            name = pool[attempt % len(pool)]
             attempt += 1
+            if quota and have[name] >= quota:
+                continue
+            rec = self.record(split, attempt - 1, name)
             if rec is not None:
                 rec["id"] = f"{split}/{len(out):06d}"
                 out.append(rec)
+                have[name] += 1
+        self.attempts[split] = attempt
         return out
 
     def build(self) -> dict[str, list[dict[str, Any]]]:
-        counts = self.section.counts
-        return {split: self.split(split, getattr(counts, split)) for split in SPLITS}
+        """Every split. Each evaluation split first takes `eval_per_family` records of every
+        family of its pool, before train takes its prompts; then train, then the rest of each
+        evaluation split. An evaluation split that lacks a family is one line."""
+        counts, q = self.section.counts, self.section.eval_per_family
+        out: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
+        for split in SPLITS[1:]:
+            self.split(split, q * len(self.pool(split)), out[split], quota=q)
+        for split in SPLITS:
+            self.split(split, getattr(counts, split), out[split])
+        for split in SPLITS[1:]:
+            missing = sorted(set(self.pool(split)) - {r["family"] for r in out[split]})
+            if missing:
+                raise UserError(f"tasks.counts.{split}: no distinct prompt of {', '.join(missing)} "
+                                "left for it; raise the families' variety")  # fmt: skip
+        return out
 
 
 # --- paraphrasing -------------------------------------------------------------------------

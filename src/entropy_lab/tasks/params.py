@@ -266,6 +266,9 @@ class TasksSection(Section):
     words: Annotated[list[Annotated[str, Field(pattern=r"^[a-z]+$")]], Field(min_length=6)]
     heldout_families: list[str]
     heldout_templates: Annotated[int, Field(ge=1, le=3)]
+    # each evaluation split's first records: this many of every family of its pool, reserved
+    # before train takes its prompts (families with few distinct prompts are in every split)
+    eval_per_family: Annotated[int, Field(ge=1, le=1000)]
     paraphrase: Paraphrase
     seeded: SeededSection  # the entropy-driven mode: u from the pool in the prompt
     families: FamiliesSection
@@ -291,6 +294,13 @@ class TasksSection(Section):
             )
         if len(set(self.words)) != len(self.words):
             raise bad_value("words", self.words, "words must be distinct")
+        seen = len(enabled) - len(self.heldout_families)
+        for split, families in (("validation", seen), ("test_template", seen),
+                                ("test_family", len(self.heldout_families))):  # fmt: skip
+            if getattr(self.counts, split) < self.eval_per_family * families:
+                raise bad_value(f"counts.{split}", getattr(self.counts, split),
+                                f"at least eval_per_family x its {families} families "
+                                f"({self.eval_per_family * families})")  # fmt: skip
         return self
 
     def enabled(self) -> list[str]:
