@@ -215,7 +215,7 @@ def error(result) -> str:
 
 
 def test_recording_again_needs_replace_and_nothing_is_lost(recorded):
-    repo, record = recorded
+    _repo, record = recorded
     before = (record / "record.json").read_bytes()
     assert "pass --replace" in error(cli("weighted", "--command", COMMAND))
     assert (record / "record.json").read_bytes() == before
