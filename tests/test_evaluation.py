@@ -88,6 +88,7 @@ E = EvaluateSection(
     min_records_ci=2,
     close_tvd=0.1,
     primary=["ce_kl", "ce_multisample"],
+    untaught=[],
     samples=600,
     monte_carlo=999,
     batch_size=200,

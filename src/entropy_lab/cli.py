@@ -158,6 +158,18 @@ def evaluate_cmd(params_path: Path, model_name: str) -> None:
     evaluate.run(params, model_name)
 
 
+@main.command("evaluate-untaught")
+@params_option
+@click.option("--model", "model_name", required=True, help="A model in evaluate.untaught.")
+@user_errors
+def evaluate_untaught_cmd(params_path: Path, model_name: str) -> None:
+    """Stage `evaluate-untaught@<model>`: an untaught model's exact view of every record."""
+    params = start(params_path)  # before the stage's imports: numerics pinned first
+    from entropy_lab.stages import evaluate_untaught
+
+    evaluate_untaught.run(params, model_name)
+
+
 def _model_length(fn):
     fn = click.option("--length", type=int, required=True, help="A value in ab.lengths.")(fn)
     return click.option("--model", "model_name", required=True, help="A model in ab.models.")(fn)

@@ -165,10 +165,19 @@ class Params(Section):
         for key, models in (
             ("training.models", self.training.models),
             ("ab.models", self.ab.models),
+            ("evaluate.untaught", self.evaluate.untaught),
         ):
             for i, model in enumerate(models):
                 if model not in self.models.use:
                     raise bad_value(f"{key}[{i}]", model, f"not in models.use; allowed: {known}")
+        for i, model in enumerate(self.evaluate.untaught):
+            if model in self.training.models:
+                raise bad_value(f"evaluate.untaught[{i}]", model,
+                                "a model in training.models is evaluated with its adapters")  # fmt: skip
+        if self.evaluate.primary[0] == self.evaluate.primary[1] or not set(
+            self.evaluate.primary) <= set(self.training.variants) | {"base"}:  # fmt: skip
+            raise bad_value("evaluate.primary", self.evaluate.primary,
+                            "two different variants of training.variants (or base)")  # fmt: skip
         sources = [s.name for s in self.harvest.sources]
         for key, source in (
             ("ab.generate.source", self.ab.generate.source),

@@ -156,6 +156,8 @@ def reproduce_check(
         clone = work / "clone"
         _run(["git", "clone", "--quiet", "--no-local", str(repo), str(clone)], work)
         _run(["git", "checkout", "--quiet", head], clone)
+        if (repo / "downloads").is_dir():  # what `make gguf` fetched: checked by hash again
+            shutil.copytree(repo / "downloads", clone / "downloads", copy_function=os.link)
         say(f"reproduce-check: `make repro` of {head[:10]} in {clone} ({stages} stages)")
         repro(clone, venv, work / "repro.log", stages, say)
         rerun = json.loads((clone / "reports" / "metrics.json").read_text(encoding="utf-8"))

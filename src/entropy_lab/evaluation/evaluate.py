@@ -99,19 +99,23 @@ def evaluate_records(
     max_prompt: int,
     max_support: int,
     temperature: float = 1.0,
+    sampled: bool = True,
 ) -> list[dict[str, Any]]:
     """One row per record at one sampling temperature: what the stage stores (distributions,
-    answers) and its statistics."""
+    answers) and its statistics; `sampled=False`: the exact view alone (no answers)."""
     from entropy_lab.training.scoring import exact_distributions
 
     scored = exact_distributions(
         model, tokenizer, records, max_prompt, max_support, temperature=temperature
     )
     exact = {i: rest for i, *rest in scored}
-    budgets = [answer_budget(tokenizer, r, families[r["family"]]) for r in records]
-    answers = sample_answers(
-        model, tokenizer, records, budgets, settings, key, max_prompt, temperature
-    )
+    if sampled:
+        budgets = [answer_budget(tokenizer, r, families[r["family"]]) for r in records]
+        answers = sample_answers(
+            model, tokenizer, records, budgets, settings, key, max_prompt, temperature
+        )
+    else:
+        answers = [[] for _ in records]
     rows = []
     for i, (r, texts) in enumerate(zip(records, answers, strict=True)):
         _target, log_q, log_mass = exact.get(i, (None, None, None))
@@ -141,6 +145,13 @@ def record_stats(
     inst = json.loads(r["instance"])
     answers = list(r["answers"])
     n = len(answers)
+    if n == 0:  # the exact view alone: nothing sampled, so no validity and no test
+        nan = float("nan")
+        return {"samples": 0, "parsed_rate": nan, "accuracy": nan, "support_size": len(r["target"]),
+                "counts": [], "tvd_empirical": nan, "tvd_sampled": nan, "valid": 0,
+                "valid_rate": nan, "gof_test": "", "gof_p": nan, "gof_pass": False,
+                "gof_p_valid": nan, "gof_pass_valid": False} | exact_stats(
+                    r, None, settings.monte_carlo, rng)  # fmt: skip
     parsed = [a is not None and family.parse(a, inst) is not None for a in answers]
     nan = float("nan")
     row: dict[str, Any] = {"samples": n, "parsed_rate": sum(parsed) / n, "accuracy": nan}
@@ -192,7 +203,7 @@ def record_stats(
 
 
 def exact_stats(
-    r: dict[str, Any], sampled: dict[str, Any], n_sim: int, rng: np.random.Generator
+    r: dict[str, Any], sampled: dict[str, Any] | None, n_sim: int, rng: np.random.Generator
 ) -> dict[str, float]:
     """The exact view's distances (NaN where the support could not be scored): full space first,
     then renormalised over the support; and the sampled cells against the exact view (chi-square,
@@ -204,14 +215,17 @@ def exact_stats(
     p, q, mass = np.asarray(r["target"], float), np.asarray(r["model"], float), r["support_mass"]
     p_full, q_full = dist.full_space(p, q, mass)
     h_p = dist.entropy(p)
-    invalid = sampled["samples"] - sampled["valid"]
+    agreement = nan
+    if sampled is not None:
+        invalid = sampled["samples"] - sampled["valid"]
+        agreement = dist.gof(np.r_[sampled["counts"], invalid], q_full, None, n_sim, rng)[1]
     return {
         "tvd": dist.tvd(p_full, q_full),
         "kl": dist.kl(p_full, q_full),
         "tvd_conditional": dist.tvd(p, q),
         "kl_conditional": dist.kl(p, q),
         "entropy_ratio": dist.entropy(q) / h_p if h_p > 0 else nan,
-        "agreement_p": dist.gof(np.r_[sampled["counts"], invalid], q_full, None, n_sim, rng)[1],
+        "agreement_p": agreement,
     }
 
 
@@ -230,7 +244,8 @@ def rescore(
 def group_summary(d: pd.DataFrame, settings: EvaluateSection, key: tuple) -> dict[str, Any]:
     """The summary of a set of records (a variant and split, or one family within it): full-space
     figures first, each with its 95% CI; the conditional (valid answers only) ones labelled."""
-    passes, passes_valid = int(d.gof_pass.sum()), int(d.gof_pass_valid.sum())
+    tested = d[d.samples > 0]  # the sampled view (none for an exact-only evaluation)
+    passes, passes_valid = int(tested.gof_pass.sum()), int(tested.gof_pass_valid.sum())
     tvd = mean_ci(d.tvd.to_numpy(float), settings, (*key, "tvd"))
     median = mean_ci(d.tvd.to_numpy(float), settings, (*key, "tvd_median"), np.median)
     sampled = mean_ci(d.tvd_sampled.to_numpy(float), settings, (*key, "tvd_sampled"))
@@ -258,11 +273,13 @@ def group_summary(d: pd.DataFrame, settings: EvaluateSection, key: tuple) -> dic
         **diagnostics(d, settings, key),
         "valid_rate": valid["mean"],
         "valid_rate_ci": valid["ci"],
-        "parsed_rate": float(d.parsed_rate.mean()),
-        "gof_pass_rate": passes / len(d),
-        "gof_pass_ci": list(binomial_interval(passes, len(d))),
-        "gof_pass_valid_rate": passes_valid / len(d),
-        "gof_pass_valid_ci": list(binomial_interval(passes_valid, len(d))),
+        "parsed_rate": _finite_mean(d.parsed_rate),
+        "sampled_records": len(tested),
+        "gof_pass_rate": passes / len(tested) if len(tested) else None,
+        "gof_pass_ci": list(binomial_interval(passes, len(tested))) if len(tested) else None,
+        "gof_pass_valid_rate": passes_valid / len(tested) if len(tested) else None,
+        "gof_pass_valid_ci": list(binomial_interval(passes_valid, len(tested)))
+        if len(tested) else None,
         "gof_tested": int(np.isfinite(d.gof_p_valid.to_numpy(float)).sum()),
     }
     agreement = d.agreement_p.to_numpy(float)
@@ -445,16 +462,24 @@ def evaluation_records(ds, settings: EvaluateSection) -> list[dict[str, Any]]:
 
 
 def evaluate_variant(
-    model, tokenizer, records, families: dict[str, Family], params, key: str, variant: str
+    model,
+    tokenizer,
+    records,
+    families: dict[str, Family],
+    params,
+    key: str,
+    variant: str,
+    sampled: bool = True,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(rows, seeded rows) of one variant (`base` or an adapter): the entropy-driven mode's
     greedy answers where `seeded` is trained (for `base` and `seeded`), and the exact and
-    sampled views at every temperature (every split at T = 1, validation in the sweep)."""
+    sampled views at every temperature (every split at T = 1, validation in the sweep);
+    `sampled=False` (an untaught model, `evaluate.untaught`): the exact view at T = 1 alone."""
     from entropy_lab.evaluation.seeded import evaluate_seeded
 
     settings, training = params.evaluate, params.training
     rows, seeded_rows = [], []
-    if variant in ("base", "seeded") and "seeded" in training.variants:  # u in the prompt
+    if sampled and variant in ("base", "seeded") and "seeded" in training.variants:  # u given
         found = evaluate_seeded(
             model, tokenizer, records, families, settings, key, training.max_prompt_tokens
         )
@@ -462,7 +487,7 @@ def evaluate_variant(
     if variant == "seeded":
         return rows, seeded_rows  # trained for prompts that carry u only
     sweep = [r for r in records if r["split"] == SWEEP_SPLIT]
-    for temperature in sorted(settings.temperatures):
+    for temperature in sorted(settings.temperatures) if sampled else [1.0]:
         found = evaluate_records(
             model,
             tokenizer,
@@ -473,6 +498,7 @@ def evaluate_variant(
             training.max_prompt_tokens,
             training.max_support_tokens,
             temperature,
+            sampled,
         )
         rows += [{"variant": variant} | r for r in found]
         log.info("%s at temperature %g: %d records evaluated", key, temperature, len(found))

@@ -23,6 +23,9 @@ class EvaluateSection(Section):
     close_tvd: Annotated[float, Field(gt=0, lt=1)]
     # the declared teaching comparison, per split (Holm over the splits): [variant, reference]
     primary: Annotated[list[str], Field(min_length=2, max_length=2)]
+    # models evaluated untaught (base only, exact view at T = 1: no samples, so no validity or
+    # GOF): a real model's "bad dice player" baseline within the default profile's budget
+    untaught: Annotated[list[str], Field(max_length=100)]
     samples: Annotated[int, Field(ge=10, le=100_000)]  # sampled answers per record
     monte_carlo: Annotated[int, Field(ge=99, le=100_000)]  # draws per Monte Carlo p-value
     batch_size: Annotated[int, Field(ge=1, le=65_536)]

@@ -26,16 +26,23 @@ from entropy_lab.tasks.families import instantiate
 TASKS = Path("data/tasks")
 
 
-def run(params: Params, model_name: str, root: Path = Path(".")) -> None:
-    one_of("--model", model_name, params.training.models, "training.models")
+def run(params: Params, model_name: str, root: Path = Path("."), untaught: bool = False) -> None:
+    """`untaught` (stage evaluate-untaught@<model>): the base model alone, exact view only."""
+    if untaught:
+        one_of("--model", model_name, params.evaluate.untaught, "evaluate.untaught")
+    else:
+        one_of("--model", model_name, params.training.models, "training.models")
     out = root / EVAL_DIR / model_name
     summary_path = root / "reports" / "eval" / model_name / "metrics.json"
     outputs(out, summary_path)
-    adapters = adapter_dirs(root, model_name, params.training.variants)
+    sampled = not untaught
+    adapters = adapter_dirs(root, model_name, params.training.variants) if sampled else {}
     records = evaluation_records(load_tasks(root / TASKS), params.evaluate)
-    record = Run(f"evaluate@{model_name}")
+    record = Run(f"{'evaluate-untaught' if untaught else 'evaluate'}@{model_name}")
     model, tokenizer, resolved = load_profile(model_name, params.models, root / "models")
-    rows, seeded_rows = evaluate_all(model, tokenizer, records, params, model_name, adapters)
+    rows, seeded_rows = evaluate_all(
+        model, tokenizer, records, params, model_name, adapters, sampled
+    )
     inputs = {"tasks": root / TASKS, "base_model": resolved.path} | {
         f"adapter/{v}": p for v, p in adapters.items()
     }
@@ -47,13 +54,16 @@ def run(params: Params, model_name: str, root: Path = Path(".")) -> None:
     record.finish(root)
 
 
-def evaluate_all(model, tokenizer, records, params, model_name: str, adapters: dict[str, Path]):
+def evaluate_all(
+    model, tokenizer, records, params, model_name: str, adapters: dict[str, Path], sampled: bool
+):
     """(rows, seeded rows) of the base model, then of each adapter loaded onto it in turn."""
     from peft import PeftModel
 
     families = instantiate(params.tasks)
+    key = stream_key(model_name, "base")
     rows, seeded_rows = evaluate_variant(
-        model, tokenizer, records, families, params, stream_key(model_name, "base"), "base"
+        model, tokenizer, records, families, params, key, "base", sampled
     )
     for variant, path in adapters.items():
         with peft_quietly():

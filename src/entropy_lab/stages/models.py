@@ -36,6 +36,9 @@ def run(params: Params, models_dir: Path = MODELS_DIR, out: Path = RESOLVED) -> 
     for name in section.use:
         if section.is_built(name) and not is_model_dir(models_dir / name):
             raise UserError(f"model {name!r} is not built yet; run `dvc repro build@{name}`")
+        if name in section.imported and not is_model_dir(models_dir / name):
+            raise UserError(f"model {name!r} is not converted yet; run `make gguf` and "
+                            f"`dvc repro convert@{name}`")  # fmt: skip
     resolved = {}
     for name in section.use:
         r = resolve_profile(name, section, models_dir)
