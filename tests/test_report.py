@@ -44,6 +44,13 @@ def block(tvd: float | None, records: int = 5) -> dict:
         "gof_tested": records,
         "agreement_reject_rate": 0.0,
         "agreement_reject_ci": [0.0, 0.5],
+        "sampled_records": records,
+        "tvd_median": tvd,
+        "tvd_median_ci": None if tvd is None or records == 1 else [tvd - 0.05, tvd + 0.05],
+        "close_rate": None if tvd is None else 0.2,
+        "close_ci": None if tvd is None else [0.01, 0.7],
+        "tvd_sampled": None if tvd is None else tvd + 0.05,
+        "tvd_sampled_ci": None if tvd is None or records == 1 else [tvd - 0.05, tvd + 0.15],
     }
 
 
@@ -66,7 +73,8 @@ def endpoint(d: float, reachable: bool = True) -> dict:
             "diff": d, "se": 0.1, "df": 300, "ci_low": d - 0.2, "ci_high": d + 0.2,
             "tost_low": d - 0.16, "tost_high": d + 0.16,
             "margin": 0.3, "p_tost": 0.01 if abs(d) < 0.1 else 0.3, "p_diff": 0.5,
-            "design_effect": 0.7, "interaction_sd": 0.05, "d": d, "reachable": reachable}  # fmt: skip
+            "design_effect": 0.7, "interaction_sd": 0.05, "d": d, "reachable": reachable,
+            "varying": 150, "group_size": 1, "defined_share": 1.0}  # fmt: skip
 
 
 def primary_result(verdict: str) -> dict:
@@ -81,10 +89,21 @@ def primary_result(verdict: str) -> dict:
         "differ": [],
         "not_shown_equivalent": [] if verdict == "equivalent" else ["echo"],
         "p_diff_holm": {"n_tokens": 0.9, "echo": 0.9},
+        "no_variation": [],
+        "informative": 2,
         "prompts": 10,
         "replicates": 16,
         "power": 0.55,
-        "plan": [{"prompts": 10, "replicates": 40, "samples_per_arm": 400, "power": 0.81}],
+        "power_simulated": 0.62,
+        "plan": [
+            {
+                "prompts": 10,
+                "replicates": 40,
+                "samples_per_arm": 400,
+                "power": 0.81,
+                "power_simulated": 0.86,
+            }
+        ],
     }
 
 
@@ -133,6 +152,8 @@ def energy(p: float, power: float, mauve: float | None) -> dict:
         "alpha_eff": 0.025,
         "power": power,
         "mauve": mauve,
+        "mauve_null_median": None if mauve is None else 0.98,
+        "mauve_p": None if mauve is None else 0.35,
         "verdict": "difference" if p < 0.05 else "inconclusive",
     }
 
@@ -196,6 +217,11 @@ def numbers(params_data) -> dict:
                     "m/64/entropy_seed_vs_prng_seed": primary_result("equivalent"),
                     "m/64/entropy_stream_vs_prng_stream": primary_result("inconclusive"),
                 },
+                "deviations": {
+                    "defined-for-every-text": {
+                        "m/64/entropy_seed_vs_prng_seed": primary_result("inconclusive"),
+                    }
+                },
                 "verdicts": {
                     "entropy_seed_vs_prng_seed": {
                         "difference": 0,
@@ -238,15 +264,21 @@ def numbers(params_data) -> dict:
                     "m/64": {
                         "prng_seed": {
                             "n": 160,
+                            "empty_pct": 25.0,
                             "repetition_pct": 12.5,
                             "self_bleu4": 0.31,
+                            "self_bleu4_ci": [0.28, 0.34],
+                            "self_bleu4_groups": 16,
                             "zipf": 1.07,
                             "mean_tokens": 64.0,
                         },
                         "aa1_a": {
                             "n": 160,
+                            "empty_pct": 20.0,
                             "repetition_pct": 10.0,
                             "self_bleu4": 0.3,
+                            "self_bleu4_ci": None,
+                            "self_bleu4_groups": 4,
                             "zipf": 1.1,
                             "mean_tokens": 64.0,
                         },
@@ -255,15 +287,30 @@ def numbers(params_data) -> dict:
             },
             "teaching": {
                 "m": {
-                    "variants": {"base": family, "ce_multisample": family, "soft_trie": adapted},
+                    "variants": {"base": family, "ce_multisample": family, "ce_kl": adapted},
+                    "primary": {
+                        "variant": "ce_kl",
+                        "reference": "ce_multisample",
+                        "splits": {
+                            "validation": {
+                                "mean": -0.2,
+                                "ci": [-0.3, -0.1],
+                                "n": 5,
+                                "p": 0.01,
+                                "p_holm": 0.01,
+                                "verdict": "lower",
+                            }
+                        },
+                    },
+                    "transfer": {"dice": {"ce_kl - base": {"mean": -0.1, "ci": None, "n": 2}}},
                     "paired": {
                         "validation": {
-                            "soft_trie - base": {
+                            "ce_kl - base": {
                                 "tvd": {"mean": -0.7, "ci": [-0.8, -0.6], "n": 5},
                                 "kl": {"mean": -3.0, "ci": [-4.0, -2.0], "n": 5},
                                 "valid_rate": {"mean": 0.55, "ci": [0.5, 0.6], "n": 5},
                             },
-                            "soft_trie - ce_multisample": {
+                            "ce_kl - ce_multisample": {
                                 "tvd": {"mean": -0.2, "ci": [-0.3, -0.1], "n": 5},
                                 "kl": {"mean": -0.5, "ci": [-0.9, 0.1], "n": 4},
                                 "valid_rate": {"mean": 0.05, "ci": [-0.1, 0.2], "n": 5},
@@ -272,7 +319,7 @@ def numbers(params_data) -> dict:
                     },
                     "temperature": {
                         "base": {t: block(1.0) | {"valid_rate": 0.0} for t in ("0.7", "1")},
-                        "soft_trie": {"0.7": block(0.2), "1": block(0.3)},
+                        "ce_kl": {"0.7": block(0.2), "1": block(0.3)},
                     },
                     "seeded": {
                         v: {
@@ -283,7 +330,7 @@ def numbers(params_data) -> dict:
                     },
                 }
             },
-            "training": {"m": {"ce_multisample": curve, "soft_trie": curve}},
+            "training": {"m": {"ce_multisample": curve, "ce_kl": curve}},
             "sizes": {"m": 859008},
         }
     )
@@ -301,7 +348,7 @@ def prov() -> dict:
         "outs_md5": {"x": "b" * 32},
     }
     weights = {"weights": {"kjv-tiny": {"model.safetensors": "c" * 64}}}
-    training = {f"training/m/{v}": entry for v in ("ce_multisample", "soft_trie")}
+    training = {f"training/m/{v}": entry for v in ("ce_multisample", "ce_kl")}
     return {
         "profile": entry | weights,
         "harvest": entry,
@@ -324,41 +371,59 @@ def test_report_renders_every_section_from_the_numbers(numbers, prov):
     assert "kjv-tiny model.safetensors `cccccccccccc`" in md
     assert "| jitter | 3.2 | t_tuple (samples) | 3.2 | 3.28 | 100 | 1/2 |" in md  # 8 × 0.41
     assert "| validation / dice | 0.5 [0.4, 0.6] | 0.5 [0.4, 0.6] | 0.25 [0.15, 0.35] |" in md
-    assert "| validation / coin | 0.2 (n = 1) | 0.2 (n = 1) | 0.1 (n = 1) |" in md  # no fake CI
-    assert "| validation / uuid | valid 55%, pass 0% |" in md
-    # full space first, the valid-only pass rate beside it as a labelled diagnostic, KL's CI
+    # fewer prompts than evaluate.min_records_ci: the point estimate and its n, no CI
     assert (
-        "| soft_trie | validation | 0.3 [0.2, 0.4] | 1.5 [1.2, 1.8] | 0% | 55% [50, 60] "
-        "| 0% [0, 50] | 40% [10, 70] | 5 |"
+        "| validation / coin | 0.2 (n = 1, no CI) | 0.2 (n = 1, no CI) | 0.1 (n = 1, no CI) |" in md
+    )
+    assert "| validation / uuid | valid 55%, pass 0% |" in md
+    # exact and sampled TVD, each labelled; the graded criterion; validity; GOF full space first
+    assert (
+        "| ce_kl | validation | 5 | 0.3 [0.2, 0.4] | 0.3 [0.25, 0.35] | 20% [1, 70] "
+        "| 1.5 [1.2, 1.8] | 0% | 0.35 [0.25, 0.45] | 55% [50, 60] | 0% [0, 50] | 40% [10, 70] |"
     ) in md
     assert "GOF pass, valid answers only (diagnostic)" in md
     assert "median 7% of distributions at N = 1000" in md
+    # the declared teaching comparison, Holm over splits; every other pair exploratory
+    assert "| validation | -0.2 [-0.3, -0.1] | 0.01 | 0.01 | lower |" in md
+    assert "Exploratory, not adjusted for multiplicity" in md
     assert (
-        "| validation | soft_trie - ce_multisample | -0.2 [-0.3, -0.1] | lower "
+        "| validation | ce_kl - ce_multisample | -0.2 [-0.3, -0.1] | lower "
         "| -0.5 [-0.9, 0.1] | no difference at 95% | 0.05 [-0.1, 0.2] | no difference at 95% |"
     ) in md
-    assert "| soft_trie / validation | 0.6 [0.5, 0.7] | 0.2 [0.15, 0.25] |" in md  # diagnostics
+    assert "| ce_kl / validation | 0.6 [0.5, 0.7] | 0.2 [0.15, 0.25] |" in md  # diagnostics
     assert "| entropy_seed vs prng_seed | 40 | 0.63 | 0 | 1 | 1 | 1 | 1 | 0 | 3 of 4 |" in md
     assert "| per-metric | 1 of 20 | 0.05 [0.01, 0.2] | 1.5 | consistent with alpha |" in md
     assert "fits: 0 ok, 3 boundary" in md
     assert "| repeat_rate | E |" in md and "| early_stop | – |" in md and "| echo | T |" in md
-    assert "| entropy_seed vs prng_seed | m/64 | 0.01 / 0.9 | 0.4 / 0.5 | 0.97 |" in md
-    assert "| m/64 | prng_seed | 160 | 12.5 | 0.31 | 1.07 | 64 |" in md
+    # MAUVE beside its null at the same n; Self-BLEU4 with a CI over groups; empty texts
+    assert (
+        "| entropy_seed vs prng_seed | m/64 | 0.01 / 0.9 | 0.4 / 0.5 | 0.97 (null 0.98, p 0.35) |"
+        in md
+    )
+    assert (
+        "| m/64 | prng_seed | 160 | 25 | 12.5 | 0.31 [0.28, 0.34] (16 groups) | 1.07 | 64 |" in md
+    )
     assert "aa1_a |" not in md  # A/A arms are in the calibration, not the per-arm table
     assert "kjv-tiny is a small byte-level model" in md  # the default profile says what it is
-    # the primary claim, in one sentence per comparison, with its numbers
+    # the primary claim as declared (commit, date), each endpoint that varies counted
+    assert "The primary claim was declared in commit 666a592 (2026-12-07" in md
     assert (
-        "pool seeds vs PRNG seeds: equivalent within ±0.3 within-prompt SD on all 6 primary "
+        "pool seeds vs PRNG seeds: equivalent within ±0.3 within-prompt SD on all 2 "
         "endpoints at length 64 (largest TOST p 0.01)."
     ) in md
     assert (
-        "pool per-token streams vs PRNG streams: not shown equivalent at length 64 on 1 of 6 "
-        "endpoints (echo: d = 0.25 [0.05, 0.45]), and none differs after Holm's correction."
+        "pool per-token streams vs PRNG streams: not shown equivalent at length 64 on 1 of the 2 "
+        "endpoints that vary (echo: d = 0.25 [0.05, 0.45]), and none differs after Holm's correction."
     ) in md
-    assert "had power 0.55 for the claim" in md and "needs 40 replicates" in md
-    assert "| pool seeds vs PRNG seeds | m/64 | 10 | 40 | 400 | 0.81 |" in md  # the plan
+    assert "Scope: kjv-tiny on these 10 prompts" in md and "margin (raw scale)" in md
+    assert "had power at least 0.55 (Bonferroni bound), 0.62 simulated" in md
+    assert "needs 40 replicates" in md
+    assert "| pool seeds vs PRNG seeds | m/64 | 10 | 40 | 400 | 0.81 | 0.86 |" in md  # the plan
+    # the deviation beside it, labelled with its commit and reason
+    assert "### Deviation `defined-for-every-text`: chosen after the data" in md
+    assert "Commit 5c02df9 replaced the declared endpoints" in md
     # the temperature sweep with CIs, and no "closest" where the CIs overlap
-    assert "| soft_trie | 0.2 [0.1, 0.3] · 55% [50, 60] · 0% [0, 50] |" in md
+    assert "| ce_kl | 0.2 [0.1, 0.3] · 55% [50, 60] · 0% [0, 50] |" in md
     assert "no temperature is closest beyond sampling error (lowest TVD at T = 0.7" in md
     assert "| seeded | validation | 0.62 [0.57, 0.67] | 0.3 | 90% | 20% [1, 70] | 5 |" in md
     assert "seeded on validation: 0.62 vs 0.3, above the mode baseline: it uses u." in md
@@ -368,23 +433,31 @@ def test_report_renders_every_section_from_the_numbers(numbers, prov):
     assert "| dice | 0.6 | 0.6 |" in md  # per family at the last step
     assert "| 1-2 | 4 | 0.02 · 1% | 0.02 · 1% | 0.8 · 75% |" in md  # against answer length
     assert md.index("| 1-2 | 4 |") < md.index("| 6-10 | 3 |") < md.index("| 21-40 | 2 |")
-    numbers["teaching"]["m"]["variants"]["soft_trie"]["validation"]["families"]["coin"]["tvd"] = (
-        0.123
-    )
-    assert "0.123 (n = 1)" in render(numbers, prov)
+    numbers["teaching"]["m"]["variants"]["ce_kl"]["validation"]["families"]["coin"]["tvd"] = 0.123
+    assert "0.123 (n = 1, no CI)" in render(numbers, prov)
+    # a run that changed the declared fields says so: post hoc, not "declared before"
+    numbers["profile"]["ab"]["primary"]["declared"]["as_declared"] = False
+    md = render(numbers, prov)
+    assert "was declared in commit" not in md and "post hoc here" in md
 
 
 def test_the_report_leads_with_its_findings(numbers, prov):
-    """The first 40 lines hold a finding per strand, each with the command that reproduces it,
+    """The first 40 lines hold a finding per strand, each with a command that recomputes it,
     and name the views `dvc plots` draws."""
     head = "\n".join(render(numbers, prov).splitlines()[:40])
-    for finding in ("**Harvest.**", "**Seeding study:", "**Seeding study, secondary",
-                    "**Teaching randomness (m).**", "**Entropy-driven mode (m).**"):  # fmt: skip
+    for finding in ("**Harvest.**", "**Seeding study:", "**Seeding study, deviation",
+                    "**Seeding study, secondary", "**Teaching randomness (m).**",
+                    "**Entropy-driven mode (m).**"):  # fmt: skip
         assert finding in head, finding
-    assert head.count("Reproduce: `") >= 3
-    assert "`dvc repro ab-analyze`" in head and "`dvc repro evaluate@m`" in head
+    assert head.count("Reproduce: `") >= 5
+    assert "`dvc repro -f -s ab-analyze`" in head and "`dvc repro -f -s evaluate@m`" in head
     assert "`dvc plots show`" in head and "runs/<stage>.json" in head
-    assert "soft_trie, answers validly 55% [50, 60]" in head  # the closest variant, full space
+    # the declared variant on every split, sampled and exact each labelled
+    assert (
+        "ce_kl, sampled at T = 1 (200 answers per prompt): validation: valid 55% [50, 60] sampled"
+        in head
+    )
+    assert "TVD sampled 0.35 [0.25, 0.45], TVD exact 0.3 [0.2, 0.4]" in head
 
 
 def test_data_dependent_sentences_follow_the_data():
@@ -403,7 +476,7 @@ def test_data_dependent_sentences_follow_the_data():
     def t(tvd, lo, hi):
         return {"tvd": tvd, "tvd_ci": [lo, hi]}
 
-    ratio = {"entropy_ratio": 1.02, "entropy_ratio_ci": [0.95, 1.1]}
+    ratio = {"entropy_ratio": 1.02, "entropy_ratio_ci": [0.95, 1.1], "exact_records": 5}
     overlap = f.temperature_sentence(
         "v", {"0.7": t(0.2, 0.1, 0.3), "1": t(0.25, 0.15, 0.35)}, ratio
     )
@@ -411,7 +484,7 @@ def test_data_dependent_sentences_follow_the_data():
     assert "T = 1 is not distinguishable" in overlap and "as random as the target" in overlap
     apart = f.temperature_sentence("v", {"0.7": t(0.2, 0.1, 0.3), "1": t(0.6, 0.5, 0.7)}, ratio)
     assert "closest to the target at T = 0.7" in apart and "not calibrated" in apart
-    hotter = {"entropy_ratio": 1.3, "entropy_ratio_ci": [1.2, 1.4]}
+    hotter = {"entropy_ratio": 1.3, "entropy_ratio_ci": [1.2, 1.4], "exact_records": 5}
     assert "more random than the target" in f.temperature_sentence(
         "v", {"1": t(0.2, 0.1, 0.3)}, hotter
     )
@@ -516,10 +589,11 @@ def test_the_headline_is_a_handful_of_numbers_per_strand(numbers):
             leaves.append(x)
 
     walk(h)
-    assert len(leaves) <= 60
+    assert len(leaves) <= 70
     assert h["harvest"] == {"jitter": 3.2}
-    assert h["teaching"]["m"]["soft_trie"]["validation"] == {
+    assert h["teaching"]["m"]["ce_kl"]["validation"] == {
         "tvd": 0.3,
+        "close_rate": 0.2,
         "valid_rate": 0.55,
         "gof_pass_rate": 0.0,
     }

@@ -36,10 +36,16 @@ MAX_TOTAL = 4 * 2**30
 
 def default_files(params, store: Store) -> list[str]:
     """Every DVC-cached file the default profile's claims are recomputed from."""
-    from entropy_lab.report.numbers import ab_tables, manifests, taught_built, weights_file
+    from entropy_lab.report.numbers import (
+        ab_tables,
+        evaluated,
+        manifests,
+        taught_built,
+        weights_file,
+    )
 
     files = [rel for pair in ab_tables(params) for rel in pair]
-    for m in params.training.models:
+    for m in evaluated(params):
         files.append(f"data/eval/{m}/records.parquet")
         if store.expected(f"data/eval/{m}/seeded.parquet"):
             files.append(f"data/eval/{m}/seeded.parquet")

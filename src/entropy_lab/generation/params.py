@@ -172,6 +172,7 @@ class Declaration(ABParams):
     commit: Annotated[str, Field(pattern=HEX)]
     date: Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}$")]
     digest: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    note: Annotated[str, Field(max_length=300)] = ""  # what the report adds (e.g. a pilot)
 
 
 class PrimarySection(ABParams):

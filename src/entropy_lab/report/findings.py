@@ -43,62 +43,133 @@ def d_ci(e: dict[str, Any]) -> str:
     return f"d = {fmt(e['d'])} [{fmt(e['ci_low'] / sd)}, {fmt(e['ci_high'] / sd)}]"
 
 
+def declared_text(d: dict[str, Any] | None, what: str) -> str:
+    """When an analysis was declared, said only as git and its digest support it: a run whose
+    fields differ from the declaration is post hoc."""
+    if d is None:
+        return f"{what} is not declared in params: exploratory"
+    note = f"; {d['note']}" if d.get("note") else ""
+    if d["as_declared"]:
+        return f"{what} was declared in commit {d['commit']} ({d['date']}{note}), before this run"
+    return (f"{what} is post hoc here: this run changes the analysis declared in commit "
+            f"{d['commit']} ({d['date']})")  # fmt: skip
+
+
+def counted(x: dict[str, Any]) -> str:
+    """How many endpoints carried information, and which had no variation."""
+    k, flat = x["informative"], x["no_variation"]
+    total = k + len(flat)
+    if not flat:
+        return f"all {total} endpoints"  # every one varies
+    return f"the {k} of {total} endpoints that vary ({', '.join(flat)}: no variation)"
+
+
 def seeding_answer(primary: dict[str, Any], spec: dict[str, Any], alpha: float) -> list[str]:
-    """The study's answer, one sentence per primary comparison, from the primary verdicts."""
-    by = by_run(primary)  # comparison -> run -> result, lengths in numeric order
-    k, margin = len(spec["endpoints"]), fmt(spec["margin_sd"])
+    """The answer, one sentence per comparison, from the verdicts; an endpoint with no
+    variation is named and counted out, never counted as equivalent."""
+    margin = fmt(spec["margin_sd"])
     out = []
-    for comparison, runs in by.items():
-        equivalent = [r for r, x in runs.items() if x["verdict"] == "equivalent"]
+    for comparison, runs in by_run(primary).items():
         parts = []
-        if equivalent:
-            worst = max(runs[r]["p_iut"] for r in equivalent)
-            parts.append(
-                f"equivalent within ±{margin} within-prompt SD on all {k} primary endpoints at "
-                f"length {lengths_text(equivalent)} (largest TOST p {fmt(worst)})"
-            )
         for run, x in runs.items():
-            if x["verdict"] == "difference":
+            length = run.split("/")[1]
+            if x["verdict"] == "equivalent":
+                parts.append(f"equivalent within ±{margin} within-prompt SD on {counted(x)} at "
+                             f"length {length} (largest TOST p {fmt(x['p_iut'])})")  # fmt: skip
+            elif x["verdict"] == "difference":
                 said = "; ".join(f"{m} {d_ci(x['endpoints'][m])}" for m in x["differ"])
-                parts.append(
-                    f"different at length {run.split('/')[1]}: {said} (Holm over endpoints)"
-                )
-            elif x["verdict"] == "inconclusive":
+                parts.append(f"different at length {length}: {said} (Holm over endpoints)")
+            else:
                 missing = x["not_shown_equivalent"]
                 said = ", ".join(f"{m}: {d_ci(x['endpoints'][m])}" for m in missing)
-                parts.append(
-                    f"not shown equivalent at length {run.split('/')[1]} on {len(missing)} of {k} "
-                    f"endpoints ({said}), and none differs after Holm's correction"
+                flat = (
+                    f"; {', '.join(x['no_variation'])}: no variation" if x["no_variation"] else ""
                 )
+                parts.append(f"not shown equivalent at length {length} on {len(missing)} of the "
+                             f"{x['informative']} endpoints that vary ({said}{flat}), and none "
+                             "differs after Holm's correction")  # fmt: skip
         out.append(f"{label(comparison)}: " + "; ".join(parts) + ".")
     return out
 
 
-def power_sentence(primary: dict[str, Any], spec: dict[str, Any]) -> str:
-    """What this run could show, and what the plan from its variance components asks for."""
+def scope_sentence(primary: dict[str, Any], spec: dict[str, Any], models: list[str]) -> str:
+    """What the claim is about: these models, prompts and lengths; how far the prompts' own
+    differences (prompt x arm SD) reach against the margin; the margin on the raw scale."""
     if not primary:
         return ""
-    powers = [x["power"] for x in primary.values()]
+    runs = sorted({name.rsplit("/", 1)[0] for name in primary})
+    prompts = next(iter(primary.values()))["prompts"]
+    worst, where = 0.0, ""
+    for x in primary.values():
+        for m, e in x["endpoints"].items():
+            if e["sd_within"] and e["interaction_sd"] / e["sd_within"] > worst:
+                worst, where = e["interaction_sd"] / e["sd_within"], m
+    spread = (f"the prompt × arm SD reaches {fmt(worst)} within-prompt SD ({where}), "
+              + ("above" if worst > spec["margin_sd"] else "within")
+              + " the margin, so nothing follows for other prompts") if worst else \
+        "no prompt × arm variation beyond noise was estimated; still, only these prompts were asked"  # fmt: skip
+    return (f"Scope: {', '.join(models)} on these {prompts} prompts, at {', '.join(runs)} "
+            f"(model/length); {spread}.")  # fmt: skip
+
+
+def raw_margins(primary: dict[str, Any]) -> dict[str, str]:
+    """Each endpoint's margin on its own scale (its range over runs and comparisons)."""
+    out: dict[str, list[float]] = {}
+    for x in primary.values():
+        for m, e in x["endpoints"].items():
+            if e["margin"] and e["margin"] == e["margin"]:  # finite, non-zero
+                out.setdefault(m, []).append(e["margin"])
+    return {m: f"±{fmt(min(v))}" if fmt(min(v)) == fmt(max(v)) else f"±{fmt(min(v))}–{fmt(max(v))}"
+            for m, v in out.items()}  # fmt: skip
+
+
+def power_sentence(primary: dict[str, Any], spec: dict[str, Any]) -> str:
+    """What this run could show (the claim's power: a lower bound that holds whatever the
+    endpoints' correlation, and simulated with their estimated correlation), and what the plan
+    from its variance components asks for."""
+    if not primary:
+        return ""
+    bounds = [x["power"] for x in primary.values() if x["power"] is not None]
+    sims = [x["power_simulated"] for x in primary.values() if x["power_simulated"] is not None]
     plans = [x["plan"][0] for x in primary.values()]
     run = next(iter(primary.values()))
     needed = [p["replicates"] for p in plans]
-    if any(n is None for n in needed):
-        plan = (
-            f"with {run['prompts']} prompts no number of replicates reaches "
-            f"{pct(spec['power'])} power for every comparison (the prompt-by-arm variance needs "
-            "more prompts: see the plan below)"
-        )
+    if not needed or any(n is None for n in needed):
+        plan = (f"with {run['prompts']} prompts no number of replicates reaches "
+                f"{pct(spec['power'])} power for every comparison (see the plan below)")  # fmt: skip
     else:
-        plan = (
-            f"{pct(spec['power'])} power for every comparison needs {max(needed)} replicates per "
-            f"prompt and arm with {run['prompts']} prompts"
+        worst = max(plans, key=lambda p: p["replicates"])
+        plan = (f"{pct(spec['power'])} power (lower bound) for every comparison needs "
+                f"{max(needed)} replicates per prompt and arm with {run['prompts']} prompts "
+                f"(simulated power there: {fmt(worst['power_simulated'])})")  # fmt: skip
+
+    def span(v: list[float]) -> str:
+        lo, hi = fmt(min(v)), fmt(max(v))
+        return lo if lo == hi else f"{lo}–{hi}"
+
+    said = f"at least {span(bounds)} (Bonferroni bound)" if bounds else "–"
+    if sims:
+        said += (
+            f", {span(sims)} simulated (the endpoints jointly normal, their correlation estimated)"
         )
-    low, high = fmt(min(powers)), fmt(max(powers))
-    return (
-        f"This run ({run['prompts']} prompts x {run['replicates']} replicates per arm) had power "
-        f"{low if low == high else f'{low}–{high}'} for the claim at ±{fmt(spec['margin_sd'])} SD "
-        f"(a lower bound over the endpoints); {plan}."
-    )
+    return (f"This run ({run['prompts']} prompts x {run['replicates']} replicates per arm) had "
+            f"power {said} for the claim at ±{fmt(spec['margin_sd'])} SD; {plan}.")  # fmt: skip
+
+
+def confirmatory_sentences(result: dict[str, Any], spec: dict[str, Any]) -> list[str]:
+    out = []
+    for name, x in result.items():
+        run, comparison = split_run(name)
+        e = x["estimate"]
+        out.append(
+            f"{x['endpoint']}, {label(comparison)} at {run}: **{x['verdict']}**: d = "
+            f"{fmt(e['d'])} {d_ci(e).split(' ', 3)[-1] if e['sd_within'] else ''}, difference p "
+            f"{fmt(e['p_diff'])}, TOST p (±{fmt(spec['effect_d'])} SD) {fmt(e['p_tost'])}; "
+            f"n {e['n_treatment']} / {e['n_control']} texts with the endpoint defined "
+            f"({pct(x['defined_share'])} of texts); power {fmt(x['power_difference'])} for "
+            f"d = {fmt(spec['effect_d'])}, {fmt(x['power_equivalence'])} for equivalence."
+        )
+    return out
 
 
 def aa_sentences(aa: dict[str, Any], verdicts: dict[str, dict[str, int]]) -> list[str]:
@@ -185,37 +256,59 @@ def closest_clause(best: str, evaluated: dict[str, Any]) -> str:
     )
 
 
-def teaching_answer(model: str, evaluated: dict[str, Any], samples: int) -> list[str]:
-    """What a user gets by sampling the taught model, led by the full-space figures."""
-    summary = evaluated["variants"]
-    best = best_variant(summary)
-    if best is None:
-        return [f"{model}: no variant has an exact view on validation."]
-    b, base = summary[best]["validation"], summary["base"]["validation"]
-    out = [
-        f"Sampled at temperature 1 ({samples} answers per prompt), {closest_clause(best, evaluated)} "
-        f"answers validly {pct_ci(b['valid_rate'], b['valid_rate_ci'])} of the time (base: "
-        f"{pct(base['valid_rate'])}), at a full-space TVD of "
-        f"{mean_ci(b['tvd'], b['tvd_ci'], b['exact_records'])}, and "
-        f"{pct_ci(b['gof_pass_rate'], b['gof_pass_ci'])} of prompts pass the goodness-of-fit "
-        f"test over the whole output space (an invalid answer fails it, so at this validity a "
-        f"pass is out of reach; counting the valid answers alone, a diagnostic, "
-        f"{pct(b['gof_pass_valid_rate'])})."
-    ]
-    pair = (evaluated.get("paired") or {}).get("validation", {}).get(f"{best} - ce_multisample")
-    if pair is not None:
-        out.append(
-            f"On the same prompts its TVD minus ce_multisample's is {estimate(pair['tvd'])} "
-            f"({paired_verdict(pair['tvd']['ci'])}), its KL difference {estimate(pair['kl'])} "
-            f"({paired_verdict(pair['kl']['ci'])})."
-        )
-    held = summary[best].get("test_family")
-    if held is not None and held["tvd"] is not None:
-        out.append(
-            f"On held-out families it answers validly {pct(held['valid_rate'])} of the time, "
-            f"TVD {mean_ci(held['tvd'], held['tvd_ci'], held['exact_records'])}."
-        )
-    return out
+def split_figures(b: dict[str, Any], close: float) -> str:
+    """What one variant gives on one split: the sampled view first (what a user gets), then the
+    exact view (teacher forcing), each labelled; the graded criterion beside."""
+    parts = []
+    if b.get("sampled_records"):
+        parts.append(f"valid {pct_ci(b['valid_rate'], b['valid_rate_ci'])} sampled, GOF pass "
+                     f"{pct_ci(b['gof_pass_rate'], b['gof_pass_ci'])}, TVD sampled "
+                     f"{mean_ci(b['tvd_sampled'], b['tvd_sampled_ci'], b['exact_records'])}")  # fmt: skip
+    else:
+        parts.append(f"valid (exact: the probability of a valid answer) "
+                     f"{mean_ci(b['support_mass'], b['support_mass_ci'], b['exact_records'])}")  # fmt: skip
+    parts.append(f"TVD exact {mean_ci(b['tvd'], b['tvd_ci'], b['exact_records'])}, KL exact "
+                 f"{mean_ci(b['kl'], b['kl_ci'], b['exact_records'])}, within TVD {fmt(close)} "
+                 f"{pct_ci(b['close_rate'], b['close_ci'])} of prompts")  # fmt: skip
+    return ", ".join(parts)
+
+
+def primary_teaching(evaluated: dict[str, Any]) -> str:
+    """The declared teaching comparison per split, with Holm's adjustment over the splits."""
+    p = evaluated.get("primary") or {}
+    if not p.get("splits"):
+        return ""
+    said = [f"{split} {fmt(x['mean'])} {ci(x['ci'])} (Holm p {fmt(x['p_holm'])}: {x['verdict']})"
+            for split, x in p["splits"].items()]  # fmt: skip
+    worse = [s for s, x in p["splits"].items() if x["verdict"] == "higher"]
+    against = (f" On {', '.join(worse)} {p['variant']} is farther from the target than "
+               f"{p['reference']}." if worse else "")  # fmt: skip
+    return (
+        f"Declared comparison, {p['variant']} minus {p['reference']}, exact full-space TVD "
+        f"per prompt: " + "; ".join(said) + "." + against
+    )
+
+
+def teaching_answer(model: str, evaluated: dict[str, Any], profile: dict[str, Any]) -> list[str]:
+    """What a user gets from the declared variant (and base) on every split, the unfavourable
+    ones included, each figure labelled sampled or exact; led by the declared comparison."""
+    summary, close = evaluated["variants"], profile["close_tvd"]
+    variant = profile["primary"][0]
+    if model in profile["untaught"] or variant not in summary:
+        base = summary["base"]
+        return ["Untaught (no samples: the exact view at T = 1): " + "; ".join(
+            f"{s}: {split_figures(b, close)}" for s, b in base.items()) + "."]  # fmt: skip
+    out = [primary_teaching(evaluated)]
+    for name in (variant, "base"):
+        out.append(f"{name}, sampled at T = 1 ({profile['samples_per_record']} answers per "
+                   "prompt): " + "; ".join(f"{s}: {split_figures(b, close)}"
+                                           for s, b in summary[name].items()) + ".")  # fmt: skip
+    out.append(
+        "TVD exact is the teacher-forced distribution's distance; TVD sampled is the "
+        "empirical one's, which exceeds it by sampling noise; a GOF pass needs nearly "
+        "every answer valid. Held-out families are only the ones named in section 3."
+    )
+    return [s for s in out if s]
 
 
 def temperature_sentence(variant: str, by_t: dict[str, Any], at_one: dict[str, Any]) -> str:
@@ -252,15 +345,15 @@ def temperature_sentence(variant: str, by_t: dict[str, Any], at_one: dict[str, A
     if ratio is not None:
         if ratio_ci and ratio_ci[0] > 1:
             said.append(
-                f"given a valid answer, more random than the target (entropy ratio {mean_ci(ratio, ratio_ci, 2)})"
+                f"given a valid answer, more random than the target (entropy ratio {mean_ci(ratio, ratio_ci, at_one['exact_records'])})"
             )
         elif ratio_ci and ratio_ci[1] < 1:
             said.append(
-                f"given a valid answer, less random than the target (entropy ratio {mean_ci(ratio, ratio_ci, 2)})"
+                f"given a valid answer, less random than the target (entropy ratio {mean_ci(ratio, ratio_ci, at_one['exact_records'])})"
             )
         else:
             said.append(
-                f"given a valid answer, as random as the target within its CI (entropy ratio {mean_ci(ratio, ratio_ci, 2)})"
+                f"given a valid answer, as random as the target within its CI (entropy ratio {mean_ci(ratio, ratio_ci, at_one['exact_records'])})"
             )
     return f"{variant}: " + "; ".join(said)
 

@@ -20,11 +20,11 @@ def ci(pair: list | None) -> str:
 
 
 def mean_ci(mean: Any, interval: list | None, n: int) -> str:
-    """A mean with its CI; a one-record group says n = 1 instead of a zero-width interval."""
+    """A mean with its CI; without one (too few records, or no variation) it says its n."""
     if mean is None:
         return "–"
     if interval is None:
-        return f"{fmt(mean)} (n = 1)" if n == 1 else fmt(mean)
+        return f"{fmt(mean)} (n = {n}, no CI)" if n else fmt(mean)
     return f"{fmt(mean)} {ci(interval)}"
 
 

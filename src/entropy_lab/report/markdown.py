@@ -66,73 +66,84 @@ def harvest(n: dict[str, Any]) -> dict[str, Any]:
     return {"table": table(header, rows), "sentence": sentence}
 
 
-def primary(n: dict[str, Any]) -> dict[str, Any]:
-    """The primary claim: per comparison and run, its verdict and each endpoint's estimate."""
-    spec, result = n["profile"]["ab"]["primary"], n["ab"]["primary"]
+def claim_tables(result: dict[str, Any], margins: dict[str, str]) -> dict[str, str]:
+    """A primary-style claim's tables: per comparison and run, per endpoint, and its plan."""
     rows, endpoint_rows, plan_rows = [], [], []
     for name, x in result.items():
         run, comparison = f.split_run(name)
         rows.append(
             [f.label(comparison), run, x["verdict"], fmt(x["p_iut"]),
+             f"{x['informative']} of {len(x['endpoints'])}",
              f"{sum(e['reachable'] for e in x['endpoints'].values())} of {len(x['endpoints'])}",
-             fmt(x["power"]), str(x["replicates"])]
+             fmt(x["power"]), fmt(x["power_simulated"]), str(x["replicates"])]
         )  # fmt: skip
         for m, e in x["endpoints"].items():
             sd = e["sd_within"] or None
-            tost = f"[{fmt(e['tost_low'] / sd)}, {fmt(e['tost_high'] / sd)}]" if sd else "–"
+            flat = m in x["no_variation"]
+            tost = (
+                f"[{fmt(e['tost_low'] / sd)}, {fmt(e['tost_high'] / sd)}]"
+                if sd and not flat
+                else "–"
+            )
             interaction = fmt(e["interaction_sd"] / sd) if sd else "–"
+            defined = pct(e["defined_share"]) if e["defined_share"] is not None else "groups"
             endpoint_rows.append(
-                [f.label(comparison), run, m, f"{e['n_treatment']} / {e['n_control']}",
-                 f.d_ci(e), tost, fmt(e["p_tost"]), fmt(x["p_diff_holm"][m]),
-                 fmt(e["design_effect"]), interaction]
+                [f.label(comparison), run, m, f"{e['n_treatment']} / {e['n_control']} ({defined})",
+                 "no variation" if flat else f.d_ci(e), tost, fmt(e["p_tost"]),
+                 fmt(x["p_diff_holm"].get(m)), margins.get(m, "–"), interaction]
             )  # fmt: skip
         for p in x["plan"]:
             plan_rows.append(
                 [f.label(comparison), run, str(p["prompts"]), fmt(p["replicates"]),
-                 fmt(p["samples_per_arm"]), fmt(p["power"])]
+                 fmt(p["samples_per_arm"]), fmt(p["power"]), fmt(p["power_simulated"])]
             )  # fmt: skip
     return {
-        "answer": f.seeding_answer(result, spec, n["profile"]["ab"]["alpha"]),
+        "table": table(["comparison", "run", "verdict", "p (IUT)", "endpoints that vary",
+                        "equivalence reachable", "power (lower bound)", "power (simulated)",
+                        "replicates per arm"], rows),
+        "endpoints": table(["comparison", "run", "endpoint", "n (treatment / control; defined)",
+                            "difference d [95% CI]", "90% CI (TOST)", "TOST p",
+                            "difference p (Holm)", "margin (raw scale)", "prompt × arm SD"],
+                           endpoint_rows),
+        "plan": table(["comparison", "run", "prompts", "replicates per arm", "samples per arm",
+                       "power (lower bound)", "power (simulated)"], plan_rows),
+    }  # fmt: skip
+
+
+def primary(n: dict[str, Any]) -> dict[str, Any]:
+    """The primary claim as declared, each deviation beside it (labelled), and the
+    confirmatory test where this run is its design."""
+    ab_profile = n["profile"]["ab"]
+    spec, result = ab_profile["primary"], n["ab"]["primary"]
+    alpha = ab_profile["alpha"]
+    margins = f.raw_margins(result)
+    deviations = []
+    for d in ab_profile["deviations"]:
+        found = n["ab"]["deviations"][d["name"]]
+        tables = claim_tables(found, f.raw_margins(found))
+        deviations.append({
+            "name": d["name"], "commit": d["commit"], "reason": d["reason"],
+            "endpoint_names": d["endpoints"], "table": tables["table"],
+            "answer": f.seeding_answer(found, spec, alpha), "power": f.power_sentence(found, spec),
+        })  # fmt: skip
+    conf = ab_profile["confirmatory"]
+    confirmatory = None
+    if conf is not None:
+        confirmatory = {
+            "spec": conf,
+            "declared": f.declared_text(conf["declared"], "The confirmatory test"),
+            "sentences": f.confirmatory_sentences(n["ab"].get("confirmatory", {}), conf),
+        }
+    return {
+        "declared": f.declared_text(spec["declared"], "The primary claim"),
+        "answer": f.seeding_answer(result, spec, alpha),
+        "scope": f.scope_sentence(result, spec, ab_profile["models"]),
+        "margins": ", ".join(f"{m} {v}" for m, v in margins.items()),
         "power": f.power_sentence(result, spec),
-        "table": table(
-            [
-                "comparison",
-                "run",
-                "verdict",
-                "p (IUT)",
-                "equivalence reachable",
-                "power (lower bound)",
-                "replicates per arm",
-            ],
-            rows,
-        ),
-        "endpoints": table(
-            [
-                "comparison",
-                "run",
-                "endpoint",
-                "n (treatment / control)",
-                "difference d [95% CI]",
-                "90% CI (TOST)",
-                "TOST p",
-                "difference p (Holm)",
-                "design effect",
-                "prompt × arm SD",
-            ],
-            endpoint_rows,
-        ),
-        "plan": table(
-            [
-                "comparison",
-                "run",
-                "prompts",
-                "replicates per arm",
-                "samples per arm",
-                "power (lower bound)",
-            ],
-            plan_rows,
-        ),
+        "deviations": deviations,
+        "confirmatory": confirmatory,
         "spec": spec,
+        **claim_tables(result, margins),
     }
 
 
@@ -162,14 +173,15 @@ def secondary(n: dict[str, Any]) -> dict[str, Any]:
     ]  # fmt: skip
     dist_rows = [
         [comparison.replace("_vs_", " vs "), run, f"{fmt(d['embedding']['p_adj'])} / {fmt(d['embedding']['power'])}",
-         f"{fmt(d['ngram']['p_adj'])} / {fmt(d['ngram']['power'])}", fmt(d["embedding"]["mauve"]),
+         f"{fmt(d['ngram']['p_adj'])} / {fmt(d['ngram']['power'])}", f"{fmt(d['embedding']['mauve'])} (null {fmt(d['embedding']['mauve_null_median'])}, p {fmt(d['embedding']['mauve_p'])})",
          f"{d['embedding']['verdict']} / {d['ngram']['verdict']}"]
         for comparison, runs in by_run(ab["distribution"]).items()
         for run, d in runs.items()
     ]  # fmt: skip
     arm_rows = [
-        [run, arm, str(a["n"]), fmt(a["repetition_pct"]), fmt(a["self_bleu4"]), fmt(a["zipf"]),
-         fmt(a["mean_tokens"])]
+        [run, arm, str(a["n"]), fmt(a["empty_pct"]), fmt(a["repetition_pct"]),
+         f"{mean_ci(a['self_bleu4'], a['self_bleu4_ci'], a['self_bleu4_groups'])} "
+         f"({a['self_bleu4_groups']} groups)", fmt(a["zipf"]), fmt(a["mean_tokens"])]
         for run, arms in ab["arms"].items()
         for arm, a in arms.items()
         if not arm.startswith("aa")
@@ -196,7 +208,7 @@ def secondary(n: dict[str, Any]) -> dict[str, Any]:
                 "run",
                 "embeddings p / power",
                 "n-grams p / power",
-                "MAUVE (within prompt)",
+                "MAUVE (within prompt; null median, p)",
                 "verdict",
             ],
             dist_rows,
@@ -204,7 +216,17 @@ def secondary(n: dict[str, Any]) -> dict[str, Any]:
         if dist_rows
         else "",
         "arms": table(
-            ["run", "arm", "n", "repetition %", "Self-BLEU4", "Zipf", "mean tokens"], arm_rows
+            [
+                "run",
+                "arm",
+                "n",
+                "empty %",
+                "repetition %",
+                "Self-BLEU4 [95% CI]",
+                "Zipf",
+                "mean tokens",
+            ],
+            arm_rows,
         )
         if arm_rows
         else "",
@@ -247,11 +269,23 @@ def teaching_model(model: str, n: dict[str, Any], prov: dict[str, Any]) -> dict[
     variants = list(summary)
     splits = list(summary[variants[0]])
     main = [
-        [v, s, mean_ci(b["tvd"], b["tvd_ci"], b["exact_records"]), mean_ci(b["kl"], b["kl_ci"], b["exact_records"]),
-         pct(b["kl_infinite_share"]), pct_ci(b["valid_rate"], b["valid_rate_ci"]),
-         pct_ci(b["gof_pass_rate"], b["gof_pass_ci"]), pct_ci(b["gof_pass_valid_rate"], b["gof_pass_valid_ci"]),
-         str(b["records"])]
+        [v, s, str(b["records"]), mean_ci(b["tvd"], b["tvd_ci"], b["exact_records"]),
+         mean_ci(b["tvd_median"], b["tvd_median_ci"], b["exact_records"]),
+         pct_ci(b["close_rate"], b["close_ci"]),
+         mean_ci(b["kl"], b["kl_ci"], b["exact_records"]), pct(b["kl_infinite_share"]),
+         mean_ci(b["tvd_sampled"], b["tvd_sampled_ci"], b["exact_records"]),
+         pct_ci(b["valid_rate"], b["valid_rate_ci"]), pct_ci(b["gof_pass_rate"], b["gof_pass_ci"]),
+         pct_ci(b["gof_pass_valid_rate"], b["gof_pass_valid_ci"])]
         for v in variants for s in splits for b in [summary[v][s]]
+    ]  # fmt: skip
+    primary_rows = [
+        [split, fmt(x["mean"]) + " " + ci(x["ci"]), fmt(x["p"]), fmt(x["p_holm"]), x["verdict"]]
+        for split, x in (evaluated.get("primary") or {}).get("splits", {}).items()
+    ]  # fmt: skip
+    transfer_rows = [
+        [family, pair, mean_ci(d["mean"], d["ci"], d["n"]), f.paired_verdict(d["ci"])]
+        for family, pairs in (evaluated.get("transfer") or {}).items()
+        for pair, d in pairs.items()
     ]  # fmt: skip
     paired = [
         [split, pair, f.estimate(d["tvd"]), f.paired_verdict(d["tvd"]["ci"]), f.estimate(d["kl"]),
@@ -260,10 +294,10 @@ def teaching_model(model: str, n: dict[str, Any], prov: dict[str, Any]) -> dict[
         for pair, d in by_pair.items()
     ]  # fmt: skip
     diagnostics = [
-        [f"{v} / {s}", mean_ci(b["support_mass"], b["support_mass_ci"], 2),
-         mean_ci(b["tvd_conditional"], b["tvd_conditional_ci"], 2),
-         mean_ci(b["kl_conditional"], b["kl_conditional_ci"], 2),
-         mean_ci(b["entropy_ratio"], b["entropy_ratio_ci"], 2), pct(b["parsed_rate"]),
+        [f"{v} / {s}", mean_ci(b["support_mass"], b["support_mass_ci"], b["exact_records"]),
+         mean_ci(b["tvd_conditional"], b["tvd_conditional_ci"], b["exact_records"]),
+         mean_ci(b["kl_conditional"], b["kl_conditional_ci"], b["exact_records"]),
+         mean_ci(b["entropy_ratio"], b["entropy_ratio_ci"], b["exact_records"]), pct(b["parsed_rate"]),
          pct_ci(b["agreement_reject_rate"], b["agreement_reject_ci"])]
         for v in variants for s in splits for b in [summary[v][s]]
     ]  # fmt: skip
@@ -279,23 +313,35 @@ def teaching_model(model: str, n: dict[str, Any], prov: dict[str, Any]) -> dict[
     ]  # fmt: skip
     out: dict[str, Any] = {
         "name": model,
-        "answer": f.teaching_answer(
-            model, evaluated, n["profile"]["teaching"]["samples_per_record"]
-        ),
+        "untaught": model in n["profile"]["teaching"]["untaught"],
+        "answer": f.teaching_answer(model, evaluated, n["profile"]["teaching"]),
         "main": table(
             [
                 "variant",
                 "split",
-                "TVD (full space)",
-                "KL (full space, finite)",
+                "prompts",
+                "TVD exact (mean)",
+                "TVD exact (median)",
+                f"within TVD {fmt(n['profile']['teaching']['close_tvd'])} (exact)",
+                "KL exact (finite)",
                 "KL infinite",
+                "TVD sampled",
                 "valid sampled",
                 "GOF pass (full space)",
                 "GOF pass, valid answers only (diagnostic)",
-                "prompts",
             ],
             main,
         ),
+        "primary": table(
+            ["split", "Δ TVD exact [95% CI]", "p (sign-flip)", "p (Holm)", "verdict"], primary_rows
+        )
+        if primary_rows
+        else "",
+        "transfer_families": table(
+            ["held-out family", "variant - reference", "Δ TVD exact", "at 95%"], transfer_rows
+        )
+        if transfer_rows
+        else "",
         "paired": table(
             [
                 "split",
@@ -333,11 +379,14 @@ def teaching_model(model: str, n: dict[str, Any], prov: dict[str, Any]) -> dict[
         "transfer": [
             f.transfer_verdict(v, summary)
             for v in summary
-            if v != "base" and "validation" in splits
+            if v != "base" and {"validation", "test_family"} <= set(splits)
         ],
         "source": source(prov[f"teaching/{model}"]),
     }
-    out |= learning(model, n, prov)
+    if model in n["training"]:
+        out |= learning(model, n, prov)
+    else:
+        out["curve"] = ""
     if seeded:
         seeded_splits = list(next(iter(seeded.values())))
         out["seeded"] = table(
@@ -417,6 +466,7 @@ def context(n: dict[str, Any], prov: dict[str, Any]) -> dict[str, Any]:
             "weights": weights,
             "source": source(prov["profile"]),
             "built": [k for k, v in pr["models"].items() if v.startswith("built here")],
+            "imported": [k for k, v in pr["models"].items() if v.startswith("imported")],
         },
         "harvest": harvest(n) | {"source": source(prov["harvest"])},
         "primary": primary(n),

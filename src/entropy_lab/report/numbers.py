@@ -58,16 +58,41 @@ def weights_file(name: str) -> str:
     return f"models/{name}/model.safetensors"
 
 
+def evaluated(params) -> list[str]:
+    """The models with teaching numbers: the taught ones, then those evaluated untaught."""
+    return [*params.training.models, *params.evaluate.untaught]
+
+
+def declaration(declared, fields: dict[str, Any]) -> dict[str, Any] | None:
+    """An analysis' declaration, and whether this run's fields are the declared ones (a run
+    that changed them after the declaration is post hoc)."""
+    from entropy_lab.generation.params import claim_digest
+
+    if declared is None:
+        return None
+    return declared.model_dump() | {"as_declared": claim_digest(fields) == declared.digest}
+
+
+def model_source(m, name: str) -> str:
+    if name in m.built:
+        b = m.built[name]
+        return (f"built here: byte-level GPT-2, {b.n_layer} layers, {b.n_embd} wide, {b.steps} "
+                "steps on the King James Bible")  # fmt: skip
+    if name in m.imported:
+        i = m.imported[name]
+        return (f"imported: {name}, the GGUF in the registry's {i.package}=={i.version} wheel "
+                f"({i.licence}), converted here")  # fmt: skip
+    return m.profiles[name].repo or name
+
+
 def profile(params) -> dict[str, Any]:
-    """Which models and design sizes produced the numbers."""
+    """Which models and design sizes produced the numbers, and what was declared when."""
     m, ab, e, t = params.models, params.ab, params.evaluate, params.training
-    g = ab.generate
+    g, a = ab.generate, ab.analysis
+    conf = a.confirmatory
     return {
         "models": {
-            name: m.profiles[name].repo
-            or f"built here: byte-level GPT-2, {m.built[name].n_layer} layers, "
-            f"{m.built[name].n_embd} wide, {m.built[name].steps} steps on the King James Bible"
-            for name in dict.fromkeys([*ab.models, *t.models])
+            name: model_source(m, name) for name in dict.fromkeys([*ab.models, *evaluated(params)])
         },
         "ab": {
             "models": ab.models,
@@ -79,19 +104,37 @@ def profile(params) -> dict[str, Any]:
             "aa_pairs": g.aa_pairs,
             "aa_replicates": g.aa_replicates,
             "primary": {
-                "comparisons": [f"{t}_vs_{c}" for t, c in ab.analysis.primary.comparisons],
-                "endpoints": ab.analysis.primary.endpoints,
-                "margin_sd": ab.analysis.primary.margin_sd,
-                "power": ab.analysis.primary.power,
+                "comparisons": [f"{t}_vs_{c}" for t, c in a.primary.comparisons],
+                "endpoints": a.primary.endpoints,
+                "margin_sd": a.primary.margin_sd,
+                "power": a.primary.power,
+                "min_varying": a.primary.min_varying,
+                "declared": declaration(a.primary.declared, a.primary.claim(a.alpha)),
             },
+            "deviations": [d.model_dump() for d in a.deviations],
+            "confirmatory": None
+            if conf is None
+            else conf.model_dump(exclude={"declared"})
+            | {
+                "declared": declaration(conf.declared, conf.claim()),
+                "applies": conf.applies(ab),
+            },  # fmt: skip
+            "best_of_k": ab.metrics.best_of_k,
+            "mauve_permutations": a.mauve_permutations,
+            "pool_skip": g.pool_skip,
+            "seed": g.seed,
             "equivalence_margin_sd": ab.analysis.equivalence_margin_sd,
             "correction": ab.analysis.correction,
             "alpha": ab.analysis.alpha,
         },
         "teaching": {
             "models": t.models,
+            "untaught": e.untaught,
             "variants": t.variants,
-            "records_per_split": e.records,
+            "records_per_family": e.records_per_family.model_dump(),
+            "min_records_ci": e.min_records_ci,
+            "close_tvd": e.close_tvd,
+            "primary": e.primary,
             "samples_per_record": e.samples,
             "alpha": e.alpha,
             "zhao_2026_median_pass_rate": ZHAO_2026_MEDIAN_PASS_RATE,
@@ -130,8 +173,7 @@ def gather(params, root: Path = Path(".")) -> dict[str, Any]:
             "harvest": harvest_numbers(read_json(root / HARVEST_METRICS)["sources"]),
             "ab": read_json(root / AB_METRICS),
             "teaching": {
-                m: read_json(root / EVAL_METRICS / m / "metrics.json")
-                for m in params.training.models
+                m: read_json(root / EVAL_METRICS / m / "metrics.json") for m in evaluated(params)
             },
             "training": training_curves(params, root),
             "sizes": {
@@ -220,6 +262,8 @@ def sources(params) -> dict[str, tuple[str, Path]]:
         "harvest": ("harvest", Path("data/entropy") / MANIFEST),
         "ab": ("ab-analyze", Path("reports/ab") / MANIFEST),
     }
+    for m in params.evaluate.untaught:
+        out[f"teaching/{m}"] = (f"evaluate-untaught@{m}", Path("data/eval") / m / MANIFEST)
     for m in params.training.models:
         out[f"teaching/{m}"] = (f"evaluate@{m}", Path("data/eval") / m / MANIFEST)
         for v in params.training.variants:
@@ -281,7 +325,7 @@ def headline(n: dict[str, Any]) -> dict[str, Any]:
     for model, evaluated in n["teaching"].items():
         t = {
             v: {
-                s: {k: splits[s][k] for k in ("tvd", "valid_rate", "gof_pass_rate")}
+                s: {k: splits[s][k] for k in ("tvd", "close_rate", "valid_rate", "gof_pass_rate")}
                 for s in HEADLINE_SPLITS
                 if s in splits
             }

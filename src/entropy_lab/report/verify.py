@@ -33,6 +33,7 @@ from entropy_lab.report.numbers import (
     built_parameters,
     check_ledgers,
     diff,
+    evaluated,
     headline,
     manifests,
     profile,
@@ -104,10 +105,10 @@ def numbers(params, reported: dict, store: Store, root: Path) -> Verification:
         lambda f: diff(reported.get("ab"), recompute_ab(params, [(f[s], f[g]) for s, g in tables]), "ab"),
     ))  # fmt: skip
     teaching = reported.get("teaching") or {}
-    if set(teaching) != set(params.training.models):
-        out.problems.append(f"teaching: reported for {sorted(teaching)}, params train "
-                            f"{sorted(params.training.models)}")  # fmt: skip
-    for m in params.training.models:
+    if set(teaching) != set(evaluated(params)):
+        out.problems.append(f"teaching: reported for {sorted(teaching)}, params evaluate "
+                            f"{sorted(evaluated(params))}")  # fmt: skip
+    for m in evaluated(params):
         rel = f"data/eval/{m}/records.parquet"
         seeded = f"data/eval/{m}/seeded.parquet"
         files = [rel] + ([seeded] if store.expected(seeded) else [])
