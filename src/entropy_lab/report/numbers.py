@@ -85,11 +85,19 @@ def model_source(m, name: str) -> str:
     return m.profiles[name].repo or name
 
 
+def confirmatory_profile(conf, ab) -> dict[str, Any] | None:
+    if conf is None:
+        return None
+    return conf.model_dump(exclude={"declared"}) | {
+        "declared": declaration(conf.declared, conf.claim()),
+        "applies": conf.applies(ab),
+    }
+
+
 def profile(params) -> dict[str, Any]:
     """Which models and design sizes produced the numbers, and what was declared when."""
     m, ab, e, t = params.models, params.ab, params.evaluate, params.training
     g, a = ab.generate, ab.analysis
-    conf = a.confirmatory
     return {
         "models": {
             name: model_source(m, name) for name in dict.fromkeys([*ab.models, *evaluated(params)])
@@ -112,13 +120,7 @@ def profile(params) -> dict[str, Any]:
                 "declared": declaration(a.primary.declared, a.primary.claim(a.alpha)),
             },
             "deviations": [d.model_dump() for d in a.deviations],
-            "confirmatory": None
-            if conf is None
-            else conf.model_dump(exclude={"declared"})
-            | {
-                "declared": declaration(conf.declared, conf.claim()),
-                "applies": conf.applies(ab),
-            },  # fmt: skip
+            "confirmatory": confirmatory_profile(a.confirmatory, ab),
             "best_of_k": ab.metrics.best_of_k,
             "mauve_permutations": a.mauve_permutations,
             "pool_skip": g.pool_skip,
