@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from entropy_lab.report import findings as f
-from entropy_lab.report.format import fmt, mean_ci, pct_ci, table
+from entropy_lab.report.format import fmt, mean_ci, pct, pct_ci, table
 from entropy_lab.report.numbers import by_run
 
 REPORT = "reports/report.md"
@@ -24,7 +24,9 @@ SECTIONS = {
     "aa": "#secondary-comparisons-exploratory",
     "teaching": "#3-teaching-randomness",
 }
-PAGES = {"README.md": ("timing", "findings"), "docs/experiments.md": ("experiments",)}
+PAGES = {"README.md": ("timing", "findings", "reproductions"),
+         "docs/experiments.md": ("experiments",)}  # fmt: skip
+REAL_MODELS = ("smollm2",)  # records of a real pretrained model lead the findings
 
 
 def records(root: Path) -> dict[str, dict[str, Any]]:
@@ -37,6 +39,14 @@ def records(root: Path) -> dict[str, dict[str, Any]]:
     return out
 
 
+def settings(rec: dict[str, Any]) -> str:
+    """Every setting an experiment changed: its command's -S overrides."""
+    from entropy_lab.experiments import overrides
+
+    return ", ".join(f"`{k}={json.dumps(v, separators=(',', ':'))}`" for k, v in
+                     overrides(rec["command"]))  # fmt: skip
+
+
 def changed(rec: dict[str, Any]) -> list[tuple[str, str]]:
     """(strand, figure) for each strand whose results the record changed from the default
     profile at its commit (record.json's `changed`, which `verify` checks): a strand it left as
@@ -44,70 +54,121 @@ def changed(rec: dict[str, Any]) -> list[tuple[str, str]]:
     m, out = rec["metrics"], []
     for strand in rec["changed"]:
         if strand == "seeding":
-            margin = m["profile"]["ab"]["primary"]["margin_sd"]
-            out.append(("seeding", primary_cell(m["ab"]["primary"], margin)))
+            out.append(("seeding", primary_cell(m)))
         else:
             model = strand.removeprefix("teaching/")
-            out.append((f"teaching ({model})", teaching_cell(m["teaching"][model])))
+            out.append((f"teaching ({model})", teaching_cell(m, model)))
+    if "confirmatory" in m.get("ab", {}):
+        out.append(("seeding, confirmatory", confirmatory_cell(m)))
     return out
 
 
-def primary_cell(primary: dict[str, Any], margin: float) -> str:
-    """Per comparison and length: equivalent, different (which endpoint), or not shown."""
+def declared_word(d: dict[str, Any] | None) -> str:
+    if d is None:
+        return "not declared"
+    return f"declared {d['commit']}" if d["as_declared"] else f"post hoc (declared {d['commit']} changed)"
+
+
+def primary_cell(m: dict[str, Any], key: str = "primary") -> str:
+    """Per comparison and length: equivalent, different (which endpoint), or not shown; the
+    scope (model, prompts, lengths), whether declared, and the margin on the raw scale."""
+    spec = m["profile"]["ab"]["primary"]
+    result = m["ab"][key] if key == "primary" else m["ab"]["deviations"][key]
     parts = []
-    for comparison, runs in by_run(primary).items():
+    for comparison, runs in by_run(result).items():
         said = []
         for run, x in runs.items():
             length = run.split("/")[1]
+            flat = f", {'/'.join(x['no_variation'])}: no variation" if x.get("no_variation") else ""
             if x["verdict"] == "equivalent":
-                said.append(f"{length}: equivalent (p {fmt(x['p_iut'])})")
+                said.append(f"{length}: equivalent (p {fmt(x['p_iut'])}{flat})")
             else:
                 worst = (x["differ"] or x["not_shown_equivalent"])[0]
-                said.append(f"{length}: {x['verdict']}, {worst} {f.d_ci(x['endpoints'][worst])}")
+                said.append(f"{length}: {x['verdict']}, {worst} {f.d_ci(x['endpoints'][worst])}{flat}")
         parts.append(f"{f.label(comparison)}: " + "; ".join(said))
-    return f"±{fmt(margin)} within-prompt SD, by length: " + " · ".join(parts)
+    run = next(iter(result.values()))
+    margins = "; ".join(f"{k} {v}" for k, v in f.raw_margins(result).items())
+    scope = (f"{', '.join(m['profile']['ab']['models'])}, {run['prompts']} prompts, "
+             f"{run['replicates']} replicates; "
+             + (declared_word(spec["declared"]) if key == "primary" else "post hoc deviation"))  # fmt: skip
+    return (f"±{fmt(spec['margin_sd'])} within-prompt SD ({scope}), by length: "
+            + " · ".join(parts) + f". Margin on the raw scale: {margins}")
 
 
-def teaching_cell(evaluated: dict[str, Any]) -> str:
+def confirmatory_cell(m: dict[str, Any]) -> str:
+    spec = m["profile"]["ab"]["confirmatory"]
+    said = "; ".join(f.confirmatory_sentences(m["ab"]["confirmatory"], spec))
+    return f"{declared_word(spec['declared'])}: {said}"
+
+
+def teaching_cell(m: dict[str, Any], model: str) -> str:
+    """The declared comparison per split, then what the declared variant (or, untaught, the
+    base model) gives on every split: exact and sampled figures labelled."""
+    evaluated, profile = m["teaching"][model], m["profile"]["teaching"]
     summary = evaluated["variants"]
-    best = f.best_variant(summary)
-    if best is None:
-        return "–"
-    b = summary[best]["validation"]
-    return (
-        f"{best}: valid {pct_ci(b['valid_rate'], b['valid_rate_ci'])}, full-space TVD "
-        f"{mean_ci(b['tvd'], b['tvd_ci'], b['exact_records'])}, GOF pass "
-        f"{pct_ci(b['gof_pass_rate'], b['gof_pass_ci'])} (valid answers only, a diagnostic: "
-        f"{pct_ci(b['gof_pass_valid_rate'], b['gof_pass_valid_ci'])})"
-    )
+    variant = profile["primary"][0] if profile["primary"][0] in summary else "base"
+    cells = []
+    for split, b in summary[variant].items():
+        sampled = (f"valid {pct_ci(b['valid_rate'], b['valid_rate_ci'])} sampled, GOF "
+                   f"{pct(b['gof_pass_rate'])}, " if b.get("sampled_records") else
+                   f"valid (exact) {fmt(b['support_mass'])}, ")  # fmt: skip
+        cells.append(f"{split}: {sampled}TVD exact {mean_ci(b['tvd'], b['tvd_ci'], b['exact_records'])}"
+                     f", within {fmt(profile['close_tvd'])} {pct(b['close_rate'])}")  # fmt: skip
+    lead = f.primary_teaching(evaluated) if variant != "base" else "untaught (exact view, T = 1):"
+    return f"{lead} {variant}: " + "; ".join(cells)
 
 
 def findings(metrics: dict[str, Any], recs: dict[str, dict[str, Any]]) -> str:
-    """The README's findings: one row per strand from the default profile, one per record."""
+    """The README's findings: the records of the real model first, then one row per strand of
+    the default profile, then the other records."""
     h, ab = metrics["harvest"], metrics["ab"]
     aa = ab["aa"]["per_metric"]
-    margin = metrics["profile"]["ab"]["primary"]["margin_sd"]
     link = {k: f"[report]({REPORT}{v})" for k, v in SECTIONS.items()}
     rows = [
         ["harvest", "How much entropy do the sources carry?",
          "; ".join(f"{s}: {fmt(x['min_entropy'])} bits per raw byte (SP 800-90B), SP 800-22 "
                    f"{x['sts_passed']}/{x['sts_tests']}" for s, x in h.items()), link["harvest"]],
         ["seeding", "Does pool randomness change what the model writes (primary claim)?",
-         primary_cell(ab["primary"], margin), link["seeding"]],
-        ["seeding", "Does the analysis call identical arms different?",
-         f"A/A rejection rate before correction {fmt(aa['rate'])} [{fmt(aa['ci_low'])}, "
-         f"{fmt(aa['ci_high'])}] over {aa['tests']} tests: "
-         + ("above alpha" if aa["status"] == "anti-conservative" else "not above alpha"),
-         link["aa"]],
+         primary_cell(metrics), link["seeding"]],
     ]  # fmt: skip
-    for model, evaluated in metrics["teaching"].items():
-        rows.append([f"teaching ({model})", "What does sampling the taught model give, T = 1?",
-                     teaching_cell(evaluated), link["teaching"]])  # fmt: skip
-    for name, rec in recs.items():
+    for name in ab.get("deviations", {}):
+        rows.append(["seeding", f"the same, deviation `{name}` (post hoc)",
+                     primary_cell(metrics, name), link["seeding"]])  # fmt: skip
+    rows.append(["seeding", "Does the analysis call identical arms different?",
+                 f"A/A rejection rate before correction {fmt(aa['rate'])} [{fmt(aa['ci_low'])}, "
+                 f"{fmt(aa['ci_high'])}] over {aa['tests']} tests: "
+                 + ("above alpha" if aa["status"] == "anti-conservative" else "not above alpha"),
+                 link["aa"]])  # fmt: skip
+    for model in metrics["teaching"]:
+        rows.append([f"teaching ({model})", "What does the model give, T = 1, on each split?",
+                     teaching_cell(metrics, model), link["teaching"]])  # fmt: skip
+    real = [n for n, r in recs.items() if any(m in r["command"] for m in REAL_MODELS)]
+    for name in sorted(recs, key=lambda n: n not in real):
+        rec = recs[name]
         for strand, figure in changed(rec):
-            rows.append([strand, f"experiment `{name}`", figure,
+            rows.append([strand, f"experiment `{name}`: {settings(rec)}", figure,
                          f"[record](reports/experiments/{name}/report.md)"])  # fmt: skip
-    return table(["strand", "question", "finding (95% CI)", "where"], rows)
+    lead = [r for r in rows if any(m in r[0] + r[1] for m in REAL_MODELS)]
+    return table(["strand", "question", "finding (95% CI)", "where"],
+                 lead + [r for r in rows if r not in lead])  # fmt: skip
+
+
+def reproductions(root: Path) -> str:
+    """One line per reproduction record (reports/reproductions/): which machines reproduced
+    the committed outputs byte for byte, and which claim by claim."""
+    lines = []
+    for p in sorted((root / "reports" / "reproductions").glob("*.json")):
+        r = json.loads(p.read_text())
+        m, c = r["machine"], r["claims"]
+        said = ("every committed byte reproduced" if r["bytes"]["identical"] else
+                f"{len(r['bytes']['differ'])} outputs differ in their bytes")  # fmt: skip
+        lines.append(f"- [{p.name}](reports/reproductions/{p.name}): {m['cpu_vendor']} "
+                     f"{m['cpu_model']} ({m['widest_isa']}), commit `{r['commit'][:10]}`, "
+                     f"{r['date']}: {said}; {c['held']} of {c['held'] + c['failed']} claims "
+                     f"hold ({r['wall_seconds'] / 60:.0f} min)")  # fmt: skip
+    if not lines:
+        return "No reproduction is recorded yet (`entropy-lab reproduce-check --record`).\n"
+    return "\n".join(lines) + "\n"
 
 
 def experiments(recs: dict[str, dict[str, Any]]) -> str:
@@ -120,8 +181,8 @@ def experiments(recs: dict[str, dict[str, Any]]) -> str:
         rows.append([
             f"[{name}](../reports/experiments/{name}/report.md)", rec["recorded"],
             f"`{rec['commit'][:10]}`", f"{machine['cpu_vendor']} {machine['cpu_model']}, "
-            f"{machine['cpu_capability']}, {machine['torch_threads']} threads ({minutes:.0f} min)",
-            f"`{rec['command']}`", "<br>".join(figures),
+            f"{machine['cpu_capability']}, {machine['torch_threads']} threads ({minutes:.0f} "
+            "stage-minutes)", f"`{rec['command']}`", "<br>".join(figures),
         ])  # fmt: skip
     return table(["record", "date", "commit", "machine (stage time)", "command", "figures"], rows)
 
@@ -152,7 +213,7 @@ def render(root: Path = Path(".")) -> dict[str, str]:
     metrics = json.loads((root / "reports" / "metrics.json").read_text())
     recs = records(root)
     bodies = {"findings": findings(metrics, recs), "experiments": experiments(recs),
-              "timing": timing(root)}  # fmt: skip
+              "timing": timing(root), "reproductions": reproductions(root)}  # fmt: skip
     out = {}
     for page, keys in PAGES.items():
         text = (root / page).read_text()
