@@ -186,8 +186,8 @@ def simulated_pass_rate(validity: float, bias: float, runs: int, seed: int) -> t
 
 
 def test_the_full_space_pass_rate_never_rises_as_validity_falls():
-    """The audit's sampler with 30% extra mass on the mode passed more prompts the fewer valid
-    answers it gave (valid-only test); over the whole output space it cannot: the pass rate
+    """A sampler with 30% extra mass on the mode passes more prompts the fewer valid answers it
+    gives under the valid-only test; over the whole output space it cannot: the pass rate
     falls with validity at a fixed bias, and an exact sampler passes at about 1 - alpha."""
     levels = (1.0, 0.995, 0.98, 0.9, 0.4, 0.05)
     biased = [simulated_pass_rate(v, 0.3, 150, k) for k, v in enumerate(levels)]

@@ -434,20 +434,17 @@ def learning(model: str, n: dict[str, Any], prov: dict[str, Any]) -> dict[str, A
 
 
 def sizes(n: dict[str, Any]) -> dict[str, Any]:
+    """The evaluated models side by side (different architectures and pretraining, not a clean
+    size sweep): exact full-space TVD and GOF pass rate per split, each model's own variants."""
     taught = [m for m in n["teaching"] if m in n["sizes"]]
     if len(taught) < 2:
         return {"taught": taught, "table": ""}
-    variants = list(n["teaching"][taught[0]]["variants"])
-    splits = [
-        s
-        for s in ("validation", "test_family")
-        if s in n["teaching"][taught[0]]["variants"][variants[0]]
-    ]
+    splits = ("validation", "test_template", "test_family")
     rows = [
         [m, f"{n['sizes'][m]:,}", v,
          *(f"{mean_ci(b['tvd'], b['tvd_ci'], b['exact_records'])} · {pct(b['gof_pass_rate'])}"
-           for s in splits for b in [n["teaching"][m]["variants"][v][s]])]
-        for m in taught for v in variants
+           if (b := n["teaching"][m]["variants"][v].get(s)) else "–" for s in splits)]
+        for m in taught for v in n["teaching"][m]["variants"]
     ]  # fmt: skip
     return {"taught": taught, "table": table(["model", "parameters", "variant", *splits], rows)}
 

