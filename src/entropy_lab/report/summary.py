@@ -25,7 +25,7 @@ SECTIONS = {
     "teaching": "#3-teaching-randomness",
 }
 PAGES = {"README.md": ("timing", "findings", "reproductions"),
-         "docs/experiments.md": ("experiments",)}  # fmt: skip
+         "docs/experiments.md": ("experiments",), "docs/model-sizes.md": ("sizes",)}  # fmt: skip
 REAL_MODELS = ("smollm2",)  # records of a real pretrained model lead the findings
 
 
@@ -187,6 +187,36 @@ def experiments(recs: dict[str, dict[str, Any]]) -> str:
     return table(["record", "date", "commit", "machine (stage time)", "command", "figures"], rows)
 
 
+def sizes(metrics: dict[str, Any], recs: dict[str, dict[str, Any]]) -> str:
+    """docs/model-sizes.md's table: every taught model, from the default profile and the
+    records that taught one, on the same evaluation prompts (the tasks stage reserves each
+    split's first prompts before train takes its own, so they do not depend on the train
+    count): per split, valid sampled, exact full-space TVD, within TVD 0.1, GOF pass."""
+    sources = [("default profile", metrics, None)] + [
+        (f"[{name}](../reports/experiments/{name}/report.md)", rec["metrics"], rec)
+        for name, rec in recs.items()
+    ]
+    rows = []
+    for where, m, rec in sources:
+        for model, evaluated in m["teaching"].items():
+            if rec is not None and f"teaching/{model}" not in rec["changed"]:
+                continue  # the default profile's numbers, not this record's
+            for variant in ("base", *m["profile"]["teaching"]["primary"]):
+                if variant not in evaluated["variants"]:
+                    continue
+                cells = []
+                for split in ("validation", "test_template", "test_family"):
+                    b = evaluated["variants"][variant].get(split)
+                    cells.append("–" if b is None else (
+                        f"{pct(b['valid_rate']) if b.get('sampled_records') else '(exact) ' + fmt(b['support_mass'])}"
+                        f" · {mean_ci(b['tvd'], b['tvd_ci'], b['exact_records'])} · "
+                        f"{pct(b['close_rate'])} · {pct(b['gof_pass_rate'])}"))  # fmt: skip
+                size = m.get("sizes", {}).get(model)
+                rows.append([model, f"{size:,}" if size else "–", variant, *cells, where])
+    return table(["model", "parameters", "variant", "validation", "test_template",
+                  "test_family", "from"], rows)  # fmt: skip
+
+
 def block(text: str, marker: str, body: str) -> str:
     """`text` with the block between `<!-- generated:marker -->` markers replaced by `body`."""
     start, end = f"<!-- generated:{marker} -->", f"<!-- /generated:{marker} -->"
@@ -213,7 +243,8 @@ def render(root: Path = Path(".")) -> dict[str, str]:
     metrics = json.loads((root / "reports" / "metrics.json").read_text())
     recs = records(root)
     bodies = {"findings": findings(metrics, recs), "experiments": experiments(recs),
-              "timing": timing(root), "reproductions": reproductions(root)}  # fmt: skip
+              "timing": timing(root), "reproductions": reproductions(root),
+              "sizes": sizes(metrics, recs)}  # fmt: skip
     out = {}
     for page, keys in PAGES.items():
         text = (root / page).read_text()
