@@ -279,7 +279,8 @@ def group_summary(d: pd.DataFrame, settings: EvaluateSection, key: tuple) -> dic
         "gof_pass_ci": list(binomial_interval(passes, len(tested))) if len(tested) else None,
         "gof_pass_valid_rate": passes_valid / len(tested) if len(tested) else None,
         "gof_pass_valid_ci": list(binomial_interval(passes_valid, len(tested)))
-        if len(tested) else None,
+        if len(tested)
+        else None,
         "gof_tested": int(np.isfinite(d.gof_p_valid.to_numpy(float)).sum()),
     }
     agreement = d.agreement_p.to_numpy(float)
