@@ -494,39 +494,106 @@ def test_data_dependent_sentences_follow_the_data():
     assert f.best_variant(summary) == "a"
 
 
+FAMILIES = (  # (family, support) in split order: too many answers for the panels, and none
+    ("coin", ["H", "T"]),
+    ("integer_range", [str(i) for i in range(18)]),
+    ("uuid", []),
+    ("dice", list("123456")),
+)
+
+
+def eval_records(variants: list[str], sampled: bool = True) -> pd.DataFrame:
+    """Evaluation records: two validation prompts of every family per variant, at T = 1 and
+    (sampled) again at T = 0.7; unsampled (an untaught model): no counts, `samples == 0`."""
+    rows = []
+    for v in variants:
+        for i, (family, support) in enumerate(FAMILIES * 2):
+            uniform = [1 / len(support)] * len(support) if support else []
+            for temperature in (1.0, 0.7) if sampled else (1.0,):
+                rows.append({
+                    "id": f"validation/{i:06d}", "temperature": temperature, "family": family,
+                    "variant": v, "split": "validation", "support": support, "target": uniform,
+                    "model": [q / 2 for q in uniform], "support_mass": 0.5,
+                    "counts": [int(100 * q) for q in uniform] if sampled else [],
+                    "samples": 200 if sampled else 0,
+                })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def with_untaught(numbers: dict) -> dict:
+    """The numbers with a second model, `u`, evaluated untaught: base alone, the exact view at
+    T = 1, no samples (no validity or GOF), no seeded prompts, no SFT curves."""
+    n = copy.deepcopy(numbers)
+    base = copy.deepcopy(n["teaching"]["m"]["variants"]["base"])
+    for b in [base["validation"], *base["validation"]["families"].values()]:
+        b |= {"valid_rate": None, "valid_rate_ci": None, "gof_pass_rate": None, "gof_pass_ci": None}
+    n["teaching"]["u"] = {"variants": {"base": base}, "temperature": {"base": {"1": base["validation"]}},
+                          "seeded": {}, "paired": {}, "primary": None, "transfer": {}}  # fmt: skip
+    n["profile"]["teaching"]["untaught"] = ["u"]
+    n["sizes"]["u"] = 10**8
+    return n
+
+
 def test_figures_are_byte_identical_across_runs(numbers, tmp_path):
-    records = pd.DataFrame(
-        {
-            "id": ["r0", "r0", "r0"],
-            "temperature": [1.0, 1.0, 0.7],  # the sweep repeats a record at other T
-            "family": ["coin"] * 3,
-            "variant": ["base", "ce_kl", "ce_kl"],
-            "split": ["validation"] * 3,
-            "support": [["H", "T"]] * 3,
-            "target": [[0.5, 0.5]] * 3,
-            "model": [[0.9, 0.1], [0.6, 0.4], [0.7, 0.3]],
-            "support_mass": [0.3, 0.8, 0.7],
-            "counts": [[50, 10], [80, 70], [90, 60]],
-            "samples": [200, 200, 200],
-        }
-    )
+    n = with_untaught(numbers)
+    records = {"m": eval_records(["base", "ce_multisample", "ce_kl"]),
+               "u": eval_records(["base"], sampled=False)}  # fmt: skip
     for run in ("a", "b"):
-        figures.save(figures.harvest(numbers["harvest"]), tmp_path / run, "harvest")
-        figures.save(figures.forest(numbers["ab"]["tests"], 0.3), tmp_path / run, "forest")
-        figures.save(figures.aa_pvalues(numbers["ab"]), tmp_path / run, "aa")
-        teaching = numbers["teaching"]["m"]
-        figures.save(figures.teaching_tvd(teaching["variants"]), tmp_path / run, "tvd")
-        figures.save(figures.teaching_temperature(teaching["temperature"]), tmp_path / run, "t")
-        figures.save(figures.teaching_seeded(teaching["seeded"]), tmp_path / run, "seeded")
-        two = {"m": teaching, "m2": teaching}
-        figures.save(figures.teaching_size(two, {"m": 10**6, "m2": 10**7}), tmp_path / run, "size")
-        figures.save(figures.teaching_probs(records), tmp_path / run, "probs")
-        figures.save(figures.teaching_samples(records), tmp_path / run, "samples")
-        figures.save(figures.teaching_curve(numbers["training"]["m"]), tmp_path / run, "curve")
+        figures.save_all(n, records, tmp_path / run)
     files = sorted(p.name for p in (tmp_path / "a").iterdir())
-    assert len(files) == 20
+    assert files == sorted(p.name for p in (tmp_path / "b").iterdir())
+    assert len(files) == 2 * 13  # PNG and SVG of every figure
     for name in files:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+
+
+def test_save_all_writes_exactly_the_figures_the_report_links(numbers, prov, tmp_path):
+    import re
+
+    n = with_untaught(numbers)
+    records = {"m": eval_records(["base", "ce_multisample", "ce_kl"]),
+               "u": eval_records(["base"], sampled=False)}  # fmt: skip
+    figures.save_all(n, records, tmp_path)
+    md = render(n, prov | {"teaching/u": prov["teaching/m"]})
+    linked = set(re.findall(r"\]\(figures/([^)]+)\)", md))
+    assert linked == {p.name for p in tmp_path.iterdir()}
+    # the untaught model: no sampled frequencies, no temperature figure (T = 1 alone)
+    assert {"teaching_tvd_u.png", "teaching_probs_u.png", "teaching_size.png"} <= linked
+    assert not {"teaching_samples_u.png", "teaching_temperature_u.png"} & linked
+    assert {"ab_forest.png", "ab_forest_exploratory.png", "teaching_samples_m.png"} <= linked
+
+
+def test_the_sampled_panels_are_each_familys_first_prompt_with_few_answers():
+    records = figures.at_temperature_one(eval_records(["base", "ce_kl"]))
+    # integer_range's first prompt has 18 answers, uuid's no enumerable support
+    assert figures.sample_panel_records(records) == ["validation/000000", "validation/000003"]
+    many = pd.concat([records.assign(family=records.family + str(j), id=records.id + str(j))
+                      for j in range(4)])  # fmt: skip
+    assert len(figures.sample_panel_records(many)) == figures.SAMPLE_PANELS
+
+
+def test_the_forest_is_the_primary_claims_on_one_scale(numbers):
+    claims = numbers["ab"]["primary"]
+    inconclusive = claims["m/64/entropy_stream_vs_prng_stream"]
+    assert figures.endpoint_status(inconclusive, "echo") == "not shown equivalent"
+    assert figures.endpoint_status(inconclusive, "n_tokens") == "equivalent (TOST)"
+    flat = inconclusive | {"no_variation": ["echo"], "not_shown_equivalent": []}
+    assert figures.endpoint_status(flat, "echo") == "no variation: no test"
+    fig = figures.primary_forest(claims, numbers["profile"]["ab"]["primary"])
+    panels = [ax for ax in fig.axes if ax.get_xlabel()]
+    assert len(panels) == 2 and panels[0].get_xlim() == panels[1].get_xlim()
+    assert "equivalent" in panels[0].get_title() and "inconclusive" in panels[1].get_title()
+
+
+def test_the_aa_summary_says_how_far_from_uniform():
+    s = figures.aa_summary([1.0] * 10 + [0.5] * 10)
+    assert s == {"n": 20, "mean": 0.75, "ones": 10, "ones_share": 0.5, "conservative": True}
+    assert not figures.aa_summary(list(np.linspace(0.01, 0.99, 20)))["conservative"]
+    assert figures.aa_summary([])["mean"] is None
+
+
+def test_families_without_an_exact_tvd_are_named(numbers):
+    assert figures.no_exact_tvd(numbers["teaching"]["m"]["variants"]) == ["uuid"]
 
 
 def test_diff_lists_every_disagreeing_leaf():
