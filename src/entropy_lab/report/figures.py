@@ -301,8 +301,8 @@ def _aa_note(ab: dict[str, Any], alpha: float) -> str:
         return said + " Their mean is within 2 SE of a uniform's."
     return said + (
         "\nConservative: the metrics are discrete with many ties, so a permutation p-value is 1 "
-        "whenever the arms' means are equal, as when an endpoint takes few values (identical "
-        "arms on early_stop). Such a test rejects less often than alpha under the null and has "
+        "whenever the arms' means are equal, as when an endpoint takes few values. Such a test "
+        "rejects less often than alpha under the null and has "
         "less power than a continuous one: the MDE, computed at the effective alpha as for a "
         "continuous test, is optimistic for these metrics."
     )

@@ -371,7 +371,7 @@ def teaching_model(model: str, n: dict[str, Any], prov: dict[str, Any]) -> dict[
         ),
         "families": table(["split / family", *variants], families),
         "temperature": table(["variant", *(f"T = {t}" for t in temps)], temperature)
-        if temps
+        if len(temps) > 1
         else "",
         "temperature_said": [
             f.temperature_sentence(v, by_t, summary[v]["validation"]) for v, by_t in sweep.items()

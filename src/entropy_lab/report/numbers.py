@@ -216,7 +216,9 @@ def taught_built(params) -> list[str]:
 
 def sized(params) -> list[str]:
     """The evaluated models with a recorded parameter count (built or imported)."""
-    return [m for m in evaluated(params) if params.models.is_built(m) or m in params.models.imported]
+    return [
+        m for m in evaluated(params) if params.models.is_built(m) or m in params.models.imported
+    ]
 
 
 def recompute_teaching(params, model: str, records: Path, seeded: Path | None) -> dict[str, Any]:

@@ -66,7 +66,11 @@ def changed(rec: dict[str, Any]) -> list[tuple[str, str]]:
 def declared_word(d: dict[str, Any] | None) -> str:
     if d is None:
         return "not declared"
-    return f"declared {d['commit']}" if d["as_declared"] else f"post hoc (declared {d['commit']} changed)"
+    return (
+        f"declared {d['commit']}"
+        if d["as_declared"]
+        else f"post hoc (declared {d['commit']} changed)"
+    )
 
 
 def primary_cell(m: dict[str, Any], key: str = "primary") -> str:
@@ -84,15 +88,20 @@ def primary_cell(m: dict[str, Any], key: str = "primary") -> str:
                 said.append(f"{length}: equivalent (p {fmt(x['p_iut'])}{flat})")
             else:
                 worst = (x["differ"] or x["not_shown_equivalent"])[0]
-                said.append(f"{length}: {x['verdict']}, {worst} {f.d_ci(x['endpoints'][worst])}{flat}")
+                said.append(
+                    f"{length}: {x['verdict']}, {worst} {f.d_ci(x['endpoints'][worst])}{flat}"
+                )
         parts.append(f"{f.label(comparison)}: " + "; ".join(said))
     run = next(iter(result.values()))
     margins = "; ".join(f"{k} {v}" for k, v in f.raw_margins(result).items())
     scope = (f"{', '.join(m['profile']['ab']['models'])}, {run['prompts']} prompts, "
              f"{run['replicates']} replicates; "
              + (declared_word(spec["declared"]) if key == "primary" else "post hoc deviation"))  # fmt: skip
-    return (f"±{fmt(spec['margin_sd'])} within-prompt SD ({scope}), by length: "
-            + " · ".join(parts) + f". Margin on the raw scale: {margins}")
+    return (
+        f"±{fmt(spec['margin_sd'])} within-prompt SD ({scope}), by length: "
+        + " · ".join(parts)
+        + f". Margin on the raw scale: {margins}"
+    )
 
 
 def confirmatory_cell(m: dict[str, Any]) -> str:

@@ -120,7 +120,9 @@ def numbers(params, reported: dict, store: Store, root: Path) -> Verification:
         ))  # fmt: skip
     sizes = reported.get("sizes") or {}
     if set(sizes) != set(sized(params)):
-        out.problems.append(f"sizes: reported for {sorted(sizes)}, expected {sorted(sized(params))}")
+        out.problems.append(
+            f"sizes: reported for {sorted(sizes)}, expected {sorted(sized(params))}"
+        )
     for m in taught_built(params):
         out.add(section(
             f"sizes/{m}", "parameter count from its weights", store, [weights_file(m)],
