@@ -26,8 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
+from entropy_lab.errors import UserError
 from entropy_lab.generation.embedders import Embed
-from entropy_lab.generation.params import ABSection, MetricsSection
+from entropy_lab.generation.params import MATCH_SECONDS, ABSection, MetricsSection, answer_found
 
 log = logging.getLogger(__name__)
 
@@ -128,10 +129,18 @@ def prompt_echo(prompt: str, text: str) -> float:
 
 
 def accuracy(text: str, answer: str | None) -> float:
-    """1.0 if the output matches the answer regex (case-insensitive), NaN if not checkable."""
+    """1.0 if the output matches the answer regex (case-insensitive), NaN if not checkable; a
+    pattern that passed the params probes but backtracks on this text is one line, in seconds."""
     if answer is None:
         return float("nan")
-    return float(re.search(answer, text, flags=re.IGNORECASE) is not None)
+    try:
+        return float(answer_found(answer, text))
+    except TimeoutError:
+        raise UserError(
+            f"ab.prompts answer {answer!r}: matching a {len(text)}-character sample took over "
+            f"{MATCH_SECONDS} s (catastrophic backtracking); allowed: a regular expression "
+            "without nested repetition"
+        ) from None
 
 
 def sample_metrics(row: dict, prompt: str, answer: str | None, n: int) -> dict[str, float]:

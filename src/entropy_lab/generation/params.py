@@ -12,6 +12,7 @@ import re
 from pathlib import PurePosixPath
 from typing import Annotated, Literal
 
+import regex
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from entropy_lab.schema import Section, Seed, bad_value
@@ -79,19 +80,66 @@ class ABParams(Section):
     model_config = ConfigDict(allow_inf_nan=False)
 
 
+# Answer regexes run on the `regex` engine, whose matching stops at a time limit (Python's `re`
+# cannot be interrupted: `(.|.)*ZZZ` ran for minutes on a 40-character text).
+MATCH_SECONDS = 1.0  # one match in ab-metrics; linear patterns take microseconds
+PROBE_SECONDS = 0.1  # one probe when params are validated
+PROBE_CHARS = 1024
+MAX_REPEATS = 1000  # the product of an answer's repeat counts: `regex` unrolls them to compile
+
+
+def answer_found(answer: str, text: str, seconds: float = MATCH_SECONDS) -> bool:
+    """Whether `text` contains a match of the answer regex, case-insensitively; TimeoutError
+    after `seconds`."""
+    return regex.search(answer, text, flags=regex.IGNORECASE, timeout=seconds) is not None
+
+
+def probes(answer: str) -> list[str]:
+    """Texts on which a catastrophically backtracking pattern shows itself: long runs of one
+    character or pair (a few fixed ones, and the letters and digits the pattern names), each
+    failing at its end."""
+    named = list(dict.fromkeys(c for c in answer if c.isascii() and c.isalnum()))[:8]
+    units = ("a", "0", " ", "\n", ".", "ab", "a ", "aA", *named)
+    return [(u * PROBE_CHARS)[:PROBE_CHARS] + end for u in units for end in ("", "!")]
+
+
+def check_answer(answer: str) -> None:
+    """Compiles (as Python's `re` reads it, and with a bounded unrolled size as `regex` reads
+    it), and matches every probe in PROBE_SECONDS."""
+    try:
+        re.compile(answer)
+    except re.error as exc:
+        raise bad_value("", answer, f"not a regular expression ({exc})") from None
+    counts = re.findall(r"\{(\d*),?(\d*)\}", answer)  # {m}, {m,}, {,n}, {m,n}
+    if math.prod(max(int(n) for n in c if n) for c in counts if any(c)) > MAX_REPEATS:
+        raise bad_value("", answer, f"its repeat counts multiply to more than {MAX_REPEATS}")
+    try:
+        regex.compile(answer, flags=regex.IGNORECASE)
+    except regex.error as exc:
+        raise bad_value("", answer, f"not a regular expression ({exc})") from None
+    for text in probes(answer):
+        try:
+            answer_found(answer, text, PROBE_SECONDS)
+        except TimeoutError:
+            raise bad_value(
+                "",
+                answer,
+                f"backtracks catastrophically (over {PROBE_SECONDS} s on a {len(text)}-character "
+                f"text {text[:6]!r}...); allowed: a regular expression without nested repetition",
+            ) from None
+
+
 class Prompt(ABParams):
     id: Annotated[str, Field(pattern=NAME, max_length=64)]
     text: Annotated[str, Field(min_length=1, max_length=10_000)]
-    answer: str | None = None  # a regex; a sample is accurate when its text matches it
+    # a regex; a sample is accurate when its text matches it
+    answer: Annotated[str, Field(max_length=1000)] | None = None
 
     @field_validator("answer")
     @classmethod
-    def _compiles(cls, answer: str | None) -> str | None:
+    def _matches_in_bounded_time(cls, answer: str | None) -> str | None:
         if answer is not None:
-            try:
-                re.compile(answer)
-            except re.error as exc:
-                raise bad_value("", answer, f"not a regular expression ({exc})") from None
+            check_answer(answer)
         return answer
 
 
