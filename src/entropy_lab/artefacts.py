@@ -4,6 +4,7 @@ line naming the file and the stage to run, never a traceback."""
 from __future__ import annotations
 
 import json
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -15,16 +16,40 @@ DTYPES = {"BOOL", "U8", "I8", "I16", "U16", "I32", "U32", "I64", "U64", "F16", "
 
 
 def require(path: Path, hint: str) -> Path:
-    """An input that an earlier stage writes: one line naming the stage to run when absent."""
+    """An input that an earlier stage writes: one line naming the stage to run when absent,
+    or when it is not a regular file (reading a FIFO or a device would wait forever)."""
     if not path.exists():
         raise UserError(f"no {path}; {hint}")
+    if not path.is_file():
+        raise UserError(f"{path}: not a regular file but {kind(path)}; {hint}")
     return path
+
+
+def kind(path: Path) -> str:
+    """What a path that is not a regular file is, for an error line."""
+    mode = Path(path).stat().st_mode
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device")):  # fmt: skip
+        if test(mode):
+            return name
+    return "not a file"
+
+
+def regular_tree(directory: Path, hint: str) -> Path:
+    """A directory input whose every entry is a regular file or a directory (links followed):
+    the libraries that read it open whatever they find."""
+    for path in sorted(Path(directory).rglob("*")):
+        if not (path.is_file() or path.is_dir()):
+            what = kind(path) if path.exists() else "a dangling link"
+            raise UserError(f"{path}: not a regular file but {what}; {hint}")
+    return directory
 
 
 def read_json(path: Path, hint: str = REPRO) -> Any:
     require(path, hint)
     try:
-        return json.loads(Path(path).read_text())
+        return json.loads(Path(path).read_bytes())
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise UserError(f"{path}: not readable JSON ({type(exc).__name__}); {hint}") from None
 
@@ -49,6 +74,7 @@ def load_tasks(directory: Path):
 
     hint = "run the tasks stage (`dvc repro tasks`) first"
     require(directory / "dataset_dict.json", hint)
+    regular_tree(directory, hint)
     try:
         return load_from_disk(str(directory))
     except (OSError, pa.ArrowException, ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -82,8 +108,9 @@ def read_yaml(path: Path, hint: str = REPRO) -> Any:
 
     require(path, hint)
     try:
-        return yaml.safe_load(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's: dvc.lock is large
+        return yaml.load(Path(path).read_text(encoding="utf-8"), Loader=loader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, ValueError, RecursionError) as exc:
         raise UserError(f"{path}: not readable YAML ({type(exc).__name__}); {hint}") from None
 
 

@@ -10,17 +10,21 @@ and no two samples ever share a byte. A ledger records every range handed out;
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from entropy_lab.artefacts import kind, read_yaml
 from entropy_lab.errors import UserError
 
+HARVEST = "run the harvest stage first"
 POOL_DIR = Path("data/entropy")
 POOL_FILE = "pool.bin"
 CARD_FILE = "pool.json"
+LOCK = Path("dvc.lock")  # records the frozen harvest stage's outputs (their md5)
 WORD_BYTES = 4  # the pool's unit: one 32-bit word per uniform, per seed and per u
 
 
@@ -122,12 +126,21 @@ def write_ledger(path: Path, ranges: Iterable[Range]) -> None:
 
 
 def read_ledger(path: Path) -> list[Range]:
+    if not Path(path).is_file():  # a FIFO would block the reader
+        raise UserError(f"ledger {path}: not a regular file; rerun its stage")
     try:
-        return [Range(**r) for r in json.loads(Path(path).read_text())]
+        return [Range(**r) for r in json.loads(Path(path).read_bytes())]
     except (OSError, ValueError, TypeError) as exc:
         raise UserError(
             f"ledger {path}: unreadable ({type(exc).__name__}); rerun its stage"
         ) from None
+
+
+def regular(path: Path) -> Path:
+    """`path`, unless it is there and not a regular file (reading a FIFO would block)."""
+    if path.exists() and not path.is_file():
+        raise UserError(f"{path}: not a regular file but {kind(path)}; {HARVEST}")
+    return path
 
 
 def check_manifest(directory: Path, pool_sha: str, card_sha: str, segments) -> None:
@@ -135,7 +148,7 @@ def check_manifest(directory: Path, pool_sha: str, card_sha: str, segments) -> N
     the card's, and its params' sources, in order and size, are the card's segments."""
     where = directory / "manifest.json"
     try:
-        manifest = json.loads(where.read_text())
+        manifest = json.loads(regular(where).read_bytes())
         outputs, sources = manifest["outputs"], manifest["params"]["harvest.sources"]
         asked = [(str(s["name"]), int(s["bytes"])) for s in sources]
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -154,6 +167,48 @@ def check_manifest(directory: Path, pool_sha: str, card_sha: str, segments) -> N
         )
 
 
+def dvc_md5(directory: Path) -> str:
+    """A directory's md5 as dvc.lock records an output directory (dvc_data's tree hash: the md5
+    of the JSON list of each file's md5 and relative path, sorted by path)."""
+    entries = sorted(
+        (
+            {
+                "md5": hashlib.md5(p.read_bytes()).hexdigest(),
+                "relpath": p.relative_to(directory).as_posix(),
+            }
+            for p in Path(directory).rglob("*")
+            if p.is_file()
+        ),
+        key=lambda e: e["relpath"],
+    )
+    return hashlib.md5(json.dumps(entries, sort_keys=True).encode()).hexdigest() + ".dir"
+
+
+def check_recorded(directory: Path, lock: Path) -> None:
+    """The pool directory is the harvest output `lock` records, where it records one. The card
+    and manifest only vouch for each other: rewritten together with the pool they agree, while
+    dvc.lock (in git; the harvest stage is frozen) still holds the harvest's own hash."""
+    if not lock.exists():
+        return
+    stages = read_yaml(lock)
+    stages = stages.get("stages") if isinstance(stages, dict) else None
+    harvest = stages.get("harvest") if isinstance(stages, dict) else None
+    outs = harvest.get("outs") if isinstance(harvest, dict) else None
+    recorded = [
+        o.get("md5")
+        for o in outs or []
+        if isinstance(o, dict) and o.get("path") == POOL_DIR.as_posix()
+    ]
+    if not recorded:
+        return
+    if (found := dvc_md5(directory)) != recorded[0]:
+        raise UserError(
+            f"entropy pool {directory}: md5 {found}, but {lock} records the harvest's {recorded[0]}: "
+            "it was changed after the harvest; restore it (`git checkout data/entropy`), or record a "
+            "new harvest (`dvc repro harvest`, or `dvc commit harvest` after `entropy-lab harvest`)"
+        )
+
+
 @dataclass(frozen=True)
 class Pool:
     """A harvested pool: its bytes and the card that says where each source's bytes are."""
@@ -163,18 +218,19 @@ class Pool:
     segments: tuple[Segment, ...]
 
     @classmethod
-    def load(cls, directory: Path = POOL_DIR) -> Pool:
+    def load(cls, directory: Path = POOL_DIR, lock: Path | None = None) -> Pool:
         """The pool, after checking its card against its bytes (size, sha256; segments sorted,
         disjoint and inside the pool) and both against the harvest manifest (their hashes, and
-        each segment's source and size as params asked), so a relabelled card is refused."""
+        each segment's source and size as params asked), so a relabelled card is refused; and,
+        given `lock` (dvc.lock), the whole directory against the harvest output it records."""
         from entropy_lab.provenance import sha256_bytes
 
         path, card_path = Path(directory) / POOL_FILE, Path(directory) / CARD_FILE
-        if not path.is_file():
-            raise UserError(f"no entropy pool at {path}; run the harvest stage first")
-        data = path.read_bytes()
+        if not path.exists():
+            raise UserError(f"no entropy pool at {path}; {HARVEST}")
+        data = regular(path).read_bytes()
         try:
-            card_bytes = card_path.read_bytes()
+            card_bytes = regular(card_path).read_bytes()
             card = json.loads(card_bytes)
             size, sha256 = int(card.get("size", len(data))), str(card["sha256"])
             segments = tuple(
@@ -196,6 +252,8 @@ class Pool:
                 )
             end = seg.end
         check_manifest(Path(directory), digest, sha256_bytes(card_bytes), segments)
+        if lock is not None:
+            check_recorded(Path(directory), lock)
         return cls(data, digest, segments)
 
     def read(self, r: Range) -> bytes:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from entropy_lab.config import Params
 from entropy_lab.entropy.layout import check_layout
-from entropy_lab.entropy.pool import POOL_DIR, Pool, check_ledger, write_ledger
+from entropy_lab.entropy.pool import LOCK, POOL_DIR, Pool, check_ledger, write_ledger
 from entropy_lab.errors import UserError
 from entropy_lab.generation.design import (
     AB_DIR,
@@ -40,7 +40,7 @@ def run(params: Params, model_name: str, length: int, root: Path = Path(".")) ->
     outputs(out)
     pool = None
     if any(condition_kind(c)[1] == "pool" for c in ab.generate.conditions):
-        pool = Pool.load(root / POOL_DIR)
+        pool = Pool.load(root / POOL_DIR, root / LOCK)
         check_layout(ab, params.tasks, pool)  # no pool byte shared with the tasks' u's
     specs = plan(ab, model_name, length, pool)  # fails here, before any model is loaded
     record = Run(f"ab-generate@{model_name}-{length}")

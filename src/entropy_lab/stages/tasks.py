@@ -7,7 +7,7 @@ from pathlib import Path
 
 from entropy_lab.config import Params
 from entropy_lab.entropy.layout import check_layout, seeded_segments
-from entropy_lab.entropy.pool import POOL_DIR, POOL_FILE, Pool, check_ledger, write_ledger
+from entropy_lab.entropy.pool import LOCK, POOL_DIR, POOL_FILE, Pool, check_ledger, write_ledger
 from entropy_lab.provenance import MANIFEST, atomic_dir, build_manifest, write_json
 from entropy_lab.schema import flatten
 from entropy_lab.stages.common import Run, model_numerics, outputs
@@ -20,7 +20,7 @@ OUT, REPORTS = Path("data/tasks"), Path("reports/tasks")
 def run(params: Params, out: Path = OUT, reports: Path = REPORTS) -> None:
     section = params.tasks
     outputs(out, reports / "metrics.json")
-    pool = Pool.load(POOL_DIR)
+    pool = Pool.load(POOL_DIR, LOCK)
     check_layout(params.ab, section, pool)  # no pool byte shared with the A/B study
     seeded_segments(section, pool)  # the pool holds the u's, before any record is built
     record = Run("tasks")
@@ -30,7 +30,7 @@ def run(params: Params, out: Path = OUT, reports: Path = REPORTS) -> None:
     check_ledger(ranges)
     with atomic_dir(out) as tmp:
         to_dataset_dict(records).save_to_disk(str(tmp))
-        (tmp / "README.md").write_text(card(section, records))
+        (tmp / "README.md").write_text(card(section, records), encoding="utf-8")
         write_ledger(tmp / "ledger.json", ranges)
         manifest = build_manifest(
             "tasks",
