@@ -397,7 +397,10 @@ def test_unknown_variant_and_missing_dataset(params_data, tmp_path, monkeypatch)
         result.exit_code == 2
         and "no data/tasks/dataset_dict.json; run the tasks stage" in result.stderr
     )
-    monkeypatch.setenv("WORLD_SIZE", "64")  # more torchrun processes than records per step
+    # more torchrun processes than records per step (the environment torchrun gives each one)
+    for key, value in {"WORLD_SIZE": "64", "RANK": "0", "LOCAL_RANK": "0",
+                       "MASTER_ADDR": "localhost", "MASTER_PORT": "29500"}.items():  # fmt: skip
+        monkeypatch.setenv(key, value)
     result = CliRunner().invoke(main, ["train", "--model", "kjv-tiny", "--variant", "ce_kl"])
     assert result.exit_code == 2 and result.stderr == (
         "error: training.batch_size = 16: must be at least the 64 torchrun processes\n"

@@ -7,6 +7,7 @@ raised as `UserError` before any stage does work. Types are strict: YAML's
 
 from __future__ import annotations
 
+import contextlib
 import reprlib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -231,13 +232,16 @@ def parse_params(data: Any, source: str = str(PARAMS_FILE)) -> Params:
 
 
 MAX_BYTES = 1 << 20  # a params file is a few KB
+MAX_INT_DIGITS = 4000  # Python reads and writes integers of at most 4300 digits
+MAX_INT = 10**MAX_INT_DIGITS
 MAX_VALUES = 100_000  # leaves, counted as the data is walked (YAML aliases count each use)
 MAX_DEPTH = 32
 
 
 def check_size(data: Any, source: str) -> None:
-    """Refuse data with more than MAX_VALUES values or MAX_DEPTH levels, before anything
-    walks it: nine levels of nine YAML aliases are 1.6 KB of text and 387 million values."""
+    """Refuse data with more than MAX_VALUES values, MAX_DEPTH levels or an integer past
+    MAX_INT, before anything walks it: nine levels of nine YAML aliases are 1.6 KB of text and
+    387 million values."""
     seen, stack = 0, [(data, 0)]
     while stack:
         node, depth = stack.pop()
@@ -250,6 +254,8 @@ def check_size(data: Any, source: str) -> None:
             stack.extend((v, depth + 1) for v in node.values())
         elif isinstance(node, list):
             stack.extend((v, depth + 1) for v in node)
+        elif isinstance(node, int) and abs(node) >= MAX_INT:  # pydantic cannot even report it
+            raise UserError(f"{source}: an integer of more than {MAX_INT_DIGITS} digits; not read")
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -268,6 +274,24 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                 raise UserError(f"key {short(key)} appears twice in one mapping (line {line})")
             keys.add(key)
         return super().construct_mapping(node, deep)
+
+    def construct_bounded_int(self, node):
+        """YAML's integers, bounded: Python refuses to read a decimal one of more than 4300
+        digits (its int-string limit) or to write a larger one (into a manifest, an error
+        line), and YAML 1.1's base-60 form (`1:59:59`) takes time quadratic in its length."""
+        value = None
+        if len(node.value) <= MAX_INT_DIGITS:
+            with contextlib.suppress(ValueError):
+                value = self.construct_yaml_int(node)
+        if value is None or abs(value) >= MAX_INT:
+            line = node.start_mark.line + 1
+            raise UserError(
+                f"an integer of more than {MAX_INT_DIGITS} digits (line {line}); not read"
+            )
+        return value
+
+
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:int", _UniqueKeyLoader.construct_bounded_int)
 
 
 def read_params_text(path: Path) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,6 +131,60 @@ def _quantization_config(quantization: str, compute_dtype):
     )
 
 
+def check_model_dir(name: str, path: Path, what: str = "model") -> None:
+    """What loading a model directory needs, each failure one line before any work: regular
+    files only, complete safetensors weights (pickled checkpoints are refused), and a
+    config.json that transformers reads without remote code (no `auto_map`)."""
+    from transformers import AutoConfig
+
+    from entropy_lab.artefacts import check_safetensors, read_json_object, regular_tree
+
+    hint = f"rebuild or re-download {what} {name!r}"
+    regular_tree(path, hint)
+    weights = sorted(path.glob("*.safetensors"))
+    if not weights:
+        raise UserError(
+            f"{what} {name!r} at {path} has no .safetensors weights; "
+            "pickled checkpoints (.bin, .pt) are refused"
+        )
+    for file in weights:
+        check_safetensors(file, hint)
+    if "auto_map" in read_json_object(path / "config.json", hint):
+        raise UserError(
+            f"{what} {name!r} at {path}: config.json has an auto_map (remote code), which is "
+            "refused; allowed: architectures transformers ships"
+        )
+    try:
+        AutoConfig.from_pretrained(path, trust_remote_code=False)
+    except Exception as exc:  # transformers' and huggingface_hub's validation errors vary
+        raise UserError(
+            f"{what} {name!r} at {path}: config.json does not load ({first_line(exc)}); {hint}"
+        ) from None
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception as a short phrase for an error line."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:160] if text else type(exc).__name__
+
+
+class _NoLoadReport(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "LOAD REPORT" not in str(record.msg)
+
+
+@contextlib.contextmanager
+def no_load_report():
+    """Without transformers' multi-line table of missing and mismatched tensors: `load` says
+    what decides, in one line."""
+    logger, quiet = logging.getLogger("transformers.modeling_utils"), _NoLoadReport()
+    logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        logger.removeFilter(quiet)
+
+
 def load(
     resolved: ResolvedModel,
     device: str = "auto",
@@ -141,34 +196,38 @@ def load(
 
     dev = pick_device(device)
     check_quantization(resolved.name, ModelProfile(quantization=quantization), dev)
-    if not any(resolved.path.glob("*.safetensors")):
-        raise UserError(
-            f"model {resolved.name!r} at {resolved.path} has no .safetensors weights; "
-            "pickled checkpoints (.bin, .pt) are refused"
-        )
+    check_model_dir(resolved.name, resolved.path)
     torch_dtype = pick_dtype(dtype, dev)
     kwargs: dict[str, Any] = {
         "trust_remote_code": False,
         "use_safetensors": True,
         "dtype": torch_dtype,
+        "ignore_mismatched_sizes": True,  # refused below, in one line
     }
     if quantization != "none":
         kwargs["quantization_config"] = _quantization_config(quantization, torch_dtype)
         kwargs["device_map"] = {"": dev}
     try:
-        model, info = AutoModelForCausalLM.from_pretrained(
-            resolved.path, output_loading_info=True, **kwargs
-        )
+        with no_load_report():
+            model, info = AutoModelForCausalLM.from_pretrained(
+                resolved.path, output_loading_info=True, **kwargs
+            )
         tokenizer = AutoTokenizer.from_pretrained(resolved.path, trust_remote_code=False)
-    except (OSError, ValueError, TypeError, KeyError) as exc:
-        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+    # RuntimeError: torch's, for a size a config gives that no tensor can have (negative)
+    except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
         raise UserError(
-            f"model {resolved.name!r} at {resolved.path} cannot be loaded: {reason}"
+            f"model {resolved.name!r} at {resolved.path} cannot be loaded: {first_line(exc)}"
         ) from None
     if missing := info.get("missing_keys"):  # a random initialisation would train silently
         raise UserError(
             f"model {resolved.name!r} at {resolved.path}: its weights lack {len(missing)} of the "
             f"model's tensors (e.g. {sorted(missing)[0]}); refusing a random initialisation"
+        )
+    if mismatched := info.get("mismatched_keys"):  # reinitialised, as a missing tensor is
+        key, stored, built = sorted(mismatched)[0]
+        raise UserError(
+            f"model {resolved.name!r} at {resolved.path}: config.json does not fit its weights "
+            f"({len(mismatched)} tensors, e.g. {key}: {list(stored)} stored, {list(built)} built)"
         )
     if quantization == "none":
         model = model.to(dev)

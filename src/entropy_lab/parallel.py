@@ -7,11 +7,34 @@ single-process program by default.
 from __future__ import annotations
 
 import os
+import re
+
+from entropy_lab.errors import UserError
+
+TORCHRUN = ("RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")  # what torchrun sets beside it
 
 
 def world_size() -> int:
-    """How many processes torchrun started (1 without torchrun)."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
+    """How many processes torchrun started (1 without torchrun). A WORLD_SIZE that is not a
+    count, or one above 1 without the rest of torchrun's environment (the process group would
+    wait for peers that never come), is one line."""
+    raw = os.environ.get("WORLD_SIZE", "1")
+    if not re.fullmatch(r"[1-9][0-9]{0,5}", raw):
+        raise UserError(
+            f"WORLD_SIZE={raw[:40]!r}: not a process count; unset it, or run under torchrun"
+        )
+    world = int(raw)
+    if world > 1:
+        if missing := [k for k in TORCHRUN if not os.environ.get(k)]:
+            raise UserError(
+                f"WORLD_SIZE={world} but {', '.join(missing)} unset: run under "
+                f"`torchrun --nproc-per-node {world}`, or unset WORLD_SIZE"
+            )
+        for key in ("RANK", "LOCAL_RANK"):
+            value = os.environ[key]
+            if not (re.fullmatch(r"[0-9]{1,6}", value) and int(value) < world):
+                raise UserError(f"{key}={value[:40]!r}: not a rank below WORLD_SIZE={world}")
+    return world
 
 
 def rank_world() -> tuple[int, int]:

@@ -65,15 +65,23 @@ def load_scorer(spec: str, prompts: dict[str, str]) -> Callable[[list[dict]], np
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    from entropy_lab.models import check_model_dir, first_line
+
     path = Path(spec.removeprefix("reward:"))
     if not path.resolve().is_relative_to(Path.cwd().resolve()):
         raise UserError(f"ab.metrics.scorer = {spec!r}: {path} resolves outside the repository")
     if not (path / "config.json").is_file() or not any(path.glob("*.safetensors")):
         raise UserError(f"ab.metrics.scorer = {spec!r}: no safetensors model at {path}")
-    tok = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        path, trust_remote_code=False, use_safetensors=True
-    ).eval()
+    check_model_dir(spec, path, "reward model")
+    try:
+        tok = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            path, trust_remote_code=False, use_safetensors=True
+        ).eval()
+    except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
+        raise UserError(
+            f"ab.metrics.scorer = {spec!r}: the model at {path} cannot be loaded ({first_line(exc)})"
+        ) from None
 
     def score(rows: list[dict]) -> np.ndarray:
         out = []

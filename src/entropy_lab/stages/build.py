@@ -40,7 +40,7 @@ def run(params: Params, name: str, models_dir: Path = MODELS_DIR, reports: Path 
         stops = pretrain.stop_rate(result.model, tokenizer, val_docs, STOP_PROMPTS, spec.seed)
         sample = pretrain.greedy_sample(result.model, tokenizer, "Genesis 1:1 In the beginning")
         (tmp / "README.md").write_text(
-            pretrain.model_card(name, spec, n_params, result, stops, sample)
+            pretrain.model_card(name, spec, n_params, result, stops, sample), encoding="utf-8"
         )
         manifest = build_manifest(
             "build",

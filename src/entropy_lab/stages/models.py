@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from entropy_lab.artefacts import check_safetensors, read_json_object
 from entropy_lab.config import Params
 from entropy_lab.errors import UserError
 from entropy_lab.models import (
     MODELS_DIR,
     RESOLVED,
+    check_model_dir,
     check_quantization,
     is_model_dir,
     pick_device,
@@ -25,8 +25,9 @@ from entropy_lab.stages.common import Run, outputs
 
 def run(params: Params, models_dir: Path = MODELS_DIR, out: Path = RESOLVED) -> None:
     """Quantisation requests and built models are checked before any work, so a CPU run
-    asking for 8-bit fails at once and writes nothing, and a truncated weights file is a
-    one-line error, never a recorded hash."""
+    asking for 8-bit fails at once and writes nothing; each model directory is checked as the
+    stages that load it check it (`check_model_dir`), so a truncated or pickled weights file
+    or a remote-code config is a one-line error, never a recorded hash."""
     section = params.models
     outputs(out.parent)
     record = Run("models")
@@ -42,10 +43,7 @@ def run(params: Params, models_dir: Path = MODELS_DIR, out: Path = RESOLVED) -> 
     resolved = {}
     for name in section.use:
         r = resolve_profile(name, section, models_dir)
-        hint = f"rebuild or re-download model {name!r}"
-        for weights in sorted(r.path.glob("*.safetensors")):
-            check_safetensors(weights, hint)
-        read_json_object(r.path / "config.json", hint)
+        check_model_dir(name, r.path)
         check_tokenizer(r.path, name)
         resolved[name] = {
             "source": r.source,

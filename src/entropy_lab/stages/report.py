@@ -44,5 +44,5 @@ def run(params: Params, root: Path = Path(".")) -> None:
     write_json(out / "headline.json", headline(numbers))
     write_json(out / "provenance.json", prov)
     with atomic_file(out / "report.md") as tmp:
-        tmp.write_text(markdown.render(numbers, prov))
+        tmp.write_text(markdown.render(numbers, prov), encoding="utf-8")
     record.finish(root)

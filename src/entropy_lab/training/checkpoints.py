@@ -18,11 +18,12 @@ log = logging.getLogger(__name__)
 def canonical_adapter_config(path: Path) -> None:
     """Sort the module lists peft keeps as sets: their saved order follows Python's per-process
     string hashing, so the same adapter would get different bytes on every run."""
-    config = json.loads(path.read_text())
+    config = json.loads(path.read_bytes())
     for key in ("target_modules", "modules_to_save"):
         if isinstance(config.get(key), list):
             config[key] = sorted(config[key])
-    path.write_text(json.dumps(config, indent=2, sort_keys=True))  # peft's own layout
+    text = json.dumps(config, indent=2, sort_keys=True)  # peft's own layout
+    path.write_text(text, encoding="utf-8")
 
 
 def save_adapter(directory: Path, model) -> None:
@@ -77,7 +78,7 @@ class Checkpoints:
         if not state_path.is_file():
             return 0, []
         try:  # read everything before touching the model: a failure leaves it as it was
-            state = json.loads(state_path.read_text())
+            state = json.loads(state_path.read_bytes())
             if state["digest"] != self.digest:
                 log.info("checkpoint in %s is from another run; starting afresh", self.directory)
                 self.clear()
