@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import hashlib
 import json
 import math
@@ -149,7 +150,7 @@ def json_safe(obj: Any) -> Any:
 
 def write_json(path: Path, obj: Any) -> None:
     """Write JSON atomically (temp file in the same directory, then rename)."""
-    with atomic_file(Path(path)) as tmp, open(tmp, "w") as fh:
+    with atomic_file(Path(path)) as tmp, open(tmp, "w", encoding="utf-8") as fh:
         json.dump(obj, fh, indent=2, sort_keys=True)
         fh.write("\n")
 
@@ -180,6 +181,39 @@ def inside_repository(path: Path) -> Path:
     return absolute
 
 
+def writable(path: Path) -> None:
+    """The directory an output is renamed into is a directory this process may write, or can
+    be made in one: checked before any work, so that no stage writes some of its outputs and
+    then fails on the next (`outputs` in stages.common)."""
+    node = Path(os.path.abspath(path)).parent
+    while not node.exists() and node != node.parent:
+        node = node.parent
+    where = os.path.relpath(node)
+    if not node.is_dir():
+        raise UserError(f"output {path}: {where} is not a directory")
+    if not os.access(node, os.W_OK | os.X_OK):
+        raise UserError(f"output {path}: {where} is not writable")
+
+
+# Errors of writing, not of the data: a read-only or full disk, a quota, a file-size limit
+WRITE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+@contextlib.contextmanager
+def write_errors(final: Path) -> Iterator[None]:
+    """An OS error while writing `final` (a full disk, say) as one line; the caller has left
+    `final` as it was."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in WRITE_ERRNOS:
+            raise
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise UserError(
+            f"output {final}: {exc.strerror or os.strerror(exc.errno)}{where}; left as it was"
+        ) from None
+
+
 def _clear_stale(final: Path) -> None:
     """Remove the temporary siblings an interrupted write left (`.NAME.tmp-*`, `.NAME.old-*`)."""
     for tag in (TMP_TAG, OLD_TAG):
@@ -193,19 +227,20 @@ def _clear_stale(final: Path) -> None:
 @contextlib.contextmanager
 def atomic_file(final: Path) -> Iterator[Path]:
     """Yield a temp path beside `final`; on success it is renamed over `final`."""
-    final = inside_repository(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    _clear_stale(final)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}{TMP_TAG}", dir=final.parent)
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())
-    try:
-        yield Path(tmp)
-        inside_repository(final)
-        os.replace(tmp, final)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with write_errors(final):
+        final = inside_repository(final)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        _clear_stale(final)
+        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}{TMP_TAG}", dir=final.parent)
+        os.close(fd)
+        os.chmod(tmp, 0o666 & ~_umask())
+        try:
+            yield Path(tmp)
+            inside_repository(final)
+            os.replace(tmp, final)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 def _exchange(a: Path, b: Path) -> bool:
@@ -230,25 +265,26 @@ def atomic_dir(final: Path) -> Iterator[Path]:
     absent) and removes its temp directory, so DVC never sees a partial output; the swap is
     one atomic exchange where Linux allows it, so `final` is never missing in between.
     """
-    final = inside_repository(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    _clear_stale(final)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}{TMP_TAG}", dir=final.parent))
-    os.chmod(tmp, 0o777 & ~_umask())
-    try:
-        yield tmp
-        inside_repository(final)  # a link may have appeared while the stage worked
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if final.is_dir() and _exchange(tmp, final):
-        shutil.rmtree(tmp, ignore_errors=True)  # now holds the previous output
-        return
-    old = final.with_name(f".{final.name}{OLD_TAG}{os.getpid()}")
-    if final.exists():
-        os.replace(final, old)
-    os.replace(tmp, final)
-    if old.is_dir():
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        old.unlink(missing_ok=True)
+    with write_errors(final):
+        final = inside_repository(final)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        _clear_stale(final)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}{TMP_TAG}", dir=final.parent))
+        os.chmod(tmp, 0o777 & ~_umask())
+        try:
+            yield tmp
+            inside_repository(final)  # a link may have appeared while the stage worked
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        if final.is_dir() and _exchange(tmp, final):
+            shutil.rmtree(tmp, ignore_errors=True)  # now holds the previous output
+            return
+        old = final.with_name(f".{final.name}{OLD_TAG}{os.getpid()}")
+        if final.exists():
+            os.replace(final, old)
+        os.replace(tmp, final)
+        if old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.unlink(missing_ok=True)

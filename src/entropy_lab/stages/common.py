@@ -26,7 +26,7 @@ from typing import Any
 from entropy_lab.config import Params, parse_params, read_params_data
 from entropy_lab.errors import UserError
 from entropy_lab.numerics import DEFAULT, NAMES, SETTINGS, apply
-from entropy_lab.provenance import inside_repository, write_json
+from entropy_lab.provenance import inside_repository, writable, write_json
 
 RUNS = Path("runs")  # run records: one JSON per stage, in git, hashed by nothing
 
@@ -40,11 +40,13 @@ def one_of(option: str, value: Any, allowed: list, key: str) -> None:
 
 def outputs(*paths: Path) -> None:
     """Refuse, before any work, to write where a path leaves the repository or passes a link,
-    or where a file output (a name with a suffix) is a directory."""
+    where a file output (a name with a suffix) is a directory, or where its directory cannot
+    be written: every output of a stage is checked before the first is written."""
     for path in paths:
         inside_repository(path)
         if Path(path).suffix and Path(path).is_dir():
             raise UserError(f"output {path} is a directory; remove it (a file goes there)")
+        writable(path)
 
 
 def set_threads(threads: int) -> None:
@@ -95,7 +97,7 @@ def machine() -> dict[str, Any]:
 
     info: dict[str, str] = {}
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
             key, _, value = line.partition(":")
             info.setdefault(key.strip(), value.strip())
     except OSError:
@@ -115,10 +117,13 @@ def machine() -> dict[str, Any]:
 
 
 def commit() -> dict[str, Any]:
-    """The git commit the stage ran on, and whether the tree had changes (None outside git)."""
+    """The git commit the stage ran on, and whether the tree had changes (None outside git).
+    `--no-optional-locks`: git status would otherwise rewrite .git/index (its stat cache)
+    under whoever is working in the repository."""
+    git = ["git", "--no-optional-locks"]
     try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "src"],
+        head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True)
+        dirty = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no", "src"],
                                capture_output=True, text=True)  # fmt: skip
     except OSError:
         return {"commit": None, "code_changed": None}
