@@ -105,6 +105,7 @@ def test_repro_ends_with_a_report_that_verify_reproduces_and_tampering_fails(rep
     assert "up to date" in run(["dvc", "status"], repo)
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
     assert set(lock["stages"]) == {
+        "check-params",
         "harvest",
         "build@kjv-tiny",
         "models",

@@ -49,7 +49,10 @@ class OneLineGroup(click.Group):
             click.echo(exc.ctx.get_help() if exc.ctx else str(exc))
             sys.exit(0)
         except click.ClickException as exc:
-            click.echo(f"error: {exc.format_message()}", err=True)
+            message = exc.format_message()  # it quotes the value: `--length 999...` of any size
+            click.echo(
+                f"error: {message if len(message) < 300 else message[:296] + '...'}", err=True
+            )
             sys.exit(2)
         except click.exceptions.Abort:
             sys.exit(1)
@@ -74,6 +77,18 @@ def quiet_libraries() -> None:
     if not sys.stderr.isatty():  # libraries' progress bars only on a terminal, like ours
         for library in ("HF_HUB", "HF_DATASETS"):  # read when transformers / datasets import
             os.environ.setdefault(f"{library}_DISABLE_PROGRESS_BARS", "1")
+
+
+@main.command("check-params")
+@params_option
+@user_errors
+def check_params_cmd(params_path: Path) -> None:
+    """Stage `check-params`: validate params.yaml before DVC removes any stage's outputs."""
+    from entropy_lab.config import load_params
+    from entropy_lab.stages import check_params
+
+    load_params(params_path)
+    check_params.run()
 
 
 @main.command("harvest")
