@@ -38,7 +38,7 @@ reproduce-check: install ## Clone this commit, make repro in the clone, list out
 
 # `dvc exp show` lists every param and metric; this keeps the changed params and the headline.
 exp-show: install ## Compare DVC experiments: changed params and headline numbers only
-	dvc exp show --only-changed --drop 'reports/models|Created' --keep 'Experiment|teaching|primary' --md
+	dvc exp show --no-pager --only-changed --drop '.*' --keep 'Experiment|Created|^(models|tasks|training|evaluate|ab)\.|validation\.(tvd|close_rate)$$|ab\.primary\.' --md
 
 # pytest exits 5 when a marker selects nothing: that is not a failure. Tests run their tiny
 # models on one BLAS thread unless told otherwise: on a busy 2-core machine that is much faster.

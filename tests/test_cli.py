@@ -94,5 +94,3 @@ def test_a_reproduce_check_prints_a_summary_and_names_this_machine(monkeypatch, 
     result = CliRunner().invoke(main, ["reproduce-check", "--table", str(table)])
     assert result.exit_code == 1 and "2000 of 2001 hold" in result.stdout
     assert "does not hold: ab.x.verdict" in result.stdout
-
-

@@ -99,7 +99,7 @@ SIZES = [  # bounded before any work: no hang, no MemoryError traceback
     ("training.batch_size", 10**9),
     ("tasks.counts.train", 10**12),
     ("evaluate.samples", 10**12),
-    ("evaluate.records", 10**9),
+    ("evaluate.records_per_family.validation", 10**9),
     ("evaluate.monte_carlo", 10**12),
 ]
 

@@ -456,7 +456,7 @@ def test_every_stage_runs_after_the_params_check_which_reads_every_section():
     assert check["outs"] == [{CHECKED.as_posix(): {"persist": True}}]
     assert sorted(check["params"]) == sorted(Params.model_fields)
     for name, stage in STAGES_YAML.items():
-        if name not in ("check-params", "convert"):  # convert: its owner adds the dependency
+        if name != "check-params":
             assert CHECKED.as_posix() in stage.get("do", stage)["deps"], name
 
 

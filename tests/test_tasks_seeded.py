@@ -79,10 +79,10 @@ def test_tasks_stage_records_its_pool_ranges_and_refuses_a_small_pool(
     params_data, tmp_path, monkeypatch
 ):
     data = params_data
-    data["tasks"]["counts"] = {
+    data["tasks"]["counts"] = {  # each evaluation split: 2 of every family of its pool
         "train": 60,
-        "validation": 12,
-        "test_template": 12,
+        "validation": 32,
+        "test_template": 32,
         "test_family": 12,
     }
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(data))

@@ -78,9 +78,11 @@ def overrides(command: str) -> list[tuple[str, Any]]:
                 raise UserError(f"--command: -S {value!r} is not key=value")
             try:
                 out.append((key.lstrip("+"), yaml.safe_load(raw)))
-            except yaml.YAMLError as exc:
-                reason = str(exc).splitlines()[0]
-                raise UserError(f"--command: -S {value!r}: not a YAML value ({reason})") from None
+            except (yaml.YAMLError, ValueError) as exc:  # ValueError: an integer too long to read
+                reason = str(exc).splitlines()[0][:120]
+                raise UserError(
+                    f"--command: -S {value[:80]!r}: not a YAML value ({reason})"
+                ) from None
     return out
 
 
@@ -98,8 +100,9 @@ def apply_overrides(params: dict[str, Any], changes: list[tuple[str, Any]]) -> d
 
 def git(repo: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        ["git", "--no-optional-locks", *args], cwd=repo, capture_output=True, text=True
-    )
+        ["git", "--no-optional-locks", *args], cwd=repo, capture_output=True, encoding="utf-8",
+        errors="replace",
+    )  # fmt: skip
 
 
 def yaml_at(repo: Path, rev: str, path: str) -> Any:

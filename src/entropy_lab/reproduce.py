@@ -47,7 +47,8 @@ class Check:
 
 
 def _run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, encoding="utf-8",
+                          errors="replace")  # fmt: skip
     if proc.returncode != 0:
         tail = (proc.stdout + proc.stderr).strip().splitlines()[-20:]
         raise UserError(f"`{' '.join(cmd)}` failed in {cwd}:\n" + "\n".join(tail))
@@ -126,8 +127,9 @@ def repro(clone: Path, venv: Path, log: Path, stages: int, say: Callable[[str], 
     cmd = ["make", "-o", "install", "repro", f"VENV={venv}"]  # this environment's packages
     done = 0
     with open(log, "w", encoding="utf-8") as out:
-        proc = subprocess.Popen(cmd, cwd=clone, env=clone_env(clone, venv), text=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+        proc = subprocess.Popen(cmd, cwd=clone, env=clone_env(clone, venv), encoding="utf-8",
+                                errors="replace", stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT)  # fmt: skip
         assert proc.stdout is not None
         for line in proc.stdout:
             out.write(line)

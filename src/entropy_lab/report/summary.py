@@ -33,8 +33,8 @@ def records(root: Path) -> dict[str, dict[str, Any]]:
     """Each committed experiment record: its record.json and metrics.json, by name."""
     out = {}
     for d in sorted((root / "reports" / "experiments").glob("*/record.json")):
-        out[d.parent.name] = json.loads(d.read_text()) | {
-            "metrics": json.loads((d.parent / "metrics.json").read_text())
+        out[d.parent.name] = json.loads(d.read_text(encoding="utf-8")) | {
+            "metrics": json.loads((d.parent / "metrics.json").read_text(encoding="utf-8"))
         }
     return out
 
@@ -167,7 +167,7 @@ def reproductions(root: Path) -> str:
     the committed outputs byte for byte, and which claim by claim."""
     lines = []
     for p in sorted((root / "reports" / "reproductions").glob("*.json")):
-        r = json.loads(p.read_text())
+        r = json.loads(p.read_text(encoding="utf-8"))
         m, c = r["machine"], r["claims"]
         said = ("every committed byte reproduced" if r["bytes"]["identical"] else
                 f"{len(r['bytes']['differ'])} outputs differ in their bytes")  # fmt: skip
@@ -237,7 +237,9 @@ def block(text: str, marker: str, body: str) -> str:
 
 def timing(root: Path) -> str:
     """One line: how long the committed default profile's stages took, and where."""
-    runs = [json.loads(p.read_text()) for p in sorted((root / "runs").glob("*.json"))]
+    runs = [
+        json.loads(p.read_text(encoding="utf-8")) for p in sorted((root / "runs").glob("*.json"))
+    ]
     m = runs[0]["machine"]
     minutes = sum(r["seconds"] for r in runs) / 60
     return (
@@ -249,14 +251,14 @@ def timing(root: Path) -> str:
 
 def render(root: Path = Path(".")) -> dict[str, str]:
     """Each generated page as it should read now."""
-    metrics = json.loads((root / "reports" / "metrics.json").read_text())
+    metrics = json.loads((root / "reports" / "metrics.json").read_text(encoding="utf-8"))
     recs = records(root)
     bodies = {"findings": findings(metrics, recs), "experiments": experiments(recs),
               "timing": timing(root), "reproductions": reproductions(root),
               "sizes": sizes(metrics, recs)}  # fmt: skip
     out = {}
     for page, keys in PAGES.items():
-        text = (root / page).read_text()
+        text = (root / page).read_text(encoding="utf-8")
         for key in keys:
             text = block(text, key, bodies[key])
         out[page] = text
@@ -265,4 +267,4 @@ def render(root: Path = Path(".")) -> dict[str, str]:
 
 if __name__ == "__main__":
     for page, text in render().items():
-        Path(page).write_text(text)
+        Path(page).write_text(text, encoding="utf-8")

