@@ -19,7 +19,8 @@ from entropy_lab.store import dir_md5, listing_of, md5_file
 from tests.conftest import REPO
 
 COMMAND = (
-    "dvc exp run -n weighted -S 'models.use=[kjv-tiny,kjv-small]' "
+    "dvc exp run -n weighted -S 'models.use=[kjv-tiny,kjv-small]' -S 'models.convert=[]' "
+    "-S 'evaluate.untaught=[]' "
     "-S 'models.build=[kjv-tiny,kjv-small]' -S training.lr=0.001 "
     "-S '+training.family_weights.k_of_n=3' --set-param evaluate.samples=1000"
 )
@@ -31,6 +32,8 @@ CODE = "src/entropy_lab/stages/report.py"
 def test_overrides_are_read_as_dvc_reads_them():
     assert ex.overrides(COMMAND) == [
         ("models.use", ["kjv-tiny", "kjv-small"]),
+        ("models.convert", []),
+        ("evaluate.untaught", []),
         ("models.build", ["kjv-tiny", "kjv-small"]),
         ("training.lr", 0.001),
         ("training.family_weights.k_of_n", 3),

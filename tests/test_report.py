@@ -438,7 +438,7 @@ def test_report_renders_every_section_from_the_numbers(numbers, prov):
     # a run that changed the declared fields says so: post hoc, not "declared before"
     numbers["profile"]["ab"]["primary"]["declared"]["as_declared"] = False
     md = render(numbers, prov)
-    assert "was declared in commit" not in md and "post hoc here" in md
+    assert "primary claim was declared in commit" not in md and "post hoc here" in md
 
 
 def test_the_report_leads_with_its_findings(numbers, prov):
