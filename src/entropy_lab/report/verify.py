@@ -59,8 +59,11 @@ def dvc_changes(root: Path) -> list[str]:
     """Artefacts, code or params that no longer match `dvc.lock` (DVC's own `status`). An
     output or dependency that is absent from the workspace is not listed: its claims are
     checked from the cache or a bundle, or listed as unchecked."""
+    import logging
+
     from dvc.repo import Repo
 
+    logging.getLogger("dvc").setLevel(logging.ERROR)  # "harvest is frozen": by design
     try:
         with Repo(str(root)) as repo:
             status = repo.status()
