@@ -212,14 +212,30 @@ def dotted(params: dict[str, Any], key: str) -> Any:
     return node
 
 
+def same(a: Any, b: Any) -> bool:
+    """A param as dvc.lock recorded it and as params.yaml gives it: DVC writes some floats as
+    strings (`tail: '1e-09'`), so a number and its string are the same value."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, str) != isinstance(b, str) and not isinstance(a, bool | None) \
+            and not isinstance(b, bool | None):  # fmt: skip
+        try:
+            return float(a) == float(b)
+        except (TypeError, ValueError):
+            return False
+    return a == b
+
+
 def lock_param_problems(lock: dict[str, Any], params: dict[str, Any]) -> list[str]:
     """Every param a stage's lock entry recorded must be the params.yaml value."""
     out = []
     for stage, entry in lock["stages"].items():
         for key, value in ((entry or {}).get("params") or {}).get("params.yaml", {}).items():
-            if dotted(params, key) != value:
-                out.append(f"dvc.lock: stage {stage} ran with {key} = {value!r}, params.yaml "
-                           f"says {dotted(params, key)!r}")  # fmt: skip
+            if not same(dotted(params, key), value):
+                out.append(f"dvc.lock: stage {stage} ran with {key} = {repr(value)[:60]}, "
+                           f"params.yaml says {repr(dotted(params, key))[:60]}")  # fmt: skip
     return out
 
 
