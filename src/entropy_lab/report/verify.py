@@ -67,9 +67,12 @@ def dvc_changes(root: Path) -> list[str]:
     try:
         with Repo(str(root)) as repo:
             status = repo.status()
+            stages = {s.addressing for s in repo.index.stages}
     except Exception as exc:  # DVC's own errors about its files, as one line
         return [f"dvc status failed: {str(exc).strip().splitlines()[0][:200]}"]
-    out = []
+    lock = read_yaml(root / "dvc.lock")
+    out = [f"dvc.lock: stage {s} is in no stage of dvc.yaml (a stale entry DVC keeps)"
+           for s in sorted(set(lock.get("stages", {})) - stages)]  # fmt: skip
     for stage, changes in sorted(status.items()):
         for change in changes:
             if isinstance(change, str):
