@@ -13,12 +13,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from entropy_lab.provenance import atomic_file
-from entropy_lab.stages.common import outputs
+from entropy_lab.stages.common import Run, outputs
 
 CHECKED = Path("data/params.checked")
 
 
 def run(checked: Path = CHECKED) -> None:
     outputs(checked)
+    record = Run("check-params")  # an experiment's record holds a run record of every stage it ran
     with atomic_file(checked) as tmp:
         tmp.write_text("params.yaml validated\n", encoding="utf-8")
+    record.finish()
