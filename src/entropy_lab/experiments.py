@@ -268,7 +268,7 @@ def record(
         raise UserError(
             f"--command: its -S overrides of the commit's params.yaml do not give {source}/params.yaml"
         )
-    lock = read_lock(source / "dvc.lock")
+    lock = pipeline_lock(source)
     ran = stages_run(lock, yaml_at(source, "HEAD", "dvc.lock"))
     problems = code_problems(source, head, lock, ran) + lock_param_problems(lock, params)
     problems += output_problems(lock, source / "reports", {f: f for f in REPORT_FILES})
@@ -295,7 +295,7 @@ def record(
             shutil.copy(source / "reports" / f, tmp / f)
         shutil.copytree(source / "reports" / "figures", tmp / "figures", symlinks=True)
         shutil.copy(source / "params.yaml", tmp / "params.yaml")
-        shutil.copy(source / "dvc.lock", tmp / "dvc.lock")
+        (tmp / "dvc.lock").write_text(yaml.safe_dump(lock, sort_keys=False), encoding="utf-8")
         (tmp / "runs").mkdir()
         for stage in runs:
             shutil.copy(source / "runs" / f"{stage}.json", tmp / "runs" / f"{stage}.json")
@@ -315,6 +315,23 @@ def record(
         if problems := structure_problems(tmp):
             raise UserError(f"{source}: {problems[0]}")
     return target
+
+
+def pipeline_lock(source: Path) -> dict[str, Any]:
+    """The experiment's dvc.lock, its stages only: DVC keeps the entries of stages a run's
+    params removed (`ab.models` changed: the old model's A/B stages), which are not the run's."""
+    import logging
+
+    from dvc.repo import Repo
+
+    lock = read_lock(source / "dvc.lock")
+    logging.getLogger("dvc").setLevel(logging.ERROR)
+    try:
+        with Repo(str(source)) as repo:
+            stages = {s.name for s in repo.index.stages}
+    except Exception as exc:  # DVC's own errors about its files, as one line
+        raise UserError(f"{source}: DVC cannot read its pipeline ({str(exc)[:120]})") from None
+    return lock | {"stages": {k: v for k, v in lock["stages"].items() if k in stages}}
 
 
 def output_problems(lock: dict[str, Any], directory: Path, files: dict[str, str]) -> list[str]:

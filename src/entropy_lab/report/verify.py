@@ -67,7 +67,7 @@ def dvc_changes(root: Path) -> list[str]:
     try:
         with Repo(str(root)) as repo:
             status = repo.status()
-            stages = {s.addressing for s in repo.index.stages}
+            stages = {s.name for s in repo.index.stages}
     except Exception as exc:  # DVC's own errors about its files, as one line
         return [f"dvc status failed: {str(exc).strip().splitlines()[0][:200]}"]
     lock = read_yaml(root / "dvc.lock")
