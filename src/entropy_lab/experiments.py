@@ -325,6 +325,8 @@ def pipeline_lock(source: Path) -> dict[str, Any]:
     from dvc.repo import Repo
 
     lock = read_lock(source / "dvc.lock")
+    if not (source / "dvc.yaml").is_file():
+        return lock  # no pipeline to read the stages from (a hand-made repository)
     logging.getLogger("dvc").setLevel(logging.ERROR)
     try:
         with Repo(str(source)) as repo:
