@@ -120,9 +120,9 @@ def test_floats_and_sampling_settings_have_upper_bounds(
         ),
         (
             {"ab.analysis.permutations": 1000},
-            "ab.analysis.permutations = 1000: at least 3000: the smallest permutation p-value, "
+            "ab.analysis.permutations = 1000: at least 1500: the smallest permutation p-value, "
             "1/(permutations+1), must pass alpha/m, the correction's threshold for a lone effect "
-            "among the 150 tests of the largest family",
+            "among the 75 tests of the largest family",
         ),
         (
             {"ab.generate.batch_size": 10**6},
