@@ -37,8 +37,9 @@ reproduce-check: install ## Clone this commit, make repro in the clone, list out
 	entropy-lab reproduce-check
 
 # `dvc exp show` lists every param and metric; this keeps the changed params and the headline.
-exp-show: install ## Compare DVC experiments: changed params and headline numbers only
-	dvc exp show --no-pager --only-changed --drop '.*' --keep 'Experiment|Created|^(models|tasks|training|evaluate|ab)\.|validation\.(tvd|close_rate)$$|ab\.primary\.' --md
+exp-show: install ## This clone's DVC experiments beside their baselines: what changed, headline verdicts (records: docs/experiments.md)
+	dvc exp show --no-pager --md --only-changed $$(dvc exp list -A | sed -n 's/^\([0-9a-f]\{7,\}\):$$/--rev \1/p') \
+	  --drop '.*' --keep '^Experiment$$|^Created$$|^(models\.use|training\.(models|variants|steps)|ab\.(models|lengths)|ab\.generate\.replicates)$$|^ab\.primary\.[^.]+$$|^teaching\.[^.]+\.primary\.splits\.[^.]+\.(mean|verdict)$$'
 
 # pytest exits 5 when a marker selects nothing: that is not a failure. Tests run their tiny
 # models on one BLAS thread unless told otherwise: on a busy 2-core machine that is much faster.
