@@ -199,12 +199,16 @@ def numbers(params_data) -> dict:
             "step": 0,
             "val_support_mass": 0.001,
             "train_support_mass": 0.002,
+            "val_tvd": 1.0,
+            "train_tvd": 0.99,
             "families": {"dice": 0.001},
         },
         {
             "step": 100,
             "val_support_mass": 0.6,
             "train_support_mass": 0.9,
+            "val_tvd": 0.4,
+            "train_tvd": 0.1,
             "families": {"dice": 0.6},
         },
     ]
@@ -428,8 +432,10 @@ def test_report_renders_every_section_from_the_numbers(numbers, prov):
     assert "| seeded | validation | 0.62 [0.57, 0.67] | 0.3 | 90% | 20% [1, 70] | 5 |" in md
     assert "seeded on validation: 0.62 vs 0.3, above the mode baseline: it uses u." in md
     assert "This profile evaluates one model (m)" in md
-    assert "| ce_multisample | validation | 0.001 | 0.6 |" in md  # the SFT curve
-    assert "| ce_multisample | train | 0.002 | 0.9 |" in md
+    assert "| ce_multisample | support mass | validation | 0.001 | 0.6 |" in md  # the SFT curve
+    assert "| ce_multisample | support mass | train | 0.002 | 0.9 |" in md
+    assert "| ce_multisample | TVD exact | validation | 1 | 0.4 |" in md  # steps are chosen by it
+    assert "| ce_multisample | TVD exact | train | 0.99 | 0.1 |" in md
     assert "| dice | 0.6 | 0.6 |" in md  # per family at the last step
     assert "| 1-2 | 4 | 0.02 · 1% | 0.02 · 1% | 0.8 · 75% |" in md  # against answer length
     assert md.index("| 1-2 | 4 |") < md.index("| 6-10 | 3 |") < md.index("| 21-40 | 2 |")
