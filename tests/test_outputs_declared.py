@@ -1,5 +1,6 @@
 """No stale outputs: every file under reports/, data/, models/ and adapters/ that git tracks
-belongs to an output a stage declares in dvc.yaml, or to a committed experiment record."""
+belongs to an output a stage declares in dvc.yaml, or to a committed experiment or reproduction
+record."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from tests.conftest import REPO
 
 AREAS = ("reports", "data", "models", "adapters")
 STATIC = {"data/.gitkeep", "reports/.gitkeep", "data/external/README.md", "models/README.md"}
-RECORDS = "reports/experiments/"
+RECORDS = ("reports/experiments/", "reports/reproductions/")  # written by commands, not stages
 
 
 def declared_outputs() -> list[str]:
