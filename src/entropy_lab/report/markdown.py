@@ -406,9 +406,12 @@ def learning(model: str, n: dict[str, Any], prov: dict[str, Any]) -> dict[str, A
     if not curves:
         return {"curve": ""}
     steps = [p["step"] for p in next(iter(curves.values()))]
-    measures = (("support mass", "validation", "val_support_mass"),
-                ("support mass", "train", "train_support_mass"),
-                ("TVD exact", "validation", "val_tvd"), ("TVD exact", "train", "train_tvd"))
+    measures = (
+        ("support mass", "validation", "val_support_mass"),
+        ("support mass", "train", "train_support_mass"),
+        ("TVD exact", "validation", "val_tvd"),
+        ("TVD exact", "train", "train_tvd"),
+    )
     measures = [m for m in measures if all(m[2] in p for c in curves.values() for p in c)]
     curve = table(
         ["variant", "measure", "records", *(f"step {s}" for s in steps)],
