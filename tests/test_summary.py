@@ -41,3 +41,13 @@ def test_a_record_lists_only_the_strands_it_changed():
     assert changed_strands(metrics, base) == ["teaching/kjv-small", "seeding"]
     rows = summary.changed({"metrics": metrics, "changed": ["teaching/kjv-small", "seeding"]})
     assert [strand for strand, _ in rows] == ["teaching (kjv-small)", "seeding"]
+
+
+def test_the_sizes_table_has_one_row_per_model_and_variant():
+    base = json.loads((REPO / "reports" / "metrics.json").read_text())
+    metrics = copy.deepcopy(base)
+    model = next(iter(metrics["teaching"]))
+    metrics["profile"]["teaching"]["primary"] = ["ce_kl", "base"]  # ce_kl vs the base model
+    metrics["teaching"][model]["variants"].setdefault("ce_kl", {})
+    rows = [line.split(" | ")[:3] for line in summary.sizes(metrics, {}).splitlines()[2:]]
+    assert len(rows) == len({tuple(r) for r in rows})

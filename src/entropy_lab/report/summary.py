@@ -210,7 +210,8 @@ def sizes(metrics: dict[str, Any], recs: dict[str, dict[str, Any]]) -> str:
         for model, evaluated in m["teaching"].items():
             if rec is not None and f"teaching/{model}" not in rec["changed"]:
                 continue  # the default profile's numbers, not this record's
-            for variant in ("base", *m["profile"]["teaching"]["primary"]):
+            # a declared comparison against the base model names it twice: one row each
+            for variant in dict.fromkeys(("base", *m["profile"]["teaching"]["primary"])):
                 if variant not in evaluated["variants"]:
                     continue
                 cells = []
