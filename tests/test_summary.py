@@ -51,3 +51,12 @@ def test_the_sizes_table_has_one_row_per_model_and_variant():
     metrics["teaching"][model]["variants"].setdefault("ce_kl", {})
     rows = [line.split(" | ")[:3] for line in summary.sizes(metrics, {}).splitlines()[2:]]
     assert len(rows) == len({tuple(r) for r in rows})
+
+
+def test_the_readme_findings_leave_pilots_to_docs_experiments():
+    metrics = json.loads((REPO / "reports" / "metrics.json").read_text())
+    recs = summary.records(REPO)
+    assert "smollm2-teaching-pilot" in recs
+    text = summary.findings(metrics, recs)
+    assert "`smollm2-teaching-pilot`" not in text and "`smollm2-teaching`" in text
+    assert "smollm2-teaching-pilot" in summary.experiments(recs)

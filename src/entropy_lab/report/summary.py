@@ -129,7 +129,8 @@ def teaching_cell(m: dict[str, Any], model: str) -> str:
 
 def findings(metrics: dict[str, Any], recs: dict[str, dict[str, Any]]) -> str:
     """The README's findings: the records of the real model first, then one row per strand of
-    the default profile, then the other records."""
+    the default profile, then the other records. A pilot (a record named `*-pilot`, run to
+    choose a later record's settings) is listed in docs/experiments.md only."""
     h, ab = metrics["harvest"], metrics["ab"]
     aa = ab["aa"]["per_metric"]
     link = {k: f"[report]({REPORT}{v})" for k, v in SECTIONS.items()}
@@ -152,7 +153,7 @@ def findings(metrics: dict[str, Any], recs: dict[str, dict[str, Any]]) -> str:
         rows.append([f"teaching ({model})", "What does the model give, T = 1, on each split?",
                      teaching_cell(metrics, model), link["teaching"]])  # fmt: skip
     real = [n for n, r in recs.items() if any(m in r["command"] for m in REAL_MODELS)]
-    for name in sorted(recs, key=lambda n: n not in real):
+    for name in sorted((n for n in recs if not n.endswith("-pilot")), key=lambda n: n not in real):
         rec = recs[name]
         for strand, figure in changed(rec):
             rows.append([strand, f"experiment `{name}`: {settings(rec)}", figure,
