@@ -16,15 +16,11 @@ Needs `entropy-lab convert --model smollm2-135m-instruct` (prints a skip line wh
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-from entropy_lab.numerics import SETTINGS
+from settings_child import run_child
 
 MODEL = Path("models/smollm2-135m-instruct")
 RUNS = (("float32", "portable"), ("bfloat16", "portable"), ("bfloat16", "native"))
@@ -57,16 +53,7 @@ print(json.dumps({"prefill": prefill, "decode": decode,
 
 
 def run(dtype: str, setting: str, threads: int, out: Path) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in SETTINGS["portable"]}
-    env |= SETTINGS[setting]
-    done = subprocess.run(
-        [sys.executable, "-c", CHILD, str(MODEL), dtype, str(threads), str(out)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_child(CHILD, setting, MODEL, dtype, threads, out)
 
 
 def main() -> None:

@@ -13,13 +13,10 @@ Each setting runs in its own process (both are read when torch loads), in interl
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
-import subprocess
-import sys
 
 from entropy_lab.numerics import SETTINGS
+from settings_child import run_child
 
 CHILD = r"""
 import hashlib, json, sys, time
@@ -56,16 +53,7 @@ print(json.dumps({"train": train, "sample": sample, "hash": digest.hexdigest()[:
 
 
 def run(setting: str, steps: int, threads: int) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in ("MKL_CBWR", "ATEN_CPU_CAPABILITY")}
-    env |= SETTINGS[setting]
-    out = subprocess.run(
-        [sys.executable, "-c", CHILD, str(steps), str(threads)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_child(CHILD, setting, steps, threads)
 
 
 def main() -> None:
