@@ -56,6 +56,7 @@ def test_benchmarks_quiet_the_libraries_before_they_import(bench):
     bench_sampler did: "Loading weights" bars in `make bench`'s log)."""
     probe = (
         "import importlib.util, os, sys\n"
+        f"sys.path.insert(0, {str(bench.parent)!r})\n"  # as `python benchmarks/bench_x.py` does
         f"spec = importlib.util.spec_from_file_location('bench', {str(bench)!r})\n"
         "spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
         "print('transformers' in sys.modules, os.environ.get('HF_HUB_DISABLE_PROGRESS_BARS'))\n"
