@@ -21,6 +21,24 @@ def test_generated_pages_match_the_committed_artefacts():
         )
 
 
+def test_the_size_figure_matches_the_committed_artefacts(tmp_path):
+    metrics = json.loads((REPO / "reports" / "metrics.json").read_text())
+    for name in summary.size_figure(metrics, summary.records(REPO), tmp_path):
+        assert (tmp_path / name).read_bytes() == (REPO / summary.SIZE_FIGURE / name).read_bytes(), (
+            f"docs/figures/{name} drifted from the artefacts: run `python -m entropy_lab.report.summary`"
+        )
+
+
+def test_the_size_figure_takes_each_model_from_its_newest_record_pilots_aside():
+    metrics = json.loads((REPO / "reports" / "metrics.json").read_text())
+    recs = summary.records(REPO)
+    teaching, sizes = summary.newest_teaching(metrics, recs)
+    taught = recs["smollm2-teaching"]["metrics"]["teaching"]["smollm2-135m-instruct"]
+    assert teaching["smollm2-135m-instruct"] is taught  # not the pilot's, not the untaught default
+    assert teaching["kjv-tiny"] is metrics["teaching"]["kjv-tiny"]
+    assert sizes["kjv-small"] == recs["kjv-small-teaching"]["metrics"]["sizes"]["kjv-small"]
+
+
 def test_a_block_is_replaced_between_its_markers_only():
     text = "a\n<!-- generated:x -->\nold\n<!-- /generated:x -->\nb\n"
     assert (

@@ -27,6 +27,7 @@ SECTIONS = {
 PAGES = {"README.md": ("timing", "findings", "reproductions"),
          "docs/experiments.md": ("experiments",), "docs/model-sizes.md": ("sizes",)}  # fmt: skip
 REAL_MODELS = ("smollm2",)  # records of a real pretrained model lead the findings
+SIZE_FIGURE = Path("docs/figures")  # model-sizes.png and .svg, for docs/model-sizes.md
 
 
 def records(root: Path) -> dict[str, dict[str, Any]]:
@@ -37,6 +38,11 @@ def records(root: Path) -> dict[str, dict[str, Any]]:
             "metrics": json.loads((d.parent / "metrics.json").read_text(encoding="utf-8"))
         }
     return out
+
+
+def is_pilot(name: str) -> bool:
+    """A record run to choose a later record's settings (named `*-pilot`)."""
+    return name.endswith("-pilot")
 
 
 def settings(rec: dict[str, Any]) -> str:
@@ -153,7 +159,7 @@ def findings(metrics: dict[str, Any], recs: dict[str, dict[str, Any]]) -> str:
         rows.append([f"teaching ({model})", "What does the model give, T = 1, on each split?",
                      teaching_cell(metrics, model), link["teaching"]])  # fmt: skip
     real = [n for n, r in recs.items() if any(m in r["command"] for m in REAL_MODELS)]
-    for name in sorted((n for n in recs if not n.endswith("-pilot")), key=lambda n: n not in real):
+    for name in sorted((n for n in recs if not is_pilot(n)), key=lambda n: n not in real):
         rec = recs[name]
         for strand, figure in changed(rec):
             rows.append([strand, f"experiment `{name}`: {settings(rec)}", figure,
@@ -228,6 +234,24 @@ def sizes(metrics: dict[str, Any], recs: dict[str, dict[str, Any]]) -> str:
                   "test_family", "from"], rows)  # fmt: skip
 
 
+def newest_teaching(metrics: dict[str, Any], recs: dict[str, dict[str, Any]]):
+    """Per model, the teaching results the sizes figure shows: those of the newest record that
+    taught it (pilots aside), else the default profile's; and the models' parameter counts."""
+    teaching, sizes = dict(metrics["teaching"]), dict(metrics.get("sizes", {}))
+    for name, rec in sorted(recs.items(), key=lambda kv: kv[1]["recorded"]):
+        for model, evaluated in rec["metrics"]["teaching"].items():
+            if not is_pilot(name) and f"teaching/{model}" in rec["changed"]:
+                teaching[model], sizes[model] = evaluated, rec["metrics"]["sizes"][model]
+    return teaching, sizes
+
+
+def size_figure(metrics: dict[str, Any], recs: dict[str, dict[str, Any]], out: Path) -> list[str]:
+    """docs/model-sizes.md's figure: exact TVD and GOF pass rate against parameters."""
+    from entropy_lab.report import figures
+
+    return figures.save(figures.teaching_size(*newest_teaching(metrics, recs)), out, "model-sizes")
+
+
 def block(text: str, marker: str, body: str) -> str:
     """`text` with the block between `<!-- generated:marker -->` markers replaced by `body`."""
     start, end = f"<!-- generated:{marker} -->", f"<!-- /generated:{marker} -->"
@@ -270,3 +294,5 @@ def render(root: Path = Path(".")) -> dict[str, str]:
 if __name__ == "__main__":
     for page, text in render().items():
         Path(page).write_text(text, encoding="utf-8")
+    size_figure(json.loads(Path("reports/metrics.json").read_text(encoding="utf-8")),
+                records(Path(".")), SIZE_FIGURE)  # fmt: skip
