@@ -20,6 +20,8 @@ import statistics
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from settings_child import run_child
 
 MODEL = Path("models/smollm2-135m-instruct")
@@ -52,13 +54,7 @@ print(json.dumps({"prefill": prefill, "decode": decode,
 """
 
 
-def run(dtype: str, setting: str, threads: int, out: Path) -> dict:
-    return run_child(CHILD, setting, MODEL, dtype, threads, out)
-
-
 def main() -> None:
-    import numpy as np
-
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
@@ -71,7 +67,10 @@ def main() -> None:
         outputs = {key: Path(tmp) / f"{key[0]}-{key[1]}.npz" for key in RUNS}
         for _ in range(args.rounds):  # interleaved: a burst of other load hits every setting
             for key in RUNS:
-                runs[key].append(run(*key, args.threads, outputs[key]))
+                dtype, setting = key
+                runs[key].append(
+                    run_child(CHILD, setting, MODEL, dtype, args.threads, outputs[key])
+                )
         arrays = {key: dict(np.load(path)) for key, path in outputs.items()}
     base = {k: statistics.median(r[k] for r in runs[RUNS[0]]) for k in ("prefill", "decode")}
     ref = arrays[RUNS[0]]

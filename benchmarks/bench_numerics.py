@@ -52,10 +52,6 @@ print(json.dumps({"train": train, "sample": sample, "hash": digest.hexdigest()[:
 """
 
 
-def run(setting: str, steps: int, threads: int) -> dict:
-    return run_child(CHILD, setting, steps, threads)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=5)
@@ -65,7 +61,7 @@ def main() -> None:
     runs: dict[str, list[dict]] = {s: [] for s in SETTINGS}
     for _ in range(args.rounds):  # interleaved: a burst of other load hits every setting
         for setting in SETTINGS:
-            runs[setting].append(run(setting, args.steps, args.threads))
+            runs[setting].append(run_child(CHILD, setting, args.steps, args.threads))
     base = {k: statistics.median(r[k] for r in runs["native"]) for k in ("train", "sample")}
     for setting, results in runs.items():
         hashes = {r["hash"] for r in results}
