@@ -236,7 +236,8 @@ def sizes(metrics: dict[str, Any], recs: dict[str, dict[str, Any]]) -> str:
 
 def newest_teaching(metrics: dict[str, Any], recs: dict[str, dict[str, Any]]):
     """Per model, the teaching results the sizes figure shows: those of the newest record that
-    taught it (pilots aside), else the default profile's; and the models' parameter counts."""
+    taught it (by its `recorded` date, then name; pilots aside), else the default profile's;
+    and the models' parameter counts."""
     teaching, sizes = dict(metrics["teaching"]), dict(metrics.get("sizes", {}))
     for name, rec in sorted(recs.items(), key=lambda kv: kv[1]["recorded"]):
         for model, evaluated in rec["metrics"]["teaching"].items():
