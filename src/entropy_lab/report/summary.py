@@ -158,13 +158,14 @@ def findings(metrics: dict[str, Any], recs: dict[str, dict[str, Any]]) -> str:
     for model in metrics["teaching"]:
         rows.append([f"teaching ({model})", "What does the model give, T = 1, on each split?",
                      teaching_cell(metrics, model), link["teaching"]])  # fmt: skip
-    real = [n for n, r in recs.items() if any(m in r["command"] for m in REAL_MODELS)]
-    for name in sorted((n for n in recs if not is_pilot(n)), key=lambda n: n not in real):
+    for name in (n for n in recs if not is_pilot(n)):
         rec = recs[name]
         for strand, figure in changed(rec):
             rows.append([strand, f"experiment `{name}`: {settings(rec)}", figure,
                          f"[record](reports/experiments/{name}/report.md)"])  # fmt: skip
-    lead = [r for r in rows if any(m in r[0] + r[1] for m in REAL_MODELS)]
+    # a row is the real model's when its strand or finding names it; the command may name it
+    # among others (`models.use`) while the finding is another model's
+    lead = [r for r in rows if any(m in r[0] + r[2] for m in REAL_MODELS)]
     return table(["strand", "question", "finding (95% CI)", "where"],
                  lead + [r for r in rows if r not in lead])  # fmt: skip
 
