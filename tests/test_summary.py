@@ -83,8 +83,10 @@ def test_the_readme_findings_leave_pilots_to_docs_experiments():
 def test_the_readme_findings_lead_with_the_real_models_rows_only():
     metrics = json.loads((REPO / "reports" / "metrics.json").read_text())
     lines = summary.findings(metrics, summary.records(REPO)).splitlines()[2:]
-    real = [any(m in line.split(" | ")[0] + line.split(" | ")[2] for m in summary.REAL_MODELS)
-            for line in lines]
+    real = [
+        any(m in line.split(" | ")[0] + line.split(" | ")[2] for m in summary.REAL_MODELS)
+        for line in lines
+    ]
     assert real[0] and real == sorted(real, reverse=True), "a real-model row comes after another"
     kjv_small = next(line for line in lines if line.startswith("| teaching (kjv-small)"))
     assert lines.index(kjv_small) >= sum(real)  # its command names smollm2 in models.use only
