@@ -313,6 +313,7 @@ class Claim:
     cited: bool
     date: str | None = None
     before_without_commit: bool = False
+    post_hoc: bool = False  # the citing clause labels it post hoc: the citation need only be true
     record: str | None = None  # the experiment record the sentence reports
     problems: list[str] = field(default_factory=list)
 
@@ -439,6 +440,9 @@ def sentence_claims(where: str, sentence: str, label: str, rec: str | None) -> l
             )
             if c.commit is None:
                 c.problems.append(f"cites {m.group(1)}, which is no commit git has")
+            start = plain.rfind(";", 0, m.start()) + 1
+            end = plain.find(";", m.end())
+            c.post_hoc = DISOWNED.search(plain[start : end if end >= 0 else None]) is not None
         out.append(c)
     if DISOWNED.search(plain):
         return out
@@ -482,6 +486,8 @@ def check(c: Claim) -> list[str]:
         problems.append(f"cites {short}, whose params.yaml holds no {c.analysis}")
     elif c.cited and c.analysis in (TEACHING, CLOSE) and held != c.value:
         problems.append(f"cites {short}, whose params.yaml declares another {c.analysis}")
+    if c.post_hoc:
+        return problems
     for results in results_commits(c.analysis, freeze(c.value)):
         if not strictly_before(c.commit, results):
             problems.append(
@@ -582,6 +588,13 @@ def test_a_planted_false_declaration_is_flagged():
         "holds no ab.analysis.primary" in p for p in flagged(false.replace("9ed8369", "34a03ed"))
     )
     assert flagged(false.replace("9ed8369", "abcdef1"))
+    # a post hoc label elsewhere in the sentence does not excuse the clause that cites the commit
+    assert flagged(false.replace("endpoint.", "endpoint; its deviation is labelled."))
+    # the honest wording: the commit that fixed it, after earlier results, labelled post hoc
+    assert not flagged(
+        "The teaching comparison (`evaluate.primary`: ce_kl against ce_multisample) was fixed in "
+        "9ed8369, after earlier runs had reported both variants: post hoc."
+    )
 
 
 def test_a_record_run_before_its_declaration_is_flagged(monkeypatch):
