@@ -149,6 +149,8 @@ def one_problem(record: Path, repo: Path) -> str:
         ("seconds", "record.json's seconds for report are not its run record's"),
         ("extra file", "notes.txt: not part of a record"),
         ("link to /dev/zero", "metrics.json is a link"),
+        ("erratum of nothing", "errata.md: quotes 'a phrase the report never had'"),
+        ("empty errata", "errata.md: no erratum"),
         ("lock code", "stage report's src/entropy_lab/stages/report.py is not commit"),
     ],
 )
@@ -180,6 +182,10 @@ def test_verify_finds_a_record_that_does_not_hold(recorded, tamper, expected):
         rec["seconds"]["report"] = 0.5
     elif tamper == "extra file":
         (record / "notes.txt").write_text("x")
+    elif tamper == "erratum of nothing":
+        (record / "errata.md").write_text('- "a phrase the report never had": fixed.\n')
+    elif tamper == "empty errata":
+        (record / "errata.md").write_text("# Errata\n")
     elif tamper == "link to /dev/zero":
         (record / "metrics.json").unlink()
         os.symlink("/dev/zero", record / "metrics.json")
@@ -189,6 +195,16 @@ def test_verify_finds_a_record_that_does_not_hold(recorded, tamper, expected):
         (record / "dvc.lock").write_text(yaml.safe_dump(lock))
     (record / "record.json").write_text(json.dumps(rec))
     assert expected in one_problem(record, repo)
+
+
+def test_errata_correct_a_records_words_and_leave_its_files_as_they_ran(recorded):
+    repo, record = recorded
+    phrase = (record / "report.md").read_text().splitlines()[0][:40]
+    (record / "errata.md").write_text(f'# Errata\n\n- "{phrase}": read it as the title.\n')
+    result = ex.check(record, repo)
+    assert result.problems == [], result.problems
+    assert any("errata.md corrects 1 phrase(s) of report.md" in line for line in result.checked)
+    assert ex.errata(record) == [phrase]
 
 
 def test_a_consistently_forged_number_is_hash_checked_only_never_reproduced(recorded):

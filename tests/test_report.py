@@ -306,7 +306,16 @@ def numbers(params_data) -> dict:
                             }
                         },
                     },
-                    "transfer": {"dice": {"ce_kl - base": {"mean": -0.1, "ci": None, "n": 2}}},
+                    "transfer": {
+                        "dice": {
+                            "ce_kl - base": {"mean": -0.1, "ci": None, "n": 2},
+                            "ce_kl - ce_multisample": {"mean": 0.2, "ci": [0.1, 0.3], "n": 10},
+                        },
+                        "coin": {
+                            "ce_kl - ce_multisample": {"mean": -0.2, "ci": [-0.3, -0.1], "n": 10}
+                        },
+                    },
+                    "short": {"validation": {"uuid": 1}, "test_family": {}},
                     "paired": {
                         "validation": {
                             "ce_kl - base": {
@@ -382,12 +391,17 @@ def test_report_renders_every_section_from_the_numbers(numbers, prov):
     assert "| validation / uuid | valid 55%, pass 0% |" in md
     # exact and sampled TVD, each labelled; the graded criterion; validity; GOF full space first
     assert (
-        "| ce_kl | validation | 5 | 0.3 [0.2, 0.4] | 0.3 [0.25, 0.35] | 20% [1, 70] "
+        "| ce_kl | validation | 5 (5) | 0.3 [0.2, 0.4] | 0.3 [0.25, 0.35] | 20% [1, 70] "
         "| 1.5 [1.2, 1.8] | 0% | 0.35 [0.25, 0.45] | 55% [50, 60] | 0% [0, 50] | 40% [10, 70] |"
     ) in md
     assert "GOF pass, valid answers only (diagnostic)" in md
+    # a family short of the quota is named; the per-family transfer that pooling hides is said
+    assert "no more distinct prompts in that split (no parameters: one prompt per template): " \
+        "validation: uuid 1 (of " in md  # fmt: skip
+    assert ("Per held-out family (2 with an exact TVD; exploratory): dice 0.2 [0.1, 0.3] "
+            "(higher); coin -0.2 [-0.3, -0.1] (lower): the families go opposite ways") in md  # fmt: skip
     assert "median 7% of distributions at N = 1000" in md
-    # the declared teaching comparison, Holm over splits; every other pair exploratory
+    # the primary teaching comparison, Holm over splits; every other pair exploratory
     assert "| validation | -0.2 [-0.3, -0.1] | 0.01 | 0.01 | lower |" in md
     assert "Exploratory, not adjusted for multiplicity" in md
     assert (
@@ -692,3 +706,15 @@ def test_transfer_is_said_in_words_from_the_confidence_intervals():
         "ce_kl: seen 0.3, test_template 0.35 (within sampling error of seen, better than base), "
         "test_family 0.99 (worse than seen, not better than base)"
     )
+
+
+def test_the_profile_says_which_model_the_seeding_study_ran_on(numbers, prov):
+    """kjv-small-teaching's report said of kjv-small that the seeding study ran on it."""
+    md = render(numbers, prov)
+    assert "kjv-tiny is a small byte-level model" in md
+    assert "On it, the seeding study tests" in md and "The seeding study's findings" not in md
+    numbers["profile"]["models"]["smollm2-135m-instruct"] = "imported: the GGUF in a wheel"
+    numbers["profile"]["ab"]["models"] = ["smollm2-135m-instruct"]
+    md = render(numbers, prov)
+    assert "On it, the seeding study tests" not in md
+    assert "The seeding study's findings are about this model on these prompts only." in md

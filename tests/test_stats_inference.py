@@ -286,6 +286,19 @@ def test_mde_where_statsmodels_falls_back_to_its_second_solver():
     assert power == pytest.approx(0.8, abs=1e-3)
 
 
+@pytest.mark.parametrize(("n_x", "n_y"), [(181, 184), (187, 185)])
+def test_mde_is_positive_where_the_solver_finds_the_negative_root(n_x, n_y):
+    """The default profile's secondary table printed MDE d = -0.443 (distinct_1 at alpha
+    7.8e-4): statsmodels' fallback solver returned the negative root."""
+    from statsmodels.stats.power import TTestIndPower
+
+    d = inf.mde(n_x, n_y, 0.00078125, 0.8)
+    assert d > 0
+    assert TTestIndPower().power(d, n_x, 0.00078125, ratio=n_y / n_x) == pytest.approx(
+        0.8, abs=1e-3
+    )
+
+
 def test_bca_interval_falls_back_to_percentiles_where_bca_is_undefined(recwarn):
     """Four TVDs of 1 up to the last bit (seen on the default profile): scipy's BCa gives NaN
     and warns; the interval is the resamples' percentiles, finite, and nothing is printed."""

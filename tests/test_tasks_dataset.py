@@ -145,6 +145,32 @@ def test_every_evaluation_split_holds_every_family_of_its_pool_first(built):
     assert {r["family"] for r in records["train"]} == seen
 
 
+def test_a_family_short_of_the_quota_in_a_split_has_no_more_distinct_prompts_there(built):
+    """Every evaluation split holds `eval_per_family` records of every family of its pool,
+    unless the family has fewer distinct prompts there (uuid: no parameters and one held-out
+    template, so one prompt in test_template); the evaluation names those families."""
+    import numpy as np
+
+    section, records = built
+    builder = Builder(section)
+    short = 0
+    for split in ("validation", "test_template", "test_family"):
+        for name in builder.pool(split):
+            mine = [r for r in records[split] if r["family"] == name]
+            if len(mine) >= section.eval_per_family:
+                continue
+            short += 1
+            family = builder.families[name]
+            rng = np.random.default_rng(0)
+            prompts = {
+                normalise(expand(t, family.slots(family.instance(rng)), rng))
+                for _ in range(500)
+                for _, t in builder.templates(family, split)
+            }
+            assert len(mine) == len(prompts), (split, name, len(mine), len(prompts))
+    assert short >= 1  # uuid in test_template: the case this test is about
+
+
 def test_too_few_evaluation_records_for_every_family_is_one_line():
     from tests.conftest import REPO
 

@@ -53,6 +53,10 @@ from entropy_lab.store import (
 RECORDS = Path("reports/experiments")
 REPORT_FILES = ("metrics.json", "headline.json", "provenance.json", "report.md")
 TOP_FILES = ("record.json", "params.yaml", "dvc.lock", *REPORT_FILES)
+# A record's files are its run's and never change; where its words were wrong (not its
+# numbers), errata.md quotes each wrong phrase and says what is right, as a journal would.
+ERRATA = "errata.md"
+ERRATUM = re.compile(r'^- "([^"\n]{8,300})": \S.*$', re.MULTILINE)
 SUBDIRS = ("runs", "figures")
 MAX_FILE = 16 * 2**20  # no file of a record is larger (a lock is ~100 KB, a figure ~200 KB)
 MAX_NAME = 64
@@ -361,7 +365,7 @@ def structure_problems(directory: Path) -> list[str]:
         elif p.is_dir():
             if rel.as_posix() not in SUBDIRS:
                 out.append(f"{rel}/: not part of a record")
-        elif rel.as_posix() not in TOP_FILES and rel.parts[0] not in SUBDIRS:
+        elif rel.as_posix() not in (*TOP_FILES, ERRATA) and rel.parts[0] not in SUBDIRS:
             out.append(f"{rel}: not part of a record")
         else:
             try:
@@ -371,6 +375,8 @@ def structure_problems(directory: Path) -> list[str]:
     out += [f"{f}: missing" for f in TOP_FILES if not (directory / f).is_file()]
     if not any((directory / "runs").glob("*.json")):
         out.append("runs/: no run record")
+    if not out and (directory / ERRATA).exists():
+        out += [f"{ERRATA}: {p}" for p in errata_problems(directory)]
     if not out:
         text = read_bounded(directory / "report.md", MAX_FILE).decode("utf-8", "replace")
         for target in LINK.findall(text):
@@ -381,6 +387,22 @@ def structure_problems(directory: Path) -> list[str]:
             if not inside or not (directory / file).is_file():
                 out.append(f"report.md links {target}, which the record does not hold")
     return out
+
+
+def errata(directory: Path) -> list[str]:
+    """The phrases of report.md that errata.md corrects (none without errata.md)."""
+    if not (directory / ERRATA).is_file():
+        return []
+    return ERRATUM.findall(read_bounded(directory / ERRATA, MAX_FILE).decode("utf-8", "replace"))
+
+
+def errata_problems(directory: Path) -> list[str]:
+    """errata.md corrects at least one phrase, and each phrase it quotes is in report.md."""
+    quoted = errata(directory)
+    if not quoted:
+        return ['no erratum; each is a line `- "<phrase of report.md>": <correction>`']
+    text = read_bounded(directory / "report.md", MAX_FILE).decode("utf-8", "replace")
+    return [f"quotes {q[:60]!r}, which report.md does not hold" for q in quoted if q not in text]
 
 
 def record_json(directory: Path) -> dict[str, Any]:
@@ -434,6 +456,8 @@ def check(
     typed = parse_params(params, str(directory / "params.yaml"))
     out = recompute(tag, rec["commit"], metrics, typed, Store(root, lock, list(caches or [])), root)
     out.checked.insert(0, f"{tag}: every file against its dvc.lock, commit, params and command")
+    if quoted := errata(directory):
+        out.checked.insert(1, f"{tag}: {ERRATA} corrects {len(quoted)} phrase(s) of report.md")
     return out
 
 

@@ -367,7 +367,7 @@ def paired(df: pd.DataFrame, settings: EvaluateSection) -> dict[str, Any]:
 
 
 def primary(df: pd.DataFrame, settings: EvaluateSection) -> dict[str, Any]:
-    """The declared teaching comparison (`evaluate.primary`: variant - reference), per split
+    """The primary teaching comparison (`evaluate.primary`: variant - reference), per split
     at T = 1: the mean per-record difference in exact full-space TVD with its bootstrap CI, a
     paired sign-flip permutation p-value, and Holm's adjustment over the splits. Every other
     comparison in the report is exploratory."""
@@ -404,7 +404,7 @@ def sign_flip_p(diff: np.ndarray, n: int, rng: np.random.Generator) -> float:
 
 def transfer(df: pd.DataFrame, settings: EvaluateSection) -> dict[str, Any]:
     """Per held-out family (test_family, T = 1): each trained variant's exact TVD minus base's,
-    and the declared comparison's difference, paired over the family's records."""
+    and the primary comparison's difference, paired over the family's records."""
     out: dict[str, Any] = {}
     d = df[(df.temperature == 1.0) & (df.split == "test_family")]
     for family, g in d.groupby("family", sort=True):
@@ -438,6 +438,12 @@ def summarize(rows: list[dict[str, Any]], settings: EvaluateSection) -> dict[str
         }
         entry["answer_length"] = by_answer_length(d)
         out["variants"].setdefault(variant, {})[split] = entry
+    at_one = df[df.temperature == 1.0].groupby(["split", "family"]).id.nunique()
+    out["short"] = {
+        s: {f: int(k) for (s2, f), k in at_one.items()
+            if s2 == s and k < getattr(settings.records_per_family, s)}
+        for s in SPLITS if s in set(df.split)
+    }  # fmt: skip
     sweep = df[df.split == SWEEP_SPLIT]
     for (variant, temp), d in sweep.groupby(["variant", "temperature"], sort=True):
         out["temperature"].setdefault(variant, {})[f"{temp:g}"] = group_summary(

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from pydantic import Field, model_validator
 
+from entropy_lab.generation.params import Declaration
 from entropy_lab.schema import Section, Seed, bad_value
 
 
@@ -21,8 +22,9 @@ class EvaluateSection(Section):
     min_records_ci: Annotated[int, Field(ge=2, le=10_000)]  # no bootstrap CI from fewer records
     # the graded criterion: the share of prompts whose exact full-space TVD is at most this
     close_tvd: Annotated[float, Field(gt=0, lt=1)]
-    # the declared teaching comparison, per split (Holm over the splits): [variant, reference]
+    # the primary teaching comparison, per split (Holm over the splits): [variant, reference]
     primary: Annotated[list[str], Field(min_length=2, max_length=2)]
+    declared: Declaration | None = None  # when primary, close_tvd and alpha were fixed
     # models evaluated untaught (base only, exact view at T = 1: no samples, so no validity or
     # GOF): a real model's "bad dice player" baseline within the default profile's budget
     untaught: Annotated[list[str], Field(max_length=100)]
@@ -34,6 +36,10 @@ class EvaluateSection(Section):
     seed: Seed
     # the temperature sweep: validation records at each (temperature 1: every split)
     temperatures: Annotated[list[Annotated[float, Field(ge=0.05, le=5)]], Field(min_length=1)]
+
+    def claim(self) -> dict:
+        """The declared fields, whose sha256 `declared.digest` holds."""
+        return {"primary": self.primary, "close_tvd": self.close_tvd, "alpha": self.alpha}
 
     @model_validator(mode="after")
     def _sweep(self) -> EvaluateSection:

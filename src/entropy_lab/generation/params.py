@@ -308,6 +308,7 @@ class AnalysisSection(ABParams):
     equivalence_margin_sd: Annotated[float, Field(gt=0, le=2)]  # secondary TOSTs, pooled SDs
     power: Annotated[float, Field(gt=0, lt=1)]
     bootstrap: Annotated[int, Field(ge=100, le=100_000)]
+    min_records_ci: Annotated[int, Field(ge=2, le=10_000)]  # no bootstrap CI from fewer
     permutations: Annotated[int, Field(ge=100, le=100_000)]
     mauve_permutations: Annotated[int, Field(ge=1, le=1000)]  # MAUVE's null at the same n
     seed: Seed  # keys the bootstrap, permutation and MAUVE draws

@@ -102,11 +102,13 @@ def scope_sentence(primary: dict[str, Any], spec: dict[str, Any], models: list[s
     worst, where = 0.0, ""
     for x in primary.values():
         for m, e in x["endpoints"].items():
+            if m in x["no_variation"]:
+                continue  # no test, so no claim to scope
             if e["sd_within"] and e["interaction_sd"] / e["sd_within"] > worst:
                 worst, where = e["interaction_sd"] / e["sd_within"], m
     spread = (f"the prompt × arm SD reaches {fmt(worst)} within-prompt SD ({where}), "
-              + ("above" if worst > spec["margin_sd"] else "within")
-              + " the margin, so nothing follows for other prompts") if worst else \
+              + (" above the margin, so nothing follows for other prompts" if worst > spec["margin_sd"]
+                 else " within the margin; still, these prompts only")) if worst else \
         "no prompt × arm variation beyond noise was estimated; still, only these prompts were asked"  # fmt: skip
     return (f"Scope: {', '.join(models)} on these {prompts} prompts, at {', '.join(runs)} "
             f"(model/length); {spread}.")  # fmt: skip
@@ -273,32 +275,78 @@ def split_figures(b: dict[str, Any], close: float) -> str:
     return ", ".join(parts)
 
 
-def primary_teaching(evaluated: dict[str, Any]) -> str:
-    """The declared teaching comparison per split, with Holm's adjustment over the splits."""
+def primary_teaching(evaluated: dict[str, Any], profile: dict[str, Any]) -> str:
+    """The primary teaching comparison per split, with Holm's adjustment over the splits, and
+    when it was fixed in params."""
     p = evaluated.get("primary") or {}
     if not p.get("splits"):
         return ""
+    head = fixed_text(profile.get("declared"))
     said = [f"{split} {fmt(x['mean'])} {ci(x['ci'])} (Holm p {fmt(x['p_holm'])}: {x['verdict']})"
             for split, x in p["splits"].items()]  # fmt: skip
     worse = [s for s, x in p["splits"].items() if x["verdict"] == "higher"]
     against = (f" On {', '.join(worse)} {p['variant']} is farther from the target than "
                f"{p['reference']}." if worse else "")  # fmt: skip
     return (
-        f"Declared comparison, {p['variant']} minus {p['reference']}, exact full-space TVD "
-        f"per prompt: " + "; ".join(said) + "." + against
+        f"{head}: {p['variant']} minus {p['reference']}, exact full-space TVD "
+        f"per prompt: " + "; ".join(said) + "." + against + per_family_transfer(evaluated)
     )
+
+
+def short_families(short: dict[str, dict[str, int]], profile: dict[str, Any]) -> str:
+    """The families a split holds fewer of than `evaluate.records_per_family` asks: the tasks
+    stage ran out of distinct prompts for them (a family with no parameters has one prompt
+    per template, and test_template holds only its held-out templates)."""
+    said = [f"{s}: {', '.join(f'{fam} {n}' for fam, n in fams.items())} (of "
+            f"{profile['records_per_family'][s]})" for s, fams in short.items() if fams]  # fmt: skip
+    if not said:
+        return ""
+    return (
+        "Fewer prompts than the quota, because the family has no more distinct prompts in "
+        "that split (no parameters: one prompt per template): " + "; ".join(said) + "."
+    )
+
+
+def fixed_text(d: dict[str, Any] | None) -> str:
+    """When the primary teaching comparison was fixed in params, said as git supports it: it
+    came after earlier runs had reported both variants, so it is never called declared before
+    the data."""
+    if d is None:
+        return "Primary comparison (not fixed in params: exploratory)"
+    if not d["as_declared"]:
+        return (f"Primary comparison (post hoc: this run changes what commit {d['commit']} "
+                "fixed)")  # fmt: skip
+    return f"Primary comparison (fixed in commit {d['commit']}, {d['date']}: {d['note']})"
+
+
+def per_family_transfer(evaluated: dict[str, Any]) -> str:
+    """The primary teaching comparison per held-out family (exploratory): the pooled test_family figure
+    can hide families that go opposite ways."""
+    p = evaluated["primary"]
+    key = f"{p['variant']} - {p['reference']}"
+    fams = {f: x[key] for f, x in (evaluated.get("transfer") or {}).items()
+            if key in x and x[key]["mean"] is not None}  # fmt: skip
+    if not fams:
+        return ""
+    side = {f: "higher" if x["ci"] and x["ci"][0] > 0 else "lower" if x["ci"] and x["ci"][1] < 0
+            else "no difference shown" for f, x in fams.items()}  # fmt: skip
+    said = "; ".join(f"{f} {fmt(x['mean'])} {ci(x['ci'])} ({side[f]})" for f, x in fams.items())
+    split = {"higher", "lower"} <= set(side.values())
+    return (f" Per held-out family ({len(fams)} with an exact TVD; exploratory): {said}"
+            + (": the families go opposite ways, which the pooled test_family figure hides."
+               if split else "."))  # fmt: skip
 
 
 def teaching_answer(model: str, evaluated: dict[str, Any], profile: dict[str, Any]) -> list[str]:
     """What a user gets from the declared variant (and base) on every split, the unfavourable
-    ones included, each figure labelled sampled or exact; led by the declared comparison."""
+    ones included, each figure labelled sampled or exact; led by the primary comparison."""
     summary, close = evaluated["variants"], profile["close_tvd"]
     variant = profile["primary"][0]
     if model in profile["untaught"] or variant not in summary:
         base = summary["base"]
         return ["Untaught (no samples: the exact view at T = 1): " + "; ".join(
             f"{s}: {split_figures(b, close)}" for s, b in base.items()) + "."]  # fmt: skip
-    out = [primary_teaching(evaluated)]
+    out = [primary_teaching(evaluated, profile)]
     for name in (variant, "base"):
         out.append(f"{name}, sampled at T = 1 ({profile['samples_per_record']} answers per "
                    "prompt): " + "; ".join(f"{s}: {split_figures(b, close)}"

@@ -85,12 +85,12 @@ def claim_tables(result: dict[str, Any], margins: dict[str, str]) -> dict[str, s
                 if sd and not flat
                 else "–"
             )
-            interaction = fmt(e["interaction_sd"] / sd) if sd else "–"
+            interaction = fmt(e["interaction_sd"] / sd) if sd and not flat else "–"
             defined = pct(e["defined_share"]) if e["defined_share"] is not None else "groups"
             endpoint_rows.append(
                 [f.label(comparison), run, m, f"{e['n_treatment']} / {e['n_control']} ({defined})",
-                 "no variation" if flat else f.d_ci(e), tost, fmt(e["p_tost"]),
-                 fmt(x["p_diff_holm"].get(m)), margins.get(m, "–"), interaction]
+                 "no variation" if flat else f.d_ci(e), tost, "–" if flat else fmt(e["p_tost"]),
+                 "–" if flat else fmt(x["p_diff_holm"].get(m)), margins.get(m, "–"), interaction]
             )  # fmt: skip
         for p in x["plan"]:
             plan_rows.append(
@@ -181,7 +181,7 @@ def secondary(n: dict[str, Any]) -> dict[str, Any]:
     arm_rows = [
         [run, arm, str(a["n"]), fmt(a["empty_pct"]), fmt(a["repetition_pct"]),
          f"{mean_ci(a['self_bleu4'], a['self_bleu4_ci'], a['self_bleu4_groups'])} "
-         f"({a['self_bleu4_groups']} groups)", fmt(a["zipf"]), fmt(a["mean_tokens"])]
+         f"({a['self_bleu4_groups']} group{'s' * (a['self_bleu4_groups'] != 1)})", fmt(a["zipf"]), fmt(a["mean_tokens"])]
         for run, arms in ab["arms"].items()
         for arm, a in arms.items()
         if not arm.startswith("aa")
@@ -269,7 +269,7 @@ def teaching_model(model: str, n: dict[str, Any], prov: dict[str, Any]) -> dict[
     variants = list(summary)
     splits = list(summary[variants[0]])
     main = [
-        [v, s, str(b["records"]), mean_ci(b["tvd"], b["tvd_ci"], b["exact_records"]),
+        [v, s, f"{b['records']} ({b['exact_records']})", mean_ci(b["tvd"], b["tvd_ci"], b["exact_records"]),
          mean_ci(b["tvd_median"], b["tvd_median_ci"], b["exact_records"]),
          pct_ci(b["close_rate"], b["close_ci"]),
          mean_ci(b["kl"], b["kl_ci"], b["exact_records"]), pct(b["kl_infinite_share"]),
@@ -319,7 +319,7 @@ def teaching_model(model: str, n: dict[str, Any], prov: dict[str, Any]) -> dict[
             [
                 "variant",
                 "split",
-                "prompts",
+                "prompts (with an exact TVD)",
                 "TVD exact (mean)",
                 "TVD exact (median)",
                 f"within TVD {fmt(n['profile']['teaching']['close_tvd'])} (exact)",
@@ -370,6 +370,7 @@ def teaching_model(model: str, n: dict[str, Any], prov: dict[str, Any]) -> dict[
             diagnostics,
         ),
         "families": table(["split / family", *variants], families),
+        "short": f.short_families(evaluated.get("short") or {}, n["profile"]["teaching"]),
         "temperature": table(["variant", *(f"T = {t}" for t in temps)], temperature)
         if len(temps) > 1
         else "",

@@ -137,6 +137,7 @@ def profile(params) -> dict[str, Any]:
             "min_records_ci": e.min_records_ci,
             "close_tvd": e.close_tvd,
             "primary": e.primary,
+            "declared": declaration(e.declared, e.claim()),
             "samples_per_record": e.samples,
             "alpha": e.alpha,
             "zhao_2026_median_pass_rate": ZHAO_2026_MEDIAN_PASS_RATE,

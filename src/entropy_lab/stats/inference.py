@@ -195,7 +195,9 @@ def mde(n_x: int, n_y: int, alpha: float, power: float) -> float:
     from statsmodels.stats.power import TTestIndPower
 
     d = TTestIndPower().solve_power(nobs1=n_x, ratio=n_y / n_x, alpha=alpha, power=power)
-    return float(np.ravel(d)[0])  # a 1-element array when statsmodels falls back to its 2nd solver
+    # a 1-element array when statsmodels falls back to its 2nd solver, which may find the
+    # negative root of the two-sided power function: the MDE is its absolute value
+    return abs(float(np.ravel(d)[0]))
 
 
 def adjust(pvalues: np.ndarray, method: str) -> np.ndarray:

@@ -1,6 +1,6 @@
 """The seeding study's primary analysis: is pool seeding equivalent to PRNG seeding?
 
-Declared in params before the data (`ab.analysis.primary`): a few endpoints, the two primary
+Declared in params (`ab.analysis.primary`, with the commit that declared it): a few endpoints, the two primary
 comparisons (pool vs PRNG seeds, pool vs PRNG per-token streams) and an equivalence margin in
 within-prompt SDs. For each comparison, model and length:
 

@@ -25,7 +25,7 @@ def zipf_coefficient(token_lists) -> float:
     return float(-stats.linregress(np.log(np.arange(1, len(top) + 1)), np.log(top)).slope)
 
 
-def arm_statistics(samples: pd.DataFrame, seed: int, min_groups: int = 10) -> pd.DataFrame:
+def arm_statistics(samples: pd.DataFrame, seed: int, min_groups: int) -> pd.DataFrame:
     """Per (model, length, arm): the numbers in Holtzman et al.'s Table 1, and the share of
     empty texts (the model stopped at once). Self-BLEU4 is a mean over groups (one text per
     prompt, of one replicate index): its CI is a bootstrap over those groups, from at least
