@@ -65,3 +65,30 @@ def test_a_stage_module_names_its_imports_statically(tmp_path, monkeypatch):
     finally:
         c.imports.cache_clear()
     assert names == {"__init__.py", "a.py", "sub/__init__.py", "sub/b.py", "c.py"}
+
+
+def test_no_import_cycle_in_the_package():
+    """No module of src/ reaches itself through imports, at module level or inside a function
+    (a cycle makes import order matter and hides which strand depends on which)."""
+    from entropy_lab.closure import SRC, imports
+
+    files = sorted((SRC / "entropy_lab").rglob("*.py"))
+    name = {
+        f: ".".join(f.relative_to(SRC).with_suffix("").parts).removesuffix(".__init__")
+        for f in files
+    }
+    graph = {name[f]: {m for m in imports(f) if m != name[f]} for f in files}
+    state: dict[str, int] = {}  # 1: on the DFS stack, 2: done
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph.get(node, ())):
+            assert state.get(nxt) != 1, "import cycle: " + " -> ".join([*path, node, nxt])
+            if nxt not in state:
+                visit(nxt, [*path, node])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [])
+    assert len(graph) > 50
