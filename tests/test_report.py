@@ -395,6 +395,7 @@ def test_report_renders_every_section_from_the_numbers(numbers, prov):
         "| 1.5 [1.2, 1.8] | 0% | 0.35 [0.25, 0.45] | 55% [50, 60] | 0% [0, 50] | 40% [10, 70] |"
     ) in md
     assert "GOF pass, valid answers only (diagnostic)" in md
+    assert "like the GOF pass rate it saturates" not in md  # ce_kl has 20% within 0.1
     # a family short of the quota is named; the per-family transfer that pooling hides is said
     assert "no more distinct prompts in that split (no parameters: one prompt per template): " \
         "validation: uuid 1 (of " in md  # fmt: skip
@@ -718,3 +719,15 @@ def test_the_profile_says_which_model_the_seeding_study_ran_on(numbers, prov):
     md = render(numbers, prov)
     assert "On it, the seeding study tests" not in md
     assert "The seeding study's findings are about this model on these prompts only." in md
+
+
+def test_a_saturated_graded_share_is_said_and_the_median_named():
+    from entropy_lab.report import findings
+
+    summary = {
+        "base": {"validation": {"close_rate": 0.0}},
+        "ce_kl": {"validation": {"close_rate": 0.0}},
+    }
+    assert "like the GOF pass rate it saturates" in findings.saturated(summary, 0.1)
+    summary["ce_kl"]["validation"]["close_rate"] = 0.05
+    assert findings.saturated(summary, 0.1) == ""

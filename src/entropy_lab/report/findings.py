@@ -293,6 +293,17 @@ def primary_teaching(evaluated: dict[str, Any], profile: dict[str, Any]) -> str:
     )
 
 
+def saturated(summary: dict[str, Any], close: float) -> str:
+    """Said when the share within `close` is 0 for every variant and split: then it does not
+    separate variants either, and the median exact TVD is the graded figure that can."""
+    rates = [b["close_rate"] for by_split in summary.values() for b in by_split.values()]
+    if any(r for r in rates if r is not None):
+        return ""
+    return (f"The share within TVD {fmt(close)} is 0% for every variant and split here: like the "
+            "GOF pass rate it saturates, and the median exact TVD is the graded figure that can "
+            "separate variants.")  # fmt: skip
+
+
 def short_families(short: dict[str, dict[str, int]], profile: dict[str, Any]) -> str:
     """The families a split holds fewer of than `evaluate.records_per_family` asks: the tasks
     stage ran out of distinct prompts for them (a family with no parameters has one prompt

@@ -370,6 +370,7 @@ def teaching_model(model: str, n: dict[str, Any], prov: dict[str, Any]) -> dict[
             diagnostics,
         ),
         "families": table(["split / family", *variants], families),
+        "saturated": f.saturated(summary, n["profile"]["teaching"]["close_tvd"]),
         "short": f.short_families(evaluated.get("short") or {}, n["profile"]["teaching"]),
         "temperature": table(["variant", *(f"T = {t}" for t in temps)], temperature)
         if len(temps) > 1

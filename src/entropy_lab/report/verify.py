@@ -13,8 +13,9 @@ where its inputs are found, and listed as unchecked, with what it needs, where t
   report's own files against `dvc.lock`;
 - the provenance rebuilt from the stage manifests; the pool ledgers checked for overlaps;
   the headline rebuilt from the numbers; `report.md` rendered again and compared line by line;
-- `dvc status` (artefacts, code and params that no longer match the lock; an output that is
-  simply absent is not a difference, its claims are unchecked);
+- `dvc status` (artefacts, code and params that no longer match the lock; an output or
+  dependency that is simply absent is not a difference: an output's claims are checked from
+  the cache or a bundle or listed as unchecked, and so is a dependency that no stage writes);
 - every experiment record (`experiments.check`).
 """
 
@@ -55,10 +56,11 @@ ROUTES = (
 )
 
 
-def dvc_changes(root: Path) -> list[str]:
-    """Artefacts, code or params that no longer match `dvc.lock` (DVC's own `status`). An
-    output or dependency that is absent from the workspace is not listed: its claims are
-    checked from the cache or a bundle, or listed as unchecked."""
+ABSENT = {"deleted", "not in cache"}  # DVC 3.x: no workspace copy; no cache object either
+
+
+def dvc_changes(root: Path, store: Store) -> Verification:
+    """DVC's own `status`: artefacts, code or params that no longer match `dvc.lock`."""
     import logging
 
     from dvc.repo import Repo
@@ -69,20 +71,78 @@ def dvc_changes(root: Path) -> list[str]:
             status = repo.status()
             stages = {s.name for s in repo.index.stages}
     except Exception as exc:  # DVC's own errors about its files, as one line
-        return [f"dvc status failed: {str(exc).strip().splitlines()[0][:200]}"]
-    lock = read_yaml(root / "dvc.lock")
-    out = [f"dvc.lock: stage {s} is in no stage of dvc.yaml (a stale entry DVC keeps)"
-           for s in sorted(set(lock.get("stages", {})) - stages)]  # fmt: skip
+        return Verification(
+            problems=[f"dvc status failed: {str(exc).strip().splitlines()[0][:200]}"]
+        )
+    out = Verification(problems=[
+        f"dvc.lock: stage {s} is in no stage of dvc.yaml (a stale entry DVC keeps)"
+        for s in sorted(set(store.lock.get("stages", {})) - stages)
+    ])  # fmt: skip
+    out.add(status_changes(status, store))
+    return out
+
+
+def status_changes(status: dict, store: Store) -> Verification:
+    """What `dvc status` says, judged: a change is a difference only where the bytes here are
+    not the lock's. Absent (DVC: "deleted", or "not in cache" when the cache has no copy
+    either) is not a difference: an output's claims are checked by its lock hash from the
+    cache or a bundle, or listed as unchecked by the part of the report that needs them; an
+    absent dependency that no stage writes is listed as unchecked. A directory dependency that
+    holds other stages' outputs (`models` holds `models/kjv-tiny`) is "modified" whenever one
+    of them is absent: it is compared again with each inner output taken at its lock hash."""
+    out = Verification(
+        checked=["dvc status: the code, params and artefacts here, against dvc.lock"]
+    )
     for stage, changes in sorted(status.items()):
         for change in changes:
             if isinstance(change, str):
-                out.append(f"dvc status: {stage}: {change}")
+                out.problems.append(f"dvc status: {stage}: {change}")
                 continue
             for kind, entries in change.items():
                 for path, state in entries.items() if isinstance(entries, dict) else []:
-                    if state != "deleted":
-                        out.append(f"dvc status: {stage}: {kind} {path} {state}")
+                    line = f"dvc status: {stage}: {kind} {path}"
+                    if state in ABSENT:
+                        if not _stage_written(store, path):
+                            out.unchecked.append(
+                                f"{line}, against dvc.lock; needs {path}, which no stage "
+                                "writes (`git checkout` it, or fetch it as its stage says)")  # fmt: skip
+                    elif state == "modified" and (inner := _inner_absent(store, path)):
+                        out.add(_rebuilt(store, stage, kind, path, line, inner))
+                    else:
+                        out.problems.append(f"{line} {state}")
     return out
+
+
+def _stage_written(store: Store, path: str) -> bool:
+    """`path` is an output of a stage, inside one, or a directory holding one."""
+    p = path.rstrip("/")
+    return any(p == o or p.startswith(o + "/") or o.startswith(p + "/") for o in store.outs)
+
+
+def _inner_absent(store: Store, path: str) -> list[str]:
+    here = store.root / path
+    if not here.is_dir() or here.is_symlink():
+        return []
+    return [o for o in store.inside(path) if not (store.root / o).exists()]
+
+
+def _rebuilt(store: Store, stage: str, kind: str, path: str, line: str, inner) -> Verification:
+    """A directory DVC calls modified while outputs inside it are absent: its hash recomputed
+    with each inner output at its lock hash, against the lock's."""
+    entry = (store.lock.get("stages") or {}).get(stage) or {}
+    section = "outs" if kind.endswith("outs") else "deps"
+    recorded = [e.get("md5") for e in entry.get(section) or []
+                if isinstance(e, dict) and e.get("path") == path]  # fmt: skip
+    try:
+        md5, missing = store.rebuilt_md5(path)
+    except UserError as exc:
+        return Verification(problems=[f"{line}: {exc}"])
+    if missing:
+        needs = "; ".join(store.needs(o) for o in missing)
+        return Verification(unchecked=[f"{line}, against dvc.lock; needs {needs}"])
+    if not recorded or md5 != recorded[0]:
+        return Verification(problems=[f"{line} modified (absent here: {', '.join(inner)})"])
+    return Verification()
 
 
 def section(name: str, what: str, store: Store, files: list[str], check) -> Verification:
@@ -148,7 +208,7 @@ def verify(params, root: Path = Path("."), caches: list[Path] | None = None) -> 
     if not isinstance(lock, dict) or not isinstance(lock.get("stages"), dict):
         raise UserError(f"{root / 'dvc.lock'}: not a DVC lock file; `git checkout dvc.lock`")
     store = Store(root, lock, list(caches or []))
-    result = Verification(problems=dvc_changes(root))
+    result = dvc_changes(root, store)
     result.add(numbers(params, reported, store, root))
     result.add(section(
         "provenance", "rebuilt from dvc.lock and the stage manifests", store, manifests(params),
