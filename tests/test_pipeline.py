@@ -245,27 +245,42 @@ def test_push_to_s3_clone_pull_and_verify(reproduced, s3_server, tmp_path):
 
 
 def test_a_fresh_clone_verifies_what_git_holds_and_a_bundle_checks_the_rest(reproduced, tmp_path):
-    """A reviewer with no DVC cache and no remote: `verify` re-assesses the committed pool and
-    every claim git can back, lists each claim it could not check with what it needs, and
-    exits 0; from a bundle (`entropy-lab bundle`) alone it checks every claim. A tampered
-    bundle object is refused."""
+    """A reviewer with no DVC cache and no remote: `make verify` re-assesses the committed pool
+    and every claim git can back, lists each claim it could not check with what it needs, and
+    exits 0 (DVC's "not in cache" for every absent output is no difference); from a bundle
+    (`entropy-lab bundle`, written outside the repository) alone it checks every claim. A file
+    here that differs from dvc.lock is still a difference; a tampered bundle is refused."""
     bundle = tmp_path / "claims.tar.gz"
     made = run(["entropy-lab", "bundle", "--out", str(bundle)], reproduced)
     assert "wrote" in made and bundle.stat().st_size < 64 * 2**20
+    assert sorted(os.listdir(tmp_path)) == ["claims.tar.gz"]  # no temporary left beside it
     clone = tmp_path / "clone"
     run(["git", "clone", "-q", str(reproduced), str(clone)], tmp_path)
     assert not (clone / ".dvc" / "cache").exists()
-    bare = run(["entropy-lab", "verify"], clone, check=False)
+    bare = verify(clone)
     assert bare.returncode == 0, bare.stdout + bare.stderr
+    assert "differences" not in bare.stderr and "dvc status failed" not in bare.stdout
     assert "checked: harvest: re-assessed from the committed pool" in bare.stdout
+    assert "checked: dvc status: the code, params and artefacts here" in bare.stdout
     unchecked = [x for x in bare.stdout.splitlines() if x.startswith("not checked here:")]
+    assert unchecked and all("; needs " in x for x in unchecked), bare.stdout
     assert any("teaching/kjv-tiny" in x and "data/eval/kjv-tiny/records.parquet" in x
                for x in unchecked), bare.stdout  # fmt: skip
     assert "routes:" in bare.stdout and "--bundle" in bare.stdout
-    full = run(["entropy-lab", "verify", "--bundle", str(bundle)], clone, check=False)
+
+    def from_bundle(path: Path) -> subprocess.CompletedProcess:
+        return run(["entropy-lab", "verify", "--bundle", str(path)], clone, check=False)
+
+    full = from_bundle(bundle)
     assert full.returncode == 0, full.stdout + full.stderr
     assert "not checked here" not in full.stdout
     assert "every number in reports/report.md and every record is reproduced" in full.stdout
+    readme = clone / "models" / "README.md"  # in git, inside the dependency `models`
+    readme.write_text(readme.read_text() + "edited\n")
+    edited = from_bundle(bundle)
+    assert edited.returncode == 1, edited.stdout + edited.stderr
+    assert "dvc status: models: changed deps models modified" in edited.stdout
+    run(["git", "checkout", "models/README.md"], clone)
     with tarfile.open(bundle) as tar:  # one object's bytes changed: its name no longer fits
         members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]
     forged = tmp_path / "forged.tar.gz"
@@ -275,7 +290,7 @@ def test_a_fresh_clone_verifies_what_git_holds_and_a_bundle_checks_the_rest(repr
                 data = data + b"x"
                 m.size = len(data)
             tar.addfile(m, io.BytesIO(data))
-    bad = run(["entropy-lab", "verify", "--bundle", str(forged)], clone, check=False)
+    bad = from_bundle(forged)
     assert bad.returncode == 2 and "does not hash to its name" in bad.stderr
 
 

@@ -9,14 +9,20 @@ else the cache's or a bundle's object of that md5. A file that is in no place is
 
 Every read here is bounded (`read_bounded`): a record, a listing or a bundle member that is a
 link, a device or larger than `MAX_BYTES` is refused before it is read.
+
+`user_file` writes a file the user names on the command line (a bundle): anywhere, atomically.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import os
 import stat
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,6 +80,56 @@ def listing_of(directory: Path) -> list[dict[str, str]]:
         for p in sorted(directory.rglob("*"))
         if p.is_file() and not p.is_symlink()
     ]
+
+
+@contextlib.contextmanager
+def user_file(target: Path) -> Iterator[Path]:
+    """Yield a temp path in `target`'s directory; on success it is renamed to `target`, so a
+    reader never sees part of it. For a file the user names (`bundle --out`): unlike a stage's
+    output it may lie outside the repository, but it is never a directory, a link or another
+    non-regular file, and its directory must exist; anything else is one line."""
+    try:
+        st = os.lstat(target)
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        raise UserError(f"{target}: cannot be written ({exc.strerror})") from None
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        kind = ("a directory" if stat.S_ISDIR(st.st_mode) else
+                "a link" if stat.S_ISLNK(st.st_mode) else "not a regular file")  # fmt: skip
+        raise UserError(f"{target}: {kind}; name a new or a regular file to write")
+    parent = Path(os.path.abspath(target)).parent
+    if not parent.is_dir():
+        raise UserError(f"{target}: no directory {parent}; make it first")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.tmp-", dir=parent)
+    except OSError as exc:
+        raise UserError(f"{target}: cannot be written in {parent} ({exc.strerror})") from None
+    os.close(fd)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        yield Path(tmp)
+        os.replace(tmp, target)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise UserError(f"{target}: not written ({exc.strerror}); left as it was") from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def move_into(src: Path, dst: Path) -> None:
+    """`src`'s bytes at `dst` (a rename where both are on one file system, else a copy)."""
+    try:
+        os.replace(src, dst)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        with open(src, "rb") as fin, open(dst, "wb") as fout:
+            while chunk := fin.read(1 << 20):
+                fout.write(chunk)
 
 
 def object_path(cache: Path, md5: str) -> Path:
@@ -156,6 +212,38 @@ class Store:
         if here.is_file() and not here.is_symlink() and md5_file(here) == want[0]:
             return here
         return self.cached(want[0])
+
+    def inside(self, directory: str) -> list[str]:
+        """The outputs strictly inside the repository directory `directory`."""
+        prefix = directory.rstrip("/") + "/"
+        return sorted(out for out in self.outs if out.startswith(prefix))
+
+    def rebuilt_md5(self, directory: str) -> tuple[str | None, list[str]]:
+        """DVC's hash of the workspace directory `directory` with every output inside it (a
+        stage's, such as `models/kjv-tiny` in the dependency `models`) taken as the lock names
+        it, not read from the workspace: its own files hashed, each inner output's listing
+        found by its lock hash. Returns (that hash, []), or (None, the inner outputs whose
+        listing is found nowhere). An inner output that differs in the workspace is its own
+        stage's change. `.dvcignore` patterns are not applied (the repository has none)."""
+        base = self.root / directory
+        inner = self.inside(directory)
+        entries, missing = [], []
+        for out in inner:
+            md5, rel = self.outs[out][0], out[len(directory.rstrip("/")) + 1 :]
+            if not md5.endswith(".dir"):
+                entries.append({"md5": md5, "relpath": rel})
+            elif (listing := self.listing(out)) is None:
+                missing.append(out)
+            else:
+                entries += [{"md5": str(e["md5"]), "relpath": f"{rel}/{e['relpath']}"}
+                            for e in listing]  # fmt: skip
+        if missing:
+            return None, missing
+        skip = [self.root / o for o in inner]
+        for p in sorted(base.rglob("*")) if base.is_dir() and not base.is_symlink() else []:
+            if p.is_file() and not p.is_symlink() and not any(p.is_relative_to(o) for o in skip):
+                entries.append({"md5": md5_file(p), "relpath": p.relative_to(base).as_posix()})
+        return dir_md5(entries), []
 
     def needs(self, rel: str) -> str:
         """What `rel` is, for a reviewer: which stage writes it."""
