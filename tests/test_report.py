@@ -731,3 +731,23 @@ def test_a_saturated_graded_share_is_said_and_the_median_named():
     assert "like the GOF pass rate it saturates" in findings.saturated(summary, 0.1)
     summary["ce_kl"]["validation"]["close_rate"] = 0.05
     assert findings.saturated(summary, 0.1) == ""
+
+
+def test_the_scope_sentence_ignores_endpoints_with_no_variation():
+    """The default report named repeat_rate (no variation, no test) as the endpoint whose
+    prompt x arm SD was largest."""
+    from entropy_lab.report import findings
+
+    def endpoint(interaction):
+        return {"sd_within": 1.0, "interaction_sd": interaction}
+
+    primary = {"m/64/a_vs_b": {"prompts": 10, "no_variation": ["repeat_rate"], "endpoints": {
+        "repeat_rate": endpoint(0.9), "echo": endpoint(0.1)}}}  # fmt: skip
+    said = findings.scope_sentence(primary, {"margin_sd": 0.3}, ["m"])
+    assert (
+        "reaches 0.1 within-prompt SD (echo), within the margin; still, these prompts only" in said
+    )
+    primary["m/64/a_vs_b"]["endpoints"]["echo"] = endpoint(0.4)
+    assert "(echo), above the margin, so nothing follows" in findings.scope_sentence(
+        primary, {"margin_sd": 0.3}, ["m"]
+    )

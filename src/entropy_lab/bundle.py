@@ -53,6 +53,13 @@ def default_files(params, store: Store) -> list[str]:
     files += [
         f"{p}/ledger.json" for p in store.outs if p == "data/tasks" or p.startswith("data/ab/")
     ]
+    # each model folder's manifest, and with it the folder's listing: the `models` stage
+    # depends on models/, whose hash verify rebuilds from its outputs' listings
+    files += [
+        f"{p}/manifest.json" for p in store.outs
+        if p.startswith("models/") and f"{p}/manifest.json" not in files
+        and store.expected(f"{p}/manifest.json")
+    ]  # fmt: skip
     return files
 
 

@@ -107,8 +107,8 @@ def scope_sentence(primary: dict[str, Any], spec: dict[str, Any], models: list[s
             if e["sd_within"] and e["interaction_sd"] / e["sd_within"] > worst:
                 worst, where = e["interaction_sd"] / e["sd_within"], m
     spread = (f"the prompt × arm SD reaches {fmt(worst)} within-prompt SD ({where}), "
-              + (" above the margin, so nothing follows for other prompts" if worst > spec["margin_sd"]
-                 else " within the margin; still, these prompts only")) if worst else \
+              + ("above the margin, so nothing follows for other prompts" if worst > spec["margin_sd"]
+                 else "within the margin; still, these prompts only")) if worst else \
         "no prompt × arm variation beyond noise was estimated; still, only these prompts were asked"  # fmt: skip
     return (f"Scope: {', '.join(models)} on these {prompts} prompts, at {', '.join(runs)} "
             f"(model/length); {spread}.")  # fmt: skip
