@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from entropy_lab import experiments as ex
 from entropy_lab.cli import main
+from entropy_lab.errors import UserError
 from entropy_lab.store import dir_md5, listing_of, md5_file
 from tests.conftest import REPO
 
@@ -205,6 +206,25 @@ def test_errata_correct_a_records_words_and_leave_its_files_as_they_ran(recorded
     assert result.problems == [], result.problems
     assert any("errata.md corrects 1 phrase(s) of report.md" in line for line in result.checked)
     assert ex.errata(record) == [phrase]
+
+
+def test_a_record_of_an_older_params_schema_is_hash_checked_not_a_failure(recorded, monkeypatch):
+    """A key added to the schema after a record's commit (ab.analysis.min_records_ci) makes
+    its params unreadable to today's code: its files still check, its numbers are said to be
+    hash-checked only."""
+    import entropy_lab.config
+
+    repo, record = recorded
+
+    def older(data, where="params.yaml"):
+        raise UserError(f"{where}: ab.analysis.min_records_ci: required key is missing")
+
+    monkeypatch.setattr(entropy_lab.config, "parse_params", older)
+    result = ex.check(record, repo)
+    assert result.problems == []
+    assert any("every file against its dvc.lock" in line for line in result.checked)
+    assert [line for line in result.unchecked if "numbers hash-checked only (today's params "
+            "schema does not read its params.yaml: ab.analysis.min_records_ci" in line]  # fmt: skip
 
 
 def test_a_consistently_forged_number_is_hash_checked_only_never_reproduced(recorded):

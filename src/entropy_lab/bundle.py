@@ -63,11 +63,13 @@ def default_files(params, store: Store) -> list[str]:
     return files
 
 
-def record_files(params, store: Store, metrics: dict[str, Any]) -> list[str]:
-    """The DVC-cached files an experiment record's numbers are recomputed from."""
-    from entropy_lab.report.numbers import ab_tables
+def record_files(store: Store, metrics: dict[str, Any]) -> list[str]:
+    """The DVC-cached files an experiment record's numbers are recomputed from, named by its
+    own dvc.lock (so a record whose params today's schema no longer reads is bundled too)."""
+    from entropy_lab.generation.metrics import METRICS_DIR
 
-    files = [rel for pair in ab_tables(params) for rel in pair]
+    tables = sorted(p for p in store.outs if p.startswith(f"{METRICS_DIR.as_posix()}/"))
+    files = [f"{p}/{name}" for p in tables for name in ("samples.parquet", "groups.parquet")]
     for m in metrics.get("teaching", {}):
         files.append(f"data/eval/{m}/records.parquet")
         if store.expected(f"data/eval/{m}/seeded.parquet"):
@@ -78,7 +80,6 @@ def record_files(params, store: Store, metrics: dict[str, Any]) -> list[str]:
 def wanted(params, root: Path) -> dict[str, tuple[Store, list[str]]]:
     """lock name -> (its store, the files it needs), the default's and every record's."""
     from entropy_lab.artefacts import read_yaml
-    from entropy_lab.config import parse_params
     from entropy_lab.experiments import RECORDS, read_lock
     from entropy_lab.store import read_bounded
 
@@ -86,12 +87,8 @@ def wanted(params, root: Path) -> dict[str, tuple[Store, list[str]]]:
     out = {"dvc.lock": (store, default_files(params, store))}
     for d in sorted((root / RECORDS).glob("*/dvc.lock")):
         rec = Store(root, read_lock(d))
-        data = read_yaml(d.parent / "params.yaml")
         metrics = json.loads(read_bounded(d.parent / "metrics.json"))
-        out[d.relative_to(root).as_posix()] = (
-            rec,
-            record_files(parse_params(data, str(d.parent / "params.yaml")), rec, metrics),
-        )
+        out[d.relative_to(root).as_posix()] = (rec, record_files(rec, metrics))
     return out
 
 
