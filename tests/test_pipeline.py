@@ -111,7 +111,6 @@ def test_repro_ends_with_a_report_that_verify_reproduces_and_tampering_fails(rep
         "models",
         "tasks",
         "train@kjv-tiny-ce_multisample",
-        "train@kjv-tiny-soft_trie",
         "train@kjv-tiny-ce_kl",
         "train@kjv-tiny-seeded",
         "evaluate@kjv-tiny",
