@@ -52,7 +52,8 @@ from entropy_lab.store import Store
 REPORTS = Path("reports")
 ROUTES = (
     "`make repro` (docs/reproducibility.md gives the time), `dvc pull` from a remote you "
-    "configure (docs/reproducibility.md#remotes), or `entropy-lab verify --bundle FILE`"
+    "configure (docs/reproducibility.md#remotes), or `entropy-lab verify --bundle FILE`; "
+    "a record's numbers that today's code cannot recompute: its own commit, checked out"
 )
 
 
