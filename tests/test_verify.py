@@ -133,27 +133,22 @@ def test_user_file_writes_anywhere_whole_or_not_at_all(tmp_path):
 
 
 def test_bundle_out_may_lie_outside_the_repository(tmp_path, monkeypatch):
-    """The bundle is built with a stage's writer (which refuses paths outside the repository)
-    in DVC's scratch directory, then moved to --out; nothing is left behind."""
-    from entropy_lab.provenance import atomic_file
+    """A bundle is the user's file, not a stage output: written whole to --out wherever it
+    is, with nothing left behind there or in the repository."""
+    import tarfile
 
     root, elsewhere = tmp_path / "repo", tmp_path / "elsewhere"
     root.mkdir()
     elsewhere.mkdir()
-
-    def write(params, where, target):
-        with atomic_file(target) as tmp:
-            tmp.write_bytes(b"bundle bytes")
-        return {"objects": {"a": 12}, "files": {"dvc.lock": {}}}
-
     monkeypatch.chdir(root)
     monkeypatch.setattr("entropy_lab.config.load_params", lambda path: None)
-    monkeypatch.setattr("entropy_lab.bundle.write", write)
+    monkeypatch.setattr("entropy_lab.bundle.wanted", lambda params, where: {"dvc.lock": (None, [])})
     result = CliRunner().invoke(main, ["bundle", "--out", str(elsewhere / "b.tar.gz")])
     assert result.exit_code == 0, result.output
-    assert (elsewhere / "b.tar.gz").read_bytes() == b"bundle bytes"
-    assert os.listdir(elsewhere) == ["b.tar.gz"] and os.listdir(root / ".dvc" / "tmp") == []
-    assert f"wrote {elsewhere / 'b.tar.gz'}: 1 objects" in result.output
+    with tarfile.open(elsewhere / "b.tar.gz") as tar:
+        assert tar.getnames() == ["bundle.json"]
+    assert os.listdir(elsewhere) == ["b.tar.gz"] and os.listdir(root) == []
+    assert f"wrote {elsewhere / 'b.tar.gz'}: 0 objects" in result.output
 
     os.mkfifo(elsewhere / "fifo")
     result = CliRunner().invoke(main, ["bundle", "--out", str(elsewhere / "fifo")])

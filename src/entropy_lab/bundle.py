@@ -93,9 +93,10 @@ def wanted(params, root: Path) -> dict[str, tuple[Store, list[str]]]:
 
 
 def write(params, root: Path, target: Path) -> dict[str, Any]:
-    """Write the bundle to `target` (atomically); returns its manifest. Every file must be
-    found, in the workspace or the DVC cache, with the bytes its lock names."""
-    from entropy_lab.provenance import atomic_file
+    """Write the bundle to `target` (atomically, anywhere the user names: it is not a stage
+    output); returns its manifest. Every file must be found, in the workspace or the DVC
+    cache, with the bytes its lock names."""
+    from entropy_lab.store import user_file
 
     objects: dict[str, Path] = {}
     files: dict[str, dict[str, str]] = {}
@@ -117,7 +118,7 @@ def write(params, root: Path, target: Path) -> dict[str, Any]:
         "files": files,
         "objects": {k: _size(v) for k, v in sorted(objects.items())},
     }
-    with atomic_file(target) as tmp, tarfile.open(tmp, "w:gz") as tar:
+    with user_file(target) as tmp, tarfile.open(tmp, "w:gz") as tar:
         _add(tar, MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())
         for md5, src in sorted(objects.items()):
             _add(

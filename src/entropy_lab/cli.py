@@ -294,27 +294,16 @@ def bundle_cmd(params_path: Path, target: Path | None) -> None:
     report and of each experiment record), for `entropy-lab verify --bundle FILE`. FILE may
     be anywhere (not a directory or a link); it appears whole or not at all."""
     import subprocess
-    import tempfile
 
     from entropy_lab.bundle import summary, write
     from entropy_lab.config import load_params
-    from entropy_lab.store import move_into, user_file
 
     params = load_params(params_path)
     if target is None:
         head = subprocess.run(["git", "rev-parse", "--short=10", "HEAD"], capture_output=True,
                               text=True).stdout.strip() or "workspace"  # fmt: skip
         target = Path(f"entropy-lab-{head}.tar.gz")
-    # `write` builds it with a stage's writer, inside the repository (DVC's own scratch
-    # directory); the finished file is then moved to FILE, wherever that is.
-    scratch = Path(".dvc") / "tmp"
-    try:
-        scratch.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"{scratch}: cannot be made ({exc.strerror})") from None
-    with user_file(target) as tmp, tempfile.TemporaryDirectory(dir=scratch) as built:
-        manifest = write(params, Path("."), Path(built) / "bundle.tar.gz")
-        move_into(Path(built) / "bundle.tar.gz", tmp)
+    manifest = write(params, Path("."), target)
     click.echo(f"wrote {target}: {summary(manifest)}")
 
 

@@ -16,7 +16,6 @@ link, a device or larger than `MAX_BYTES` is refused before it is read.
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import json
 import os
@@ -118,18 +117,6 @@ def user_file(target: Path) -> Iterator[Path]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def move_into(src: Path, dst: Path) -> None:
-    """`src`'s bytes at `dst` (a rename where both are on one file system, else a copy)."""
-    try:
-        os.replace(src, dst)
-    except OSError as exc:
-        if exc.errno != errno.EXDEV:
-            raise
-        with open(src, "rb") as fin, open(dst, "wb") as fout:
-            while chunk := fin.read(1 << 20):
-                fout.write(chunk)
 
 
 def object_path(cache: Path, md5: str) -> Path:
