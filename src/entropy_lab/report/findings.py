@@ -331,8 +331,8 @@ def fixed_text(d: dict[str, Any] | None) -> str:
 
 
 def per_family_transfer(evaluated: dict[str, Any]) -> str:
-    """The primary teaching comparison per held-out family (exploratory): the pooled test_family figure
-    can hide families that go opposite ways."""
+    """The primary teaching comparison per held-out family (exploratory): the pooled
+    test_family figure can hide families that go opposite ways."""
     p = evaluated["primary"]
     key = f"{p['variant']} - {p['reference']}"
     fams = {f: x[key] for f, x in (evaluated.get("transfer") or {}).items()

@@ -15,10 +15,10 @@ from typing import Any
 
 import yaml
 
-from entropy_lab.generation.params import claim_digest
+from entropy_lab.generation.params import Declaration
 from entropy_lab.report import findings as f
 from entropy_lab.report.format import fmt, mean_ci, pct, pct_ci, table
-from entropy_lab.report.numbers import by_run
+from entropy_lab.report.numbers import by_run, declaration
 
 REPORT = "reports/report.md"
 SECTIONS = {
@@ -46,9 +46,7 @@ def records(root: Path) -> dict[str, dict[str, Any]]:
         teaching = metrics["profile"]["teaching"]
         if "declared" not in teaching and declared:
             fields = {k: teaching[k] for k in ("primary", "close_tvd", "alpha")}
-            teaching["declared"] = declared | {
-                "as_declared": claim_digest(fields) == declared["digest"]
-            }
+            teaching["declared"] = declaration(Declaration.model_validate(declared), fields)
         out[d.parent.name] = json.loads(d.read_text(encoding="utf-8")) | {
             "metrics": metrics,
             "errata": (d.parent / "errata.md").is_file(),
@@ -185,11 +183,10 @@ def findings(metrics: dict[str, Any], recs: dict[str, dict[str, Any]]) -> str:
                  f"{fmt(aa['ci_high'])}] over {aa['tests']} tests: "
                  + ("above alpha" if aa["status"] == "anti-conservative" else "not above alpha"),
                  link["aa"]])  # fmt: skip
-    about = {id(r): about_models(r[0], metrics) for r in rows}
     for model in metrics["teaching"]:
         rows.append([f"teaching ({model})", "What does the model give, T = 1, on each split?",
                      teaching_cell(metrics, model), link["teaching"]])  # fmt: skip
-        about[id(rows[-1])] = [model]
+    about = {id(r): about_models(r[0], metrics) for r in rows}
     for name in (n for n in recs if not is_pilot(n)):
         rec = recs[name]
         for strand, figure in changed(rec):
